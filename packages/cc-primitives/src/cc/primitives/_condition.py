@@ -1,0 +1,181 @@
+"""A condition variable built on the reentrant :class:`~cc.primitives.Lock`."""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import TracebackType
+from typing import TypeVar
+
+import anyio
+
+from cc.primitives._lock import Lock, LockStatistics
+from cc.primitives._validation import check_int
+
+__all__ = ["Condition", "ConditionStatistics"]
+
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True)
+class ConditionStatistics:
+    """A snapshot of a :class:`Condition`'s state.
+
+    :ivar tasks_waiting: tasks blocked in :meth:`Condition.wait`
+    :ivar lock_statistics: the underlying lock's statistics
+    """
+
+    tasks_waiting: int
+    lock_statistics: LockStatistics
+
+
+class Condition:
+    """A condition variable: wait until another task notifies you.
+
+    The condition wraps a reentrant :class:`Lock` (a new one unless given).
+    :meth:`wait` must be called with that lock held; it releases the lock
+    *fully*, even when the task acquired it several times, and restores the
+    same depth before returning, so code that re-enters its lock can still
+    wait. :meth:`notify` and :meth:`notify_all` are coroutines (awaitable, as
+    in the reference API) and also require the lock.
+
+    Waiters are woken in first-in first-out order. A cancelled waiter still
+    re-acquires the lock before the cancellation propagates, so the
+    ``async with condition`` block around it stays balanced.
+
+    :param lock: the lock to use; a new :class:`Lock` if ``None``
+    :raises TypeError: if ``lock`` is not a :class:`cc.primitives.Lock`
+
+    >>> import anyio
+    >>> from cc.primitives import Condition
+    >>> async def main() -> list[int]:
+    ...     cond, items = Condition(), []
+    ...     async def consumer() -> None:
+    ...         async with cond:
+    ...             await cond.wait_for(lambda: items)
+    ...     async with anyio.create_task_group() as tg:
+    ...         tg.start_soon(consumer)
+    ...         await anyio.sleep(0.01)
+    ...         async with cond:
+    ...             items.append(1)
+    ...             await cond.notify()
+    ...     return items
+    >>> anyio.run(main)
+    [1]
+    """
+
+    __slots__ = ("_lock", "_waiters")
+
+    def __init__(self, lock: Lock | None = None) -> None:
+        if lock is None:
+            lock = Lock()
+        elif not isinstance(lock, Lock):
+            raise TypeError(
+                f"lock must be a cc.primitives.Lock, not {type(lock).__name__}"
+            )
+        self._lock = lock
+        self._waiters: deque[anyio.Event] = deque()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self._lock!r} waiting={len(self._waiters)}>"
+
+    async def __aenter__(self) -> None:
+        await self._lock.acquire()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._lock.release()
+
+    @property
+    def lock(self) -> Lock:
+        """The lock this condition uses."""
+        return self._lock
+
+    async def acquire(self) -> bool:
+        """Acquire the underlying lock."""
+        return await self._lock.acquire()
+
+    def release(self) -> None:
+        """Release the underlying lock (one level)."""
+        self._lock.release()
+
+    def locked(self) -> bool:
+        """Return whether the underlying lock is held."""
+        return self._lock.locked()
+
+    def _check_owner(self, what: str) -> None:
+        if not self._lock.owned_by_current_task():
+            raise RuntimeError(
+                f"{what}() requires the Condition's lock to be held by the "
+                "calling task (use 'async with condition:')"
+            )
+
+    async def wait(self) -> None:
+        """Release the lock fully, wait for a notification, then re-acquire it.
+
+        :raises RuntimeError: if the calling task does not hold the lock
+        """
+        self._check_owner("wait")
+        depth = self._lock._release_all()
+        event = anyio.Event()
+        self._waiters.append(event)
+        try:
+            await event.wait()
+        except BaseException:
+            if event.is_set():
+                # We were notified but cannot act on it: pass the
+                # notification on so that it is not lost.
+                self._wake(1)
+            else:
+                self._waiters.remove(event)
+            raise
+        finally:
+            # Re-acquire even when cancelled, so that the caller's
+            # "async with condition" still owns the lock it will release.
+            with anyio.CancelScope(shield=True):
+                await self._lock._reacquire(depth)
+
+    async def wait_for(self, predicate: Callable[[], _T]) -> _T:
+        """Wait until ``predicate()`` is true and return its value.
+
+        The predicate is checked with the lock held, first before waiting and
+        again after every notification.
+        """
+        result = predicate()
+        while not result:
+            await self.wait()
+            result = predicate()
+        return result
+
+    async def notify(self, n: int = 1) -> None:
+        """Wake up to ``n`` waiting tasks (the longest-waiting first).
+
+        :raises RuntimeError: if the calling task does not hold the lock
+        :raises ValueError: if ``n`` is negative
+        """
+        check_int("n", n, minimum=0)
+        self._check_owner("notify")
+        self._wake(n)
+
+    async def notify_all(self) -> None:
+        """Wake every waiting task.
+
+        :raises RuntimeError: if the calling task does not hold the lock
+        """
+        self._check_owner("notify_all")
+        self._wake(len(self._waiters))
+
+    def _wake(self, n: int) -> None:
+        for _ in range(min(n, len(self._waiters))):
+            self._waiters.popleft().set()
+
+    def statistics(self) -> ConditionStatistics:
+        """Return the number of waiting tasks and the lock's statistics."""
+        return ConditionStatistics(
+            tasks_waiting=len(self._waiters), lock_statistics=self._lock.statistics()
+        )

@@ -1,0 +1,193 @@
+"""A capacity limiter: a pool of tokens, each borrowed by a named borrower."""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from dataclasses import dataclass
+from types import TracebackType
+
+import anyio
+
+from cc.primitives._tasks import current_task_key, task_name
+
+__all__ = ["CapacityLimiter", "CapacityLimiterStatistics"]
+
+
+@dataclass(frozen=True)
+class CapacityLimiterStatistics:
+    """A snapshot of a :class:`CapacityLimiter`'s state.
+
+    :ivar borrowed_tokens: tokens currently held
+    :ivar total_tokens: the limiter's capacity
+    :ivar borrowers: names of the current borrowers
+    :ivar tasks_waiting: how many borrowers are queued for a token
+    """
+
+    borrowed_tokens: int
+    total_tokens: float
+    borrowers: tuple[str, ...]
+    tasks_waiting: int
+
+
+def _check_total_tokens(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"total_tokens must be an int or math.inf, not {value!r}")
+    if isinstance(value, float) and not math.isinf(value):
+        raise TypeError(f"total_tokens must be an int or math.inf, not {value!r}")
+    if value < 1:
+        raise ValueError(f"total_tokens must be >= 1, got {value!r}")
+    return value
+
+
+def _borrower_name(borrower: object) -> str:
+    return task_name(borrower) if not isinstance(borrower, str) else borrower
+
+
+class CapacityLimiter:
+    """Limit how many borrowers may use a resource at once.
+
+    Each borrower (by default the calling task) holds at most one token; a
+    second acquisition by the same borrower is a bug and raises
+    ``RuntimeError`` instead of silently consuming capacity. Waiters are served
+    first in, first out. :attr:`total_tokens` may be changed at run time;
+    raising it wakes as many waiters as the new capacity allows.
+
+    Use :meth:`acquire_on_behalf_of` to borrow for something other than the
+    current task (a job id, a thread), as with anyio's limiter.
+
+    :param total_tokens: the capacity, an ``int >= 1`` or ``math.inf``
+    :raises ValueError: for a capacity below 1
+    :raises TypeError: for a capacity that is neither an int nor ``math.inf``
+
+    >>> import anyio
+    >>> from cc.primitives import CapacityLimiter
+    >>> async def main() -> tuple[int, float]:
+    ...     limiter = CapacityLimiter(3)
+    ...     async with limiter:
+    ...         return limiter.borrowed_tokens, limiter.available_tokens
+    >>> anyio.run(main)
+    (1, 2)
+    """
+
+    __slots__ = ("_borrowers", "_total_tokens", "_waiters")
+
+    def __init__(self, total_tokens: float) -> None:
+        self._total_tokens = _check_total_tokens(total_tokens)
+        self._borrowers: set[object] = set()
+        self._waiters: OrderedDict[object, anyio.Event] = OrderedDict()
+
+    def __repr__(self) -> str:
+        return (
+            f"<{type(self).__name__} borrowed={len(self._borrowers)}/"
+            f"{self._total_tokens} waiting={len(self._waiters)}>"
+        )
+
+    async def __aenter__(self) -> None:
+        await self.acquire()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.release()
+
+    @property
+    def total_tokens(self) -> float:
+        """The capacity. Setting it re-validates it and wakes waiters if raised."""
+        return self._total_tokens
+
+    @total_tokens.setter
+    def total_tokens(self, value: float) -> None:
+        self._total_tokens = _check_total_tokens(value)
+        self._wake_waiters()
+
+    @property
+    def borrowed_tokens(self) -> int:
+        """How many tokens are currently held."""
+        return len(self._borrowers)
+
+    @property
+    def available_tokens(self) -> float:
+        """How many tokens could be borrowed now (never negative)."""
+        return max(self._total_tokens - len(self._borrowers), 0)
+
+    async def acquire(self) -> None:
+        """Borrow a token for the current task, waiting if none is free."""
+        await self.acquire_on_behalf_of(current_task_key())
+
+    def acquire_nowait(self) -> bool:
+        """Borrow a token for the current task if one is free at once."""
+        return self.acquire_on_behalf_of_nowait(current_task_key())
+
+    async def acquire_on_behalf_of(self, borrower: object) -> None:
+        """Borrow a token for ``borrower``, waiting (FIFO) if none is free.
+
+        :raises RuntimeError: if ``borrower`` already holds a token
+        """
+        if self.acquire_on_behalf_of_nowait(borrower):
+            return
+        event = anyio.Event()
+        self._waiters[borrower] = event
+        try:
+            await event.wait()
+        except BaseException:
+            if borrower in self._borrowers:
+                # Granted just as we were cancelled: pass the token on.
+                self.release_on_behalf_of(borrower)
+            else:
+                self._waiters.pop(borrower, None)
+            raise
+
+    def acquire_on_behalf_of_nowait(self, borrower: object) -> bool:
+        """Borrow a token for ``borrower`` if one is free at once.
+
+        :return: whether the token was borrowed
+        :raises RuntimeError: if ``borrower`` already holds or awaits a token
+        """
+        if borrower in self._borrowers or borrower in self._waiters:
+            raise RuntimeError(
+                f"{_borrower_name(borrower)!r} already holds (or is waiting for) "
+                "a token of this CapacityLimiter; a borrower may hold only one"
+            )
+        if not self._waiters and len(self._borrowers) < self._total_tokens:
+            self._borrowers.add(borrower)
+            return True
+        return False
+
+    def release(self) -> None:
+        """Give back the current task's token.
+
+        :raises RuntimeError: if the current task holds no token
+        """
+        self.release_on_behalf_of(current_task_key())
+
+    def release_on_behalf_of(self, borrower: object) -> None:
+        """Give back the token held by ``borrower``.
+
+        :raises RuntimeError: if ``borrower`` holds no token
+        """
+        try:
+            self._borrowers.remove(borrower)
+        except KeyError:
+            raise RuntimeError(
+                f"{_borrower_name(borrower)!r} holds no token of this CapacityLimiter"
+            ) from None
+        self._wake_waiters()
+
+    def _wake_waiters(self) -> None:
+        while self._waiters and len(self._borrowers) < self._total_tokens:
+            borrower, event = self._waiters.popitem(last=False)
+            self._borrowers.add(borrower)
+            event.set()
+
+    def statistics(self) -> CapacityLimiterStatistics:
+        """Return a snapshot of borrowed tokens, borrowers and waiters."""
+        return CapacityLimiterStatistics(
+            borrowed_tokens=len(self._borrowers),
+            total_tokens=self._total_tokens,
+            borrowers=tuple(_borrower_name(b) for b in self._borrowers),
+            tasks_waiting=len(self._waiters),
+        )

@@ -1,0 +1,186 @@
+"""A rate limiter (generic cell rate algorithm) with first-in first-out waiters."""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from types import TracebackType
+
+import anyio
+
+from cc.primitives._validation import check_positive_number
+
+__all__ = ["RateLimiter", "RateLimiterStatistics"]
+
+
+@dataclass(frozen=True)
+class RateLimiterStatistics:
+    """A snapshot of a :class:`RateLimiter`'s state.
+
+    :ivar rate: acquisitions allowed per period
+    :ivar period: the period in seconds
+    :ivar available: acquisitions that could succeed right now without waiting
+    :ivar tasks_waiting: tasks queued in :meth:`RateLimiter.acquire`
+    :ivar total_acquired: amount acquired since creation
+    """
+
+    rate: float
+    period: float
+    available: float
+    tasks_waiting: int
+    total_acquired: float
+
+
+class _RateWaiter:
+    __slots__ = ("amount", "turn")
+
+    def __init__(self, amount: float) -> None:
+        self.amount = amount
+        self.turn = anyio.Event()
+
+
+class RateLimiter:
+    """Allow at most ``rate`` acquisitions per ``period`` seconds.
+
+    This is the generic cell rate algorithm (a leaky bucket measured by a
+    "theoretical arrival time"): acquisitions are spread smoothly at one per
+    ``period / rate`` seconds, and an idle limiter accumulates credit for a
+    burst of up to ``rate`` at once. In any window of ``period`` seconds, at
+    most ``rate`` (plus the burst credit accrued before the window, itself at
+    most ``rate``) acquisitions succeed.
+
+    Waiters are served first in, first out: only the task at the head of the
+    queue sleeps until its turn, and a task that is cancelled while queued
+    leaves without consuming capacity.
+
+    :param rate: acquisitions per period (a positive finite number)
+    :param period: the period in seconds (a positive finite number)
+    :raises ValueError: for a zero, negative, infinite or NaN rate or period
+
+    >>> import anyio
+    >>> from cc.primitives import RateLimiter
+    >>> async def main() -> list[bool]:
+    ...     limiter = RateLimiter(2, period=1.0)
+    ...     await limiter.acquire()
+    ...     second = limiter.has_capacity()
+    ...     await limiter.acquire()
+    ...     return [second, limiter.has_capacity()]
+    >>> anyio.run(main)
+    [True, False]
+    """
+
+    __slots__ = ("_interval", "_period", "_rate", "_tat", "_total", "_waiters")
+
+    def __init__(self, rate: float, period: float = 1.0) -> None:
+        self._rate = check_positive_number("rate", rate, allow_inf=False)
+        self._period = check_positive_number("period", period, allow_inf=False)
+        self._interval = self._period / self._rate
+        # Theoretical arrival time: when the bucket will be empty again.
+        self._tat = float("-inf")
+        self._total = 0.0
+        self._waiters: deque[_RateWaiter] = deque()
+
+    def __repr__(self) -> str:
+        return (
+            f"<{type(self).__name__} rate={self._rate:g}/{self._period:g}s "
+            f"waiting={len(self._waiters)}>"
+        )
+
+    async def __aenter__(self) -> None:
+        await self.acquire()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        return None
+
+    @property
+    def rate(self) -> float:
+        """Acquisitions allowed per period."""
+        return self._rate
+
+    @property
+    def period(self) -> float:
+        """The period, in seconds."""
+        return self._period
+
+    def _check_amount(self, amount: float) -> float:
+        value = check_positive_number("amount", amount, allow_inf=False)
+        if value > self._rate:
+            raise ValueError(
+                f"amount ({amount!r}) must not exceed the rate ({self._rate:g}); "
+                "it could never be granted"
+            )
+        return value
+
+    def _delay(self, amount: float, now: float) -> float:
+        """Seconds until ``amount`` conforms (<= 0 means it conforms now)."""
+        new_tat = max(self._tat, now) + amount * self._interval
+        return new_tat - now - self._period
+
+    def _consume(self, amount: float, now: float) -> None:
+        self._tat = max(self._tat, now) + amount * self._interval
+        self._total += amount
+
+    def has_capacity(self, amount: float = 1) -> bool:
+        """Return whether ``acquire(amount)`` would succeed without waiting."""
+        value = self._check_amount(amount)
+        return not self._waiters and self._delay(value, anyio.current_time()) <= 0
+
+    async def acquire(self, amount: float = 1) -> None:
+        """Wait until ``amount`` acquisitions fit in the rate, then take them.
+
+        :raises ValueError: for an amount that is not positive or exceeds the rate
+        """
+        value = self._check_amount(amount)
+        if not self._waiters:
+            now = anyio.current_time()
+            if self._delay(value, now) <= 0:
+                self._consume(value, now)
+                return
+        waiter = _RateWaiter(value)
+        self._waiters.append(waiter)
+        if len(self._waiters) == 1:
+            waiter.turn.set()
+        try:
+            await waiter.turn.wait()
+            while True:
+                now = anyio.current_time()
+                delay = self._delay(value, now)
+                if delay <= 0:
+                    self._consume(value, now)
+                    return
+                await anyio.sleep(delay)
+        finally:
+            self._waiters.remove(waiter)
+            if self._waiters:
+                self._waiters[0].turn.set()
+
+    def try_acquire(self, amount: float = 1) -> bool:
+        """Take ``amount`` if it fits now; never waits.
+
+        :return: whether the acquisition was made
+        """
+        value = self._check_amount(amount)
+        if self._waiters:
+            return False
+        now = anyio.current_time()
+        if self._delay(value, now) <= 0:
+            self._consume(value, now)
+            return True
+        return False
+
+    def statistics(self) -> RateLimiterStatistics:
+        """Return the current capacity, waiters and the total acquired."""
+        now = anyio.current_time()
+        credit = (now + self._period - max(self._tat, now)) / self._interval
+        return RateLimiterStatistics(
+            rate=self._rate,
+            period=self._period,
+            available=max(0.0, min(self._rate, credit)),
+            tasks_waiting=len(self._waiters),
+            total_acquired=self._total,
+        )

@@ -1,0 +1,155 @@
+"""A counting semaphore with first-in first-out waiters."""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from types import TracebackType
+
+import anyio
+
+from cc.primitives._validation import check_int
+
+__all__ = ["Semaphore", "SemaphoreStatistics"]
+
+
+@dataclass(frozen=True)
+class SemaphoreStatistics:
+    """A snapshot of a :class:`Semaphore`'s state.
+
+    :ivar value: tokens currently available
+    :ivar max_value: the upper bound on ``value``, or ``None``
+    :ivar tasks_waiting: how many tasks are queued in :meth:`Semaphore.acquire`
+    """
+
+    value: int
+    max_value: int | None
+    tasks_waiting: int
+
+
+class Semaphore:
+    """A counting semaphore: at most ``initial_value`` holders at once.
+
+    :meth:`acquire` takes a token, waiting in first-in first-out order when
+    none is left; :meth:`release` gives one back, handing it straight to the
+    task that has waited longest. With ``max_value`` set, a release that would
+    push the value above it raises ``ValueError`` (a bounded semaphore), which
+    catches unbalanced releases early.
+
+    Uncontended acquisition does not yield to the event loop, like
+    :class:`asyncio.Semaphore`; waiting is a cancellation point, and a task
+    cancelled while waiting never strands a token.
+
+    :param initial_value: tokens available at first (``>= 0``)
+    :param max_value: optional upper bound on the value (``>= initial_value``)
+    :raises ValueError: for a negative ``initial_value`` or a ``max_value``
+        below it
+
+    >>> import anyio
+    >>> from cc.primitives import Semaphore
+    >>> async def main() -> tuple[int, int]:
+    ...     sem = Semaphore(2, max_value=2)
+    ...     async with sem:
+    ...         inside = sem.value
+    ...     return inside, sem.value
+    >>> anyio.run(main)
+    (1, 2)
+    """
+
+    __slots__ = ("_max_value", "_value", "_waiters")
+
+    def __init__(self, initial_value: int, *, max_value: int | None = None) -> None:
+        check_int("initial_value", initial_value, minimum=0)
+        if max_value is not None:
+            check_int("max_value", max_value, minimum=0)
+            if max_value < initial_value:
+                raise ValueError(
+                    f"max_value ({max_value}) must be >= initial_value "
+                    f"({initial_value})"
+                )
+        self._value = initial_value
+        self._max_value = max_value
+        self._waiters: deque[anyio.Event] = deque()
+
+    def __repr__(self) -> str:
+        bound = "" if self._max_value is None else f"/{self._max_value}"
+        return (
+            f"<{type(self).__name__} value={self._value}{bound} "
+            f"waiting={len(self._waiters)}>"
+        )
+
+    async def __aenter__(self) -> None:
+        await self.acquire()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.release()
+
+    @property
+    def value(self) -> int:
+        """Tokens currently available."""
+        return self._value
+
+    @property
+    def max_value(self) -> int | None:
+        """The upper bound on :attr:`value`, or ``None`` if unbounded."""
+        return self._max_value
+
+    async def acquire(self) -> None:
+        """Take a token, waiting (first in, first out) until one is available."""
+        if self._value > 0 and not self._waiters:
+            self._value -= 1
+            return
+        event = anyio.Event()
+        self._waiters.append(event)
+        try:
+            await event.wait()
+        except BaseException:
+            if event.is_set():
+                # A token was handed to us as we were cancelled: give it back.
+                self.release()
+            else:
+                self._waiters.remove(event)
+            raise
+
+    def acquire_nowait(self) -> bool:
+        """Take a token if one is available at once.
+
+        :return: whether a token was taken
+        """
+        if self._value > 0 and not self._waiters:
+            self._value -= 1
+            return True
+        return False
+
+    def release(self) -> None:
+        """Return a token, waking the longest-waiting task if there is one.
+
+        :raises ValueError: if that would raise the value above ``max_value``
+        """
+        if self._waiters:
+            self._waiters.popleft().set()
+            return
+        if self._max_value is not None and self._value >= self._max_value:
+            raise ValueError(
+                f"release() would raise the semaphore above max_value "
+                f"({self._max_value}); release() was called more often than "
+                "acquire()"
+            )
+        self._value += 1
+
+    def locked(self) -> bool:
+        """Return whether :meth:`acquire` would have to wait."""
+        return self._value == 0 or bool(self._waiters)
+
+    def statistics(self) -> SemaphoreStatistics:
+        """Return a snapshot of the value and the number of waiting tasks."""
+        return SemaphoreStatistics(
+            value=self._value,
+            max_value=self._max_value,
+            tasks_waiting=len(self._waiters),
+        )
