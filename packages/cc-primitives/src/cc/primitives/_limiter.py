@@ -94,6 +94,9 @@ class CapacityLimiter:
     ) -> None:
         self.release()
 
+    # acquire() and release() inline the uncontended path of the
+    # *_on_behalf_of methods: they are the hot path of "async with".
+
     @property
     def total_tokens(self) -> float:
         """The capacity. Setting it re-validates it and wakes waiters if raised."""
@@ -115,8 +118,20 @@ class CapacityLimiter:
         return max(self._total_tokens - len(self._borrowers), 0)
 
     async def acquire(self) -> None:
-        """Borrow a token for the current task, waiting if none is free."""
-        await self.acquire_on_behalf_of(current_task_key())
+        """Borrow a token for the current task, waiting if none is free.
+
+        :raises RuntimeError: if the current task already holds a token
+        """
+        task = current_task_key()
+        borrowers = self._borrowers
+        if (
+            not self._waiters
+            and len(borrowers) < self._total_tokens
+            and task not in borrowers
+        ):
+            borrowers.add(task)
+            return
+        await self.acquire_on_behalf_of(task)
 
     def acquire_nowait(self) -> bool:
         """Borrow a token for the current task if one is free at once."""
@@ -162,7 +177,11 @@ class CapacityLimiter:
 
         :raises RuntimeError: if the current task holds no token
         """
-        self.release_on_behalf_of(current_task_key())
+        task = current_task_key()
+        if task in self._borrowers and not self._waiters:
+            self._borrowers.remove(task)
+            return
+        self.release_on_behalf_of(task)
 
     def release_on_behalf_of(self, borrower: object) -> None:
         """Give back the token held by ``borrower``.

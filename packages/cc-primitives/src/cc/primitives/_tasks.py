@@ -14,11 +14,27 @@ either library in); any other anyio backend falls back to
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import anyio
 
 __all__ = ["current_task_key", "task_name"]
+
+# Resolved on first use once asyncio has been imported by whoever runs it;
+# module-level references save several lookups per call on the hot path.
+_asyncio_running_loop: Callable[[], object] | None = None
+_asyncio_current_task: Callable[[object], object] | None = None
+
+
+def _resolve_asyncio() -> bool:
+    global _asyncio_running_loop, _asyncio_current_task
+    aio: Any = sys.modules.get("asyncio")
+    if aio is None:
+        return False
+    _asyncio_running_loop = aio._get_running_loop
+    _asyncio_current_task = aio.current_task
+    return True
 
 
 def current_task_key() -> object:
@@ -26,11 +42,13 @@ def current_task_key() -> object:
 
     :raises RuntimeError: if called outside of a running task.
     """
-    aio: Any = sys.modules.get("asyncio")
-    if aio is not None and aio._get_running_loop() is not None:
-        task = aio.current_task()
-        if task is not None:
-            return task
+    running_loop = _asyncio_running_loop
+    if running_loop is not None or _resolve_asyncio():
+        loop = _asyncio_running_loop()  # type: ignore[misc]
+        if loop is not None:
+            task = _asyncio_current_task(loop)  # type: ignore[misc]
+            if task is not None:
+                return task
     trio: Any = sys.modules.get("trio")
     if trio is not None:
         try:
