@@ -1,0 +1,572 @@
+"""The lock manager for async tasks (anyio: asyncio, uvloop and trio)."""
+
+from __future__ import annotations
+
+import math
+from time import monotonic
+from types import TracebackType
+from typing import Any
+
+import anyio
+
+from cc.locks._core import (
+    LockHierarchy,
+    ManagerCore,
+    Policy,
+    find_wait_cycle,
+    parse_hierarchy,
+)
+from cc.locks._records import (
+    NO_CEILING,
+    LockRecord,
+    LockUsageStatistics,
+    Site,
+    TaskHolder,
+    caller_site,
+)
+from cc.locks._tasks import current_task, describe_task
+from cc.primitives import Lock
+
+__all__ = ["AsyncLockInfo", "AsyncLockManager", "AsyncManagedLock"]
+
+
+class AsyncManagedLock:
+    """A lock registered with an :class:`AsyncLockManager`, used like a Lock.
+
+    It behaves like :class:`cc.primitives.Lock` (reentrant, owned by the task
+    that acquired it, first in first out) and goes through the same checks as
+    :meth:`AsyncLockManager.acquire` for one lock: the order checks of the
+    manager's policy, deadlock detection, statistics and hold-time warnings.
+    ``async with lock:`` and :meth:`acquire` wait as long as it takes
+    (deadlock detection still applies); put them in :func:`anyio.fail_after`
+    or use :meth:`AsyncLockManager.acquire` for a deadline.
+
+    >>> import anyio
+    >>> async def main() -> str:
+    ...     manager = AsyncLockManager()
+    ...     lock = await manager.register_lock("jobs", order=None)
+    ...     async with lock:
+    ...         async with lock:  # re-entry by the holder
+    ...             return f"depth {manager.get_lock_info_nowait('jobs').depth}"
+    >>> anyio.run(main)
+    'depth 2'
+    """
+
+    __slots__ = ("_manager", "_plan", "_record")
+
+    def __init__(self, manager: AsyncLockManager, record: AsyncLockInfo) -> None:
+        self._manager = manager
+        self._record = record
+        self._plan = (record,)
+
+    @property
+    def name(self) -> str:
+        """The name the lock is registered under."""
+        return self._record._name
+
+    @property
+    def info(self) -> AsyncLockInfo:
+        """The lock's :class:`AsyncLockInfo` record."""
+        return self._record
+
+    def __repr__(self) -> str:
+        record = self._record
+        state = "unlocked" if record._owner is None else f"held by {record.owner}"
+        return f"<{type(self).__name__} {record._name!r} {state}>"
+
+    def _check_registered(self) -> None:
+        if self._record._retired:
+            raise RuntimeError(
+                f"lock {self._record._name!r} is no longer registered "
+                "(its manager was reset)"
+            )
+
+    async def acquire(self) -> bool:
+        """Acquire the lock, waiting as long as it takes; re-enter if held.
+
+        :return: always ``True``
+        :raises LockOrderError: if the acquisition breaks the lock order and
+            the policy is ``"raise"``
+        :raises DeadlockError: if waiting would close a wait-for cycle
+        """
+        self._check_registered()
+        await self._manager._enter(self._plan, None, True, caller_site(1))
+        return True
+
+    def acquire_nowait(self) -> bool:
+        """Acquire the lock if that is possible without waiting.
+
+        :return: whether the calling task now holds the lock
+        :raises LockOrderError: if the acquisition breaks the lock order and
+            the policy is ``"raise"``
+        """
+        self._check_registered()
+        manager = self._manager
+        holder = manager._attach()
+        taken = manager._take_ready(self._plan, 0, holder, caller_site(1), monotonic())
+        if not taken:
+            manager._detach_if_idle(holder)
+        return taken == 1
+
+    def release(self) -> None:
+        """Release one level of the calling task's hold on the lock.
+
+        :raises RuntimeError: if the calling task does not hold it
+        """
+        self._manager._release_one(self._record)
+
+    async def __aenter__(self) -> None:
+        self._check_registered()
+        await self._manager._enter(self._plan, None, True, caller_site(1))
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._manager._release_one(self._record)
+
+    def locked(self) -> bool:
+        """Return whether some task holds the lock through the manager."""
+        return self._record._owner is not None
+
+    def owned_by_current_task(self) -> bool:
+        """Return whether the calling task holds the lock."""
+        owner = self._record._owner
+        return owner is not None and owner is self._manager._holders.get(current_task())
+
+
+class AsyncLockInfo(LockRecord[AsyncManagedLock]):
+    """The record of a lock registered with an :class:`AsyncLockManager`.
+
+    :attr:`lock` is the :class:`AsyncManagedLock` that
+    :meth:`AsyncLockManager.get_lock` returns; the other attributes describe
+    the registration (``name``, ``order``, ``description``), the current
+    holder (``owner``, ``acquired_at``, ``depth``, ``hold_time``,
+    ``acquisition_site``, ``waiters``) and, through :meth:`statistics`, the
+    lock's history.
+    """
+
+    __slots__ = ()
+
+
+class _AsyncAcquisition:
+    """The async context manager that :meth:`AsyncLockManager.acquire` returns."""
+
+    __slots__ = ("_blocking", "_holder", "_manager", "_plan", "_site", "_timeout")
+
+    def __init__(
+        self,
+        manager: AsyncLockManager,
+        plan: tuple[AsyncLockInfo, ...],
+        timeout: float | None,
+        blocking: bool,
+        site: Site,
+    ) -> None:
+        self._manager = manager
+        self._plan = plan
+        self._timeout = timeout
+        self._blocking = blocking
+        self._site = site
+
+    async def __aenter__(self) -> None:
+        self._holder = await self._manager._enter(
+            self._plan, self._timeout, self._blocking, self._site
+        )
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        holder = self._holder
+        manager = self._manager
+        manager._release_levels(self._plan, len(self._plan), holder)
+        if not holder.stack:
+            manager._detach_if_idle(holder)
+
+
+class AsyncLockManager(ManagerCore[AsyncLockInfo]):
+    """Named locks for async tasks, taken in a declared order, with deadlock checks.
+
+    The task counterpart of :class:`LockManager`, built on
+    :class:`cc.primitives.Lock` and working unchanged on asyncio, uvloop and
+    trio. Register each lock once with a name and an order (or load a whole
+    hierarchy with :meth:`register_locks`), then take any set of them with
+    ``async with manager.acquire(...)``, which always takes them in
+    ascending order under one deadline. On top of ordering, the manager
+
+    * refuses (or, by policy, reports) a task that asks for a lower-order lock
+      while holding a higher one (:class:`LockOrderError`);
+    * learns the order in which locks registered with ``order=None`` are
+      nested, and reports an acquisition that contradicts it, even if it
+      never blocked (:class:`LockOrderError`);
+    * keeps a live wait-for graph and raises :class:`DeadlockError` in the
+      task whose wait would close a cycle, instead of letting it hang;
+    * logs a warning when a lock was held longer than a threshold, naming the
+      holder and the place where it acquired the lock;
+    * counts acquisitions, contention, wait and hold times per lock.
+
+    An uncontended acquisition does not yield to the event loop and does not
+    enter a cancel scope; only a task that has to wait pays for its deadline.
+    A manager and its locks belong to the event loop of the tasks that use
+    them (like :class:`cc.primitives.Lock`, they are not thread safe).
+
+    :param hierarchy: locks to register at once, in any form that
+        :meth:`register_locks` accepts
+    :param policy: what an order violation does: ``"raise"`` (the default)
+        raises :class:`LockOrderError`; ``"warn"`` logs it once and records
+        it for :meth:`detect_potential_deadlocks`, then takes the lock;
+        ``"off"`` checks nothing (the fastest)
+    :param detect_deadlocks: whether a wait that would close a wait-for cycle
+        raises :class:`DeadlockError` (it only costs when a task has to wait)
+    :param long_hold_threshold: hold time in seconds past which releasing a
+        lock logs a warning and :meth:`detect_potential_deadlocks` reports a
+        lock still held; ``None`` turns both off
+    :raises ValueError: for an unknown policy or a negative threshold
+
+    >>> import anyio
+    >>> async def main() -> list[str]:
+    ...     manager = AsyncLockManager({"config": 10, "cache": 20})
+    ...     async with manager.acquire("cache", "config"):  # config first
+    ...         return manager.held_locks()
+    >>> anyio.run(main)
+    ['config', 'cache']
+    """
+
+    _kind = "task"
+
+    def __init__(
+        self,
+        hierarchy: LockHierarchy | None = None,
+        *,
+        policy: Policy = "raise",
+        detect_deadlocks: bool = True,
+        long_hold_threshold: float | None = 30.0,
+    ) -> None:
+        super().__init__(
+            policy=policy,
+            detect_deadlocks=detect_deadlocks,
+            long_hold_threshold=long_hold_threshold,
+        )
+        self._holders: dict[object, TaskHolder] = {}
+        if hierarchy is not None:
+            self._register_entries(parse_hierarchy(hierarchy))
+
+    def __repr__(self) -> str:
+        return (
+            f"<{type(self).__name__} locks={len(self._records)} "
+            f"policy={self._policy!r}>"
+        )
+
+    # -- registration ------------------------------------------------------
+
+    def _check_lock_argument(self, name: str, lock: Any) -> None:
+        if not isinstance(lock, Lock):
+            raise TypeError(
+                f"lock {name!r}: expected a cc.primitives.Lock, "
+                f"not {type(lock).__name__}"
+            )
+
+    def _new_record(
+        self, name: str, order: int | None, description: str, lock: Any
+    ) -> AsyncLockInfo:
+        record = AsyncLockInfo(
+            name, order, description, Lock() if lock is None else lock
+        )
+        record._handle = AsyncManagedLock(self, record)
+        return record
+
+    async def register_lock(
+        self,
+        name: str,
+        order: int | None,
+        description: str = "",
+        lock: Lock | None = None,
+    ) -> AsyncManagedLock:
+        """Register a lock under a unique name and order.
+
+        :param name: the lock's unique name
+        :param order: its place in the hierarchy; locks are taken in ascending
+            order. ``None`` leaves the order to be learned from use.
+        :param description: what the lock protects, for reports
+        :param lock: an existing :class:`cc.primitives.Lock` to manage; by
+            default a new one
+        :return: the managed lock
+        :raises ValueError: if the name, or the order, is already registered
+            (the message names the lock that has it)
+        :raises TypeError: for a name, order, description or lock of the
+            wrong type
+        """
+        (record,) = self._register_entries([(name, order, description, lock)])
+        return record._handle
+
+    async def register_locks(
+        self, hierarchy: LockHierarchy
+    ) -> dict[str, AsyncManagedLock]:
+        """Register a whole lock hierarchy at once: all of it, or nothing.
+
+        Accepts the same forms as :meth:`LockManager.register_locks`.
+
+        :param hierarchy: the locks to register
+        :return: the managed locks by name, in the order given
+        :raises ValueError: if any name or order clashes with another entry or
+            with a registered lock; nothing is registered then
+        :raises TypeError: for an entry of the wrong shape or type
+        """
+        records = self._register_entries(parse_hierarchy(hierarchy))
+        return {record._name: record._handle for record in records}
+
+    async def get_lock(self, name: str) -> AsyncManagedLock:
+        """Return the managed lock registered under ``name``.
+
+        :raises KeyError: if no lock has that name (the message says so)
+        """
+        return self._lookup(name)._handle
+
+    async def get_lock_info(self, name: str) -> AsyncLockInfo:
+        """Return the :class:`AsyncLockInfo` record of the lock named ``name``.
+
+        :raises KeyError: if no lock has that name
+        """
+        return self._lookup(name)
+
+    def get_lock_info_nowait(self, name: str) -> AsyncLockInfo:
+        """Return the record of the lock named ``name``, from sync code too.
+
+        :raises KeyError: if no lock has that name
+        """
+        return self._lookup(name)
+
+    async def reset(self) -> None:
+        """Unregister every lock and forget what was learned and reported.
+
+        Meant for tests and for re-configuring the process-wide manager from
+        :func:`get_async_lock_manager`. Lock objects obtained before stop
+        working.
+
+        :raises RuntimeError: if any lock is held or awaited
+        """
+        self._retire_all()
+
+    # -- acquiring -----------------------------------------------------------
+
+    def acquire(
+        self, *names: str, timeout: float | None = 10.0, blocking: bool = True
+    ) -> _AsyncAcquisition:
+        """Take the named locks, in ascending order, for an ``async with`` block.
+
+        Whatever order the names come in, locks with a declared order are
+        taken in ascending order, then locks of learned order sorted by name.
+        A lock the task already holds is re-entered. If any lock cannot be
+        taken (error, timeout or cancellation), the ones already taken by this
+        call are released before the exception propagates.
+
+        :param names: the locks to take (repeats count once)
+        :param timeout: seconds to wait for the whole set (one deadline, not
+            one per lock); ``None`` waits as long as it takes
+        :param blocking: with ``False``, fail at once instead of waiting for a
+            lock another task holds
+        :return: an async context manager holding the locks inside its block
+        :raises KeyError: if a name is not registered
+        :raises ValueError: without names, or for a negative timeout
+        :raises LockOrderError: (on entering) if the task holds a lock of a
+            higher order than one asked for, or the order contradicts a
+            learned one, and the policy is ``"raise"``
+        :raises DeadlockError: (on entering) if waiting would close a wait-for
+            cycle
+        :raises LockTimeoutError: (on entering) if the deadline passed, or a
+            lock was taken and ``blocking`` is ``False``; the message names the
+            lock, its holder and where the holder acquired it
+        """
+        if timeout is not None and not timeout >= 0:
+            raise ValueError(
+                f"timeout must be a number of seconds >= 0 or None, not {timeout!r}"
+            )
+        return _AsyncAcquisition(
+            self, self._plan(names), timeout, blocking, caller_site(1)
+        )
+
+    def _attach(self) -> TaskHolder:
+        task = current_task()
+        holder = self._holders.get(task)
+        if holder is None:
+            holder = self._holders[task] = TaskHolder(task)
+        return holder
+
+    def _detach_if_idle(self, holder: TaskHolder) -> None:
+        if not holder.stack and holder.waiting_for is None:
+            self._holders.pop(holder.task, None)
+
+    async def _enter(
+        self,
+        plan: tuple[AsyncLockInfo, ...],
+        limit: float | None,
+        blocking: bool,
+        site: Site,
+    ) -> TaskHolder:
+        holder = self._attach()
+        now = monotonic()
+        count = 0
+        try:
+            count = self._take_ready(plan, 0, holder, site, now)
+            if count < len(plan):
+                deadline = math.inf if limit is None else now + limit
+                while count < len(plan):
+                    if not blocking:
+                        raise self._unavailable(plan[count], limit, blocking=False)
+                    now = await self._wait(plan[count], holder, deadline, limit, site)
+                    count += 1
+                    count += self._take_ready(plan, count, holder, site, now)
+        except BaseException:
+            if count:
+                self._release_levels(plan, count, holder)
+            self._detach_if_idle(holder)
+            raise
+        return holder
+
+    def _take_ready(
+        self,
+        plan: tuple[AsyncLockInfo, ...],
+        start: int,
+        holder: TaskHolder,
+        site: Site,
+        now: float,
+    ) -> int:
+        """Take ``plan[start:]`` up to the first lock that needs a wait.
+
+        The checks of the lock that needs a wait are done; the caller waits
+        for it next. On an error, releases what it took and re-raises.
+
+        :return: how many locks it took
+        """
+        stack = holder.stack
+        ceilings = holder.ceilings
+        checking = self._checking
+        index = start
+        try:
+            for index in range(start, len(plan)):
+                record = plan[index]
+                if record._owner is holder:
+                    record._depth += 1
+                    continue
+                order = record._order
+                if checking and stack:
+                    if order is not None and order < ceilings[-1]:
+                        self._declared_violation(record, holder, site)
+                    if record not in stack[-1]._after:
+                        self._learn(stack[-1], record, holder, site)
+                if not record._raw.acquire_nowait():
+                    return index - start
+                record._owner = holder
+                record._depth = 1
+                record._acquired_at = now
+                record._site = site
+                record._acquisitions += 1
+                ceiling = ceilings[-1] if ceilings else NO_CEILING
+                stack.append(record)
+                ceilings.append(
+                    order if order is not None and order > ceiling else ceiling
+                )
+        except BaseException:
+            if index > start:
+                self._release_levels(plan[start:index], index - start, holder)
+            raise
+        return len(plan) - start
+
+    async def _wait(
+        self,
+        record: AsyncLockInfo,
+        holder: TaskHolder,
+        deadline: float,
+        limit: float | None,
+        site: Site,
+    ) -> float:
+        """Wait for ``record`` until the deadline; take it and return the time."""
+        with self._meta:
+            if self._detect:
+                path = find_wait_cycle(holder, record)
+                if path is not None:
+                    raise self._deadlock_error(holder, path, site)
+            holder.waiting_for = record
+            record._waiting.append(holder)
+        start = monotonic()
+        acquired = False
+        try:
+            if deadline == math.inf:
+                await record._raw.acquire()
+                acquired = True
+            else:
+                with anyio.move_on_after(deadline - start):
+                    await record._raw.acquire()
+                    acquired = True
+        finally:
+            with self._meta:
+                holder.waiting_for = None
+                record._waiting.remove(holder)
+        if not acquired:
+            raise self._unavailable(record, limit, blocking=True)
+        now = monotonic()
+        waited = now - start
+        record._contended += 1
+        record._wait_total += waited
+        if waited > record._wait_max:
+            record._wait_max = waited
+        record._owner = holder
+        record._depth = 1
+        record._acquired_at = now
+        record._site = site
+        record._acquisitions += 1
+        holder.push(record)
+        return now
+
+    def _release_one(self, record: AsyncLockInfo) -> None:
+        task = current_task()
+        holder = self._holders.get(task)
+        if holder is None or record._owner is not holder:
+            owner = record.owner
+            held = f"it is held by {owner}" if owner else "it is not held"
+            raise RuntimeError(
+                f"cannot release lock {record._name!r} from task "
+                f"{describe_task(task)!r}: {held}"
+            )
+        self._release_levels(record._handle._plan, 1, holder)
+        self._detach_if_idle(holder)
+
+    # -- views -----------------------------------------------------------------
+
+    def held_locks(self) -> list[str]:
+        """Return the names of the locks the calling task holds, in order taken."""
+        holder = self._holders.get(current_task())
+        return [] if holder is None else [r._name for r in holder.stack]
+
+    async def get_lock_status(self) -> dict[str, dict[str, Any]]:
+        """Return the live state of every registered lock, by name.
+
+        Each entry has ``order``, ``description``, ``owner`` (e.g.
+        ``"task 'worker-1'"`` or ``None``), ``acquired_at`` (a
+        :func:`time.time` timestamp or ``None``), ``is_locked``, ``depth``,
+        ``waiters`` (how many tasks wait for it), ``waiting`` (which),
+        ``hold_time`` (seconds held so far, or ``None``) and
+        ``acquisition_site`` (``file:line in function``, or ``None``).
+        """
+        return self._status()
+
+    def statistics(self) -> dict[str, LockUsageStatistics]:
+        """Return each lock's contention statistics, by name."""
+        return self._statistics()
+
+    async def detect_potential_deadlocks(self) -> list[str]:
+        """Describe every deadlock risk the manager knows of, one per string.
+
+        The list holds, in this order: locks held longer than
+        ``long_hold_threshold`` right now; live wait-for cycles (tasks stuck
+        waiting for each other, possible only when ``detect_deadlocks`` is
+        off or a lock is also used outside the manager); and recorded
+        reports: order violations, learned-order inversions and deadlocks that
+        were averted by raising :class:`DeadlockError`. Each string reads on
+        its own.
+        """
+        return self._potential_deadlocks()

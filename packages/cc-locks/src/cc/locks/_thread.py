@@ -1,0 +1,535 @@
+"""The lock manager for threads."""
+
+from __future__ import annotations
+
+import math
+import threading
+from time import monotonic
+from types import TracebackType
+from typing import Any
+
+from cc.locks._core import (
+    LockHierarchy,
+    ManagerCore,
+    Policy,
+    find_wait_cycle,
+    parse_hierarchy,
+)
+from cc.locks._errors import LockTimeoutError
+from cc.locks._records import (
+    NO_CEILING,
+    LockRecord,
+    LockUsageStatistics,
+    Site,
+    ThreadHolder,
+    caller_site,
+)
+
+__all__ = ["LockInfo", "LockManager", "ManagedLock"]
+
+
+class ManagedLock:
+    """A lock registered with a :class:`LockManager`, used like an RLock.
+
+    Acquiring it directly goes through the same checks as
+    :meth:`LockManager.acquire` for one lock: re-entry by its holder, the
+    order checks of the manager's policy, deadlock detection, statistics and
+    hold-time warnings. Like :class:`threading.RLock`, ``with lock:`` waits as
+    long as it takes (deadlock detection still applies).
+
+    >>> manager = LockManager()
+    >>> lock = manager.register_lock("jobs", order=None)
+    >>> with lock:
+    ...     manager.get_lock_status()["jobs"]["owner"]
+    "thread 'MainThread'"
+    """
+
+    __slots__ = ("_manager", "_plan", "_record")
+
+    def __init__(self, manager: LockManager, record: LockInfo) -> None:
+        self._manager = manager
+        self._record = record
+        self._plan = (record,)
+
+    @property
+    def name(self) -> str:
+        """The name the lock is registered under."""
+        return self._record._name
+
+    @property
+    def info(self) -> LockInfo:
+        """The lock's :class:`LockInfo` record."""
+        return self._record
+
+    def __repr__(self) -> str:
+        record = self._record
+        state = "unlocked" if record._owner is None else f"held by {record.owner}"
+        return f"<{type(self).__name__} {record._name!r} {state}>"
+
+    def _check_registered(self) -> None:
+        if self._record._retired:
+            raise RuntimeError(
+                f"lock {self._record._name!r} is no longer registered "
+                "(its manager was reset)"
+            )
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        """Acquire the lock, like :meth:`threading.RLock.acquire`.
+
+        :param blocking: with ``False``, return at once if another thread
+            holds the lock
+        :param timeout: seconds to wait at most; ``-1`` waits as long as it
+            takes
+        :return: whether the lock was acquired
+        :raises ValueError: for a timeout with ``blocking=False``, or a
+            negative timeout other than ``-1``
+        :raises LockOrderError: if the acquisition breaks the lock order and
+            the policy is ``"raise"``
+        :raises DeadlockError: if waiting would close a wait-for cycle
+        """
+        self._check_registered()
+        if timeout == -1:
+            limit = None
+        elif not blocking:
+            raise ValueError("can't specify a timeout for a non-blocking call")
+        elif not timeout >= 0:
+            raise ValueError(f"timeout must be -1 or a number >= 0, not {timeout!r}")
+        else:
+            limit = timeout
+        try:
+            self._manager._enter(self._plan, limit, blocking, caller_site(1))
+        except LockTimeoutError:
+            return False
+        return True
+
+    def release(self) -> None:
+        """Release one level of the calling thread's hold on the lock.
+
+        :raises RuntimeError: if the calling thread does not hold it
+        """
+        self._manager._release_one(self._record)
+
+    def __enter__(self) -> bool:
+        self._check_registered()
+        self._manager._enter(self._plan, None, True, caller_site(1))
+        return True
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._manager._release_one(self._record)
+
+    def locked(self) -> bool:
+        """Return whether some thread holds the lock through the manager."""
+        return self._record._owner is not None
+
+    def owned_by_current_thread(self) -> bool:
+        """Return whether the calling thread holds the lock."""
+        owner = self._record._owner
+        return owner is not None and owner is getattr(
+            self._manager._local, "holder", None
+        )
+
+
+class LockInfo(LockRecord[ManagedLock]):
+    """The record of a lock registered with a :class:`LockManager`.
+
+    :attr:`lock` is the :class:`ManagedLock` that :meth:`LockManager.get_lock`
+    returns; the other attributes describe the registration (``name``,
+    ``order``, ``description``), the current holder (``owner``,
+    ``acquired_at``, ``depth``, ``hold_time``, ``acquisition_site``,
+    ``waiters``) and, through :meth:`statistics`, the lock's history.
+
+    >>> manager = LockManager()
+    >>> _ = manager.register_lock("db", 10, "the database")
+    >>> info = manager.get_lock_info("db")
+    >>> (info.name, info.order, info.description, info.is_locked)
+    ('db', 10, 'the database', False)
+    """
+
+    __slots__ = ()
+
+
+class _Acquisition:
+    """The context manager that :meth:`LockManager.acquire` returns."""
+
+    __slots__ = ("_blocking", "_holder", "_manager", "_plan", "_site", "_timeout")
+
+    def __init__(
+        self,
+        manager: LockManager,
+        plan: tuple[LockInfo, ...],
+        timeout: float | None,
+        blocking: bool,
+        site: Site,
+    ) -> None:
+        self._manager = manager
+        self._plan = plan
+        self._timeout = timeout
+        self._blocking = blocking
+        self._site = site
+
+    def __enter__(self) -> None:
+        self._holder = self._manager._enter(
+            self._plan, self._timeout, self._blocking, self._site
+        )
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._manager._release_levels(self._plan, len(self._plan), self._holder)
+
+
+class LockManager(ManagerCore[LockInfo]):
+    """Named locks for threads, taken in a declared order, with deadlock checks.
+
+    Register each lock once with a name and an order (or load a whole
+    hierarchy with :meth:`register_locks`), then take any set of them with
+    :meth:`acquire`, which always takes them in ascending order, under one
+    deadline. On top of ordering, the manager
+
+    * refuses (or, by policy, reports) a thread that asks for a lower-order
+      lock while holding a higher one (:class:`LockOrderError`);
+    * learns the order in which locks registered with ``order=None`` are
+      nested, and reports an acquisition that contradicts it, even if it
+      never blocked (:class:`LockOrderError`);
+    * keeps a live wait-for graph and raises :class:`DeadlockError` in the
+      thread whose wait would close a cycle, instead of letting it hang;
+    * logs a warning when a lock was held longer than a threshold, naming the
+      holder and the place where it acquired the lock;
+    * counts acquisitions, contention, wait and hold times per lock.
+
+    Locks are reentrant: a thread may take a lock it already holds. Use the
+    lock objects that :meth:`get_lock` returns (not a lock you passed to
+    :meth:`register_lock`) when you need a lock outside :meth:`acquire`, so
+    that the manager sees every holder.
+
+    :param hierarchy: locks to register at once, in any form that
+        :meth:`register_locks` accepts
+    :param policy: what an order violation does: ``"raise"`` (the default)
+        raises :class:`LockOrderError`; ``"warn"`` logs it once and records
+        it for :meth:`detect_potential_deadlocks`, then takes the lock;
+        ``"off"`` checks nothing (the fastest)
+    :param detect_deadlocks: whether a wait that would close a wait-for cycle
+        raises :class:`DeadlockError` (it only costs when a thread has to
+        wait)
+    :param long_hold_threshold: hold time in seconds past which releasing a
+        lock logs a warning and :meth:`detect_potential_deadlocks` reports a
+        lock still held; ``None`` turns both off
+    :raises ValueError: for an unknown policy or a negative threshold
+
+    >>> manager = LockManager({"config": 10, "cache": 20})
+    >>> with manager.acquire("cache", "config"):  # taken as config, then cache
+    ...     manager.get_lock_status()["cache"]["is_locked"]
+    True
+    >>> with manager.acquire("cache"):
+    ...     with manager.acquire("config"):
+    ...         pass
+    Traceback (most recent call last):
+    ...
+    cc.locks.LockOrderError: lock order violation: thread 'MainThread' asks for ...
+    """
+
+    _kind = "thread"
+
+    def __init__(
+        self,
+        hierarchy: LockHierarchy | None = None,
+        *,
+        policy: Policy = "raise",
+        detect_deadlocks: bool = True,
+        long_hold_threshold: float | None = 30.0,
+    ) -> None:
+        super().__init__(
+            policy=policy,
+            detect_deadlocks=detect_deadlocks,
+            long_hold_threshold=long_hold_threshold,
+        )
+        self._local = threading.local()
+        if hierarchy is not None:
+            self.register_locks(hierarchy)
+
+    def __repr__(self) -> str:
+        return (
+            f"<{type(self).__name__} locks={len(self._records)} "
+            f"policy={self._policy!r}>"
+        )
+
+    # -- registration ------------------------------------------------------
+
+    def _check_lock_argument(self, name: str, lock: Any) -> None:
+        if not (
+            callable(getattr(lock, "acquire", None))
+            and callable(getattr(lock, "release", None))
+        ):
+            raise TypeError(
+                f"lock {name!r}: expected a threading.RLock (or another lock "
+                f"with acquire() and release()), not {type(lock).__name__}"
+            )
+
+    def _new_record(
+        self, name: str, order: int | None, description: str, lock: Any
+    ) -> LockInfo:
+        record = LockInfo(
+            name, order, description, threading.RLock() if lock is None else lock
+        )
+        record._handle = ManagedLock(self, record)
+        return record
+
+    def register_lock(
+        self,
+        name: str,
+        order: int | None,
+        description: str = "",
+        lock: threading.RLock | None = None,
+    ) -> ManagedLock:
+        """Register a lock under a unique name and order.
+
+        :param name: the lock's unique name
+        :param order: its place in the hierarchy; locks are taken in ascending
+            order. ``None`` leaves the order to be learned from use (see the
+            class documentation).
+        :param description: what the lock protects, for reports
+        :param lock: an existing lock to manage (a :class:`threading.RLock`
+            or any lock with ``acquire(blocking, timeout)`` and ``release()``);
+            by default a new :class:`threading.RLock`
+        :return: the managed lock, usable like a :class:`threading.RLock`
+        :raises ValueError: if the name, or the order, is already registered
+            (the message names the lock that has it)
+        :raises TypeError: for a name, order, description or lock of the
+            wrong type
+        """
+        (record,) = self._register_entries([(name, order, description, lock)])
+        return record._handle
+
+    def register_locks(self, hierarchy: LockHierarchy) -> dict[str, ManagedLock]:
+        """Register a whole lock hierarchy at once: all of it, or nothing.
+
+        Accepted forms: a mapping of names to orders
+        (``{"db": 10, "cache": 20}``), to ``(order, description)`` tuples or
+        to ``{"order": ..., "description": ...}`` mappings; or a list of
+        ``(name, order)`` / ``(name, order, description)`` tuples or of
+        ``{"name": ..., "order": ..., "description": ...}`` mappings.
+
+        :param hierarchy: the locks to register
+        :return: the managed locks by name, in the order given
+        :raises ValueError: if any name or order clashes with another entry or
+            with a registered lock; nothing is registered then
+        :raises TypeError: for an entry of the wrong shape or type
+
+        >>> manager = LockManager()
+        >>> locks = manager.register_locks([("db", 10, "the database"), ("cache", 20)])
+        >>> sorted(locks)
+        ['cache', 'db']
+        >>> manager.register_locks({"metrics": 30, "index": 10})
+        Traceback (most recent call last):
+        ...
+        ValueError: order 10 of lock 'index' is already used by lock 'db'; ...
+        >>> "metrics" in manager.get_lock_status()
+        False
+        """
+        records = self._register_entries(parse_hierarchy(hierarchy))
+        return {record._name: record._handle for record in records}
+
+    def get_lock(self, name: str) -> ManagedLock:
+        """Return the managed lock registered under ``name``.
+
+        :raises KeyError: if no lock has that name (the message says so)
+        """
+        return self._lookup(name)._handle
+
+    def get_lock_info(self, name: str) -> LockInfo:
+        """Return the :class:`LockInfo` record of the lock named ``name``.
+
+        :raises KeyError: if no lock has that name
+        """
+        return self._lookup(name)
+
+    def reset(self) -> None:
+        """Unregister every lock and forget what was learned and reported.
+
+        Meant for tests and for re-configuring the process-wide manager from
+        :func:`get_lock_manager`. Lock objects obtained before stop working.
+
+        :raises RuntimeError: if any lock is held or awaited
+        """
+        self._retire_all()
+
+    # -- acquiring -----------------------------------------------------------
+
+    def acquire(
+        self, *names: str, timeout: float | None = 10.0, blocking: bool = True
+    ) -> _Acquisition:
+        """Take the named locks, in ascending order, for a ``with`` block.
+
+        Whatever order the names come in, locks with a declared order are
+        taken in ascending order, then locks of learned order sorted by name.
+        A lock the thread already holds is re-entered. If any lock cannot be
+        taken, the ones already taken by this call are released before the
+        error propagates.
+
+        :param names: the locks to take (repeats count once)
+        :param timeout: seconds to wait for the whole set (one deadline, not
+            one per lock); ``None`` waits as long as it takes
+        :param blocking: with ``False``, fail at once instead of waiting for a
+            lock another thread holds
+        :return: a context manager holding the locks inside its block
+        :raises KeyError: if a name is not registered
+        :raises ValueError: without names, or for a negative timeout
+        :raises LockOrderError: (on entering) if the thread holds a lock of a
+            higher order than one asked for, or the order contradicts a
+            learned one, and the policy is ``"raise"``
+        :raises DeadlockError: (on entering) if waiting would close a wait-for
+            cycle
+        :raises LockTimeoutError: (on entering) if the deadline passed, or a
+            lock was taken and ``blocking`` is ``False``; the message names the
+            lock, its holder and where the holder acquired it
+        """
+        if timeout is not None and not timeout >= 0:
+            raise ValueError(
+                f"timeout must be a number of seconds >= 0 or None, not {timeout!r}"
+            )
+        return _Acquisition(self, self._plan(names), timeout, blocking, caller_site(1))
+
+    def _enter(
+        self,
+        plan: tuple[LockInfo, ...],
+        timeout: float | None,
+        blocking: bool,
+        site: Site,
+    ) -> ThreadHolder:
+        try:
+            holder: ThreadHolder = self._local.holder
+        except AttributeError:
+            holder = self._local.holder = ThreadHolder(threading.current_thread())
+        stack = holder.stack
+        ceilings = holder.ceilings
+        checking = self._checking
+        now = monotonic()
+        deadline: float | None = None
+        count = 0
+        try:
+            for record in plan:
+                if record._owner is holder:
+                    record._depth += 1
+                    count += 1
+                    continue
+                order = record._order
+                if checking and stack:
+                    if order is not None and order < ceilings[-1]:
+                        self._declared_violation(record, holder, site)
+                    if record not in stack[-1]._after:
+                        self._learn(stack[-1], record, holder, site)
+                if not record._raw.acquire(False):
+                    if deadline is None:
+                        deadline = math.inf if timeout is None else now + timeout
+                    now = self._wait(record, holder, deadline, timeout, blocking, site)
+                record._owner = holder
+                record._depth = 1
+                record._acquired_at = now
+                record._site = site
+                record._acquisitions += 1
+                ceiling = ceilings[-1] if ceilings else NO_CEILING
+                stack.append(record)
+                ceilings.append(
+                    order if order is not None and order > ceiling else ceiling
+                )
+                count += 1
+        except BaseException:
+            if count:
+                self._release_levels(plan, count, holder)
+            raise
+        return holder
+
+    def _wait(
+        self,
+        record: LockInfo,
+        holder: ThreadHolder,
+        deadline: float,
+        timeout: float | None,
+        blocking: bool,
+        site: Site,
+    ) -> float:
+        """Block until ``record`` is free or the deadline passes."""
+        if not blocking:
+            raise self._unavailable(record, timeout, blocking=False)
+        with self._meta:
+            if self._detect:
+                path = find_wait_cycle(holder, record)
+                if path is not None:
+                    raise self._deadlock_error(holder, path, site)
+            holder.waiting_for = record
+            record._waiting.append(holder)
+        start = monotonic()
+        try:
+            if deadline == math.inf:
+                acquired = record._raw.acquire()
+            else:
+                remaining = deadline - start
+                acquired = record._raw.acquire(remaining > 0, max(remaining, -1))
+        finally:
+            with self._meta:
+                holder.waiting_for = None
+                record._waiting.remove(holder)
+        if not acquired:
+            raise self._unavailable(record, timeout, blocking=True)
+        now = monotonic()
+        waited = now - start
+        record._contended += 1
+        record._wait_total += waited
+        if waited > record._wait_max:
+            record._wait_max = waited
+        return now
+
+    def _release_one(self, record: LockInfo) -> None:
+        holder: ThreadHolder | None = getattr(self._local, "holder", None)
+        if holder is None or record._owner is not holder:
+            owner = record.owner
+            held = f"it is held by {owner}" if owner else "it is not held"
+            raise RuntimeError(
+                f"cannot release lock {record._name!r} from "
+                f"thread {threading.current_thread().name!r}: {held}"
+            )
+        self._release_levels((record,), 1, holder)
+
+    # -- views -----------------------------------------------------------------
+
+    def held_locks(self) -> list[str]:
+        """Return the names of the locks the calling thread holds, in order taken."""
+        holder: ThreadHolder | None = getattr(self._local, "holder", None)
+        return [] if holder is None else [r._name for r in holder.stack]
+
+    def get_lock_status(self) -> dict[str, dict[str, Any]]:
+        """Return the live state of every registered lock, by name.
+
+        Each entry has ``order``, ``description``, ``owner`` (e.g.
+        ``"thread 'worker-1'"`` or ``None``), ``acquired_at`` (a
+        :func:`time.time` timestamp or ``None``), ``is_locked``, ``depth``,
+        ``waiters`` (how many threads wait for it), ``waiting`` (which),
+        ``hold_time`` (seconds held so far, or ``None``) and
+        ``acquisition_site`` (``file:line in function``, or ``None``).
+        """
+        return self._status()
+
+    def statistics(self) -> dict[str, LockUsageStatistics]:
+        """Return each lock's contention statistics, by name."""
+        return self._statistics()
+
+    def detect_potential_deadlocks(self) -> list[str]:
+        """Describe every deadlock risk the manager knows of, one per string.
+
+        The list holds, in this order: locks held longer than
+        ``long_hold_threshold`` right now; live wait-for cycles (threads
+        stuck waiting for each other, possible only when
+        ``detect_deadlocks`` is off or a lock is also used outside the
+        manager); and recorded reports: order violations, learned-order
+        inversions and deadlocks that were averted by raising
+        :class:`DeadlockError`. Each string reads on its own.
+        """
+        return self._potential_deadlocks()
