@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from sys import _getframe
 from time import monotonic
 from types import TracebackType
 from typing import Any
@@ -17,9 +18,9 @@ from cc.locks._core import (
     parse_hierarchy,
 )
 from cc.locks._records import (
-    NO_CEILING,
     LockRecord,
     LockUsageStatistics,
+    Plan,
     Site,
     TaskHolder,
     caller_site,
@@ -28,6 +29,8 @@ from cc.locks._tasks import current_task, describe_task
 from cc.primitives import Lock
 
 __all__ = ["AsyncLockInfo", "AsyncLockManager", "AsyncManagedLock"]
+
+_MAX_SPARE_HOLDERS = 64
 
 
 class AsyncManagedLock:
@@ -57,7 +60,7 @@ class AsyncManagedLock:
     def __init__(self, manager: AsyncLockManager, record: AsyncLockInfo) -> None:
         self._manager = manager
         self._record = record
-        self._plan = (record,)
+        self._plan: Plan[AsyncLockInfo] = Plan((record,))
 
     @property
     def name(self) -> str:
@@ -159,7 +162,7 @@ class _AsyncAcquisition:
     def __init__(
         self,
         manager: AsyncLockManager,
-        plan: tuple[AsyncLockInfo, ...],
+        plan: Plan[AsyncLockInfo],
         timeout: float | None,
         blocking: bool,
         site: Site,
@@ -171,9 +174,15 @@ class _AsyncAcquisition:
         self._site = site
 
     async def __aenter__(self) -> None:
-        self._holder = await self._manager._enter(
-            self._plan, self._timeout, self._blocking, self._site
-        )
+        manager = self._manager
+        plan = self._plan
+        now = monotonic()
+        holder = self._holder = manager._attach()
+        start = manager._take_unchecked(plan, holder, self._site, now)
+        if start >= 0:
+            await manager._enter_checked(
+                plan, start, holder, self._timeout, self._blocking, self._site, now
+            )
 
     async def __aexit__(
         self,
@@ -183,7 +192,7 @@ class _AsyncAcquisition:
     ) -> None:
         holder = self._holder
         manager = self._manager
-        manager._release_levels(self._plan, len(self._plan), holder)
+        manager._release_levels(self._plan.records, holder)
         if not holder.stack:
             manager._detach_if_idle(holder)
 
@@ -252,6 +261,7 @@ class AsyncLockManager(ManagerCore[AsyncLockInfo]):
             long_hold_threshold=long_hold_threshold,
         )
         self._holders: dict[object, TaskHolder] = {}
+        self._spare_holders: list[TaskHolder] = []
         if hierarchy is not None:
             self._register_entries(parse_hierarchy(hierarchy))
 
@@ -385,96 +395,156 @@ class AsyncLockManager(ManagerCore[AsyncLockInfo]):
             raise ValueError(
                 f"timeout must be a number of seconds >= 0 or None, not {timeout!r}"
             )
+        plan = self._plans.get(names)
+        if plan is None:
+            plan = self._plan(names)
+        frame = _getframe(1)
         return _AsyncAcquisition(
-            self, self._plan(names), timeout, blocking, caller_site(1)
+            self, plan, timeout, blocking, (frame.f_code, frame.f_lasti)
         )
 
     def _attach(self) -> TaskHolder:
         task = current_task()
         holder = self._holders.get(task)
         if holder is None:
-            holder = self._holders[task] = TaskHolder(task)
+            if self._spare_holders:
+                holder = self._spare_holders.pop()
+                holder.task = task
+            else:
+                holder = TaskHolder(task)
+            self._holders[task] = holder
         return holder
 
     def _detach_if_idle(self, holder: TaskHolder) -> None:
-        if not holder.stack and holder.waiting_for is None:
-            self._holders.pop(holder.task, None)
+        # A task that holds nothing and waits for nothing is forgotten, so
+        # that the manager never keeps a finished task alive; its holder
+        # object is kept for the next task instead of being reallocated.
+        if (
+            not holder.stack
+            and holder.waiting_for is None
+            and self._holders.pop(holder.task, None) is holder
+        ):
+            holder.task = None
+                if len(self._spare_holders) < _MAX_SPARE_HOLDERS:
+                    self._spare_holders.append(holder)
 
     async def _enter(
         self,
-        plan: tuple[AsyncLockInfo, ...],
+        plan: Plan[AsyncLockInfo],
         limit: float | None,
         blocking: bool,
         site: Site,
-    ) -> TaskHolder:
-        holder = self._attach()
+    ) -> None:
         now = monotonic()
-        count = 0
+        holder = self._attach()
+        start = self._take_unchecked(plan, holder, site, now)
+        if start >= 0:
+            await self._enter_checked(plan, start, holder, limit, blocking, site, now)
+
+    def _take_unchecked(
+        self, plan: Plan[AsyncLockInfo], holder: TaskHolder, site: Site, now: float
+    ) -> int:
+        """Take the plan without checks, if ``holder`` holds nothing yet.
+
+        That is the common case, kept lean: a plan is ascending by
+        construction and its edges are checked the first time it runs.
+
+        :return: -1 if every lock was taken; otherwise the index to go on
+            from with every check (0 if this path does not apply)
+        """
+        stack = holder.stack
+        if stack or not (plan.learned or not self._checking):
+            return 0
+        for record in plan.records:
+            if not record._raw.acquire_nowait():
+                return len(stack)
+            record._owner = holder
+            record._acquired_at = now
+            record._site = site
+            record._acquisitions += 1
+            stack.append(record)
+        return -1
+
+    async def _enter_checked(
+        self,
+        plan: Plan[AsyncLockInfo],
+        start: int,
+        holder: TaskHolder,
+        limit: float | None,
+        blocking: bool,
+        site: Site,
+        now: float,
+    ) -> None:
+        """Take ``plan.records[start:]`` with every check; wait if needed.
+
+        On an error or cancellation, releases every record of the plan taken
+        so far.
+        """
+        records = plan.records
+        count = start
         try:
-            count = self._take_ready(plan, 0, holder, site, now)
-            if count < len(plan):
+            count = start + self._take_ready(plan, start, holder, site, now)
+            if count < len(records):
                 deadline = math.inf if limit is None else now + limit
-                while count < len(plan):
+                while count < len(records):
                     if not blocking:
-                        raise self._unavailable(plan[count], limit, blocking=False)
-                    now = await self._wait(plan[count], holder, deadline, limit, site)
+                        raise self._unavailable(records[count], limit, blocking=False)
+                    now = await self._wait(
+                        records[count], holder, deadline, limit, site
+                    )
                     count += 1
                     count += self._take_ready(plan, count, holder, site, now)
         except BaseException:
             if count:
-                self._release_levels(plan, count, holder)
+                self._release_levels(records[:count], holder)
             self._detach_if_idle(holder)
             raise
-        return holder
+        if not plan.learned:
+            plan.check_learned()
 
     def _take_ready(
         self,
-        plan: tuple[AsyncLockInfo, ...],
+        plan: Plan[AsyncLockInfo],
         start: int,
         holder: TaskHolder,
         site: Site,
         now: float,
     ) -> int:
-        """Take ``plan[start:]`` up to the first lock that needs a wait.
+        """Take ``plan.records[start:]`` up to the first lock that needs a wait.
 
-        The checks of the lock that needs a wait are done; the caller waits
-        for it next. On an error, releases what it took and re-raises.
+        Every check of the lock that needs a wait is done; the caller waits
+        for it next. On an error, releases what it took here and re-raises.
 
         :return: how many locks it took
         """
+        records = plan.records
         stack = holder.stack
-        ceilings = holder.ceilings
         checking = self._checking
         index = start
         try:
-            for index in range(start, len(plan)):
-                record = plan[index]
+            for index in range(start, len(records)):
+                record = records[index]
                 if record._owner is holder:
-                    record._depth += 1
+                    record._reentries += 1
                     continue
-                order = record._order
                 if checking and stack:
-                    if order is not None and order < ceilings[-1]:
+                    order = record._order
+                    if order is not None and order < holder.ceiling():
                         self._declared_violation(record, holder, site)
                     if record not in stack[-1]._after:
                         self._learn(stack[-1], record, holder, site)
                 if not record._raw.acquire_nowait():
                     return index - start
                 record._owner = holder
-                record._depth = 1
                 record._acquired_at = now
                 record._site = site
                 record._acquisitions += 1
-                ceiling = ceilings[-1] if ceilings else NO_CEILING
                 stack.append(record)
-                ceilings.append(
-                    order if order is not None and order > ceiling else ceiling
-                )
         except BaseException:
             if index > start:
-                self._release_levels(plan[start:index], index - start, holder)
+                self._release_levels(records[start:index], holder)
             raise
-        return len(plan) - start
+        return len(records) - start
 
     async def _wait(
         self,
@@ -515,11 +585,10 @@ class AsyncLockManager(ManagerCore[AsyncLockInfo]):
         if waited > record._wait_max:
             record._wait_max = waited
         record._owner = holder
-        record._depth = 1
         record._acquired_at = now
         record._site = site
         record._acquisitions += 1
-        holder.push(record)
+        holder.stack.append(record)
         return now
 
     def _release_one(self, record: AsyncLockInfo) -> None:
@@ -532,7 +601,7 @@ class AsyncLockManager(ManagerCore[AsyncLockInfo]):
                 f"cannot release lock {record._name!r} from task "
                 f"{describe_task(task)!r}: {held}"
             )
-        self._release_levels(record._handle._plan, 1, holder)
+        self._release_levels(record._handle._plan.records, holder)
         self._detach_if_idle(holder)
 
     # -- views -----------------------------------------------------------------

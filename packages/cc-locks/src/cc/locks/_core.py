@@ -18,9 +18,9 @@ from __future__ import annotations
 import logging
 import math
 import threading
-import time
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from time import monotonic
 from typing import Any, Generic, Literal, TypeVar, Union
 
 from cc.locks._errors import DeadlockError, LockOrderError, LockTimeoutError
@@ -29,6 +29,7 @@ from cc.locks._records import (
     Holder,
     LockRecord,
     LockUsageStatistics,
+    Plan,
     Site,
     format_site,
 )
@@ -205,7 +206,7 @@ class ManagerCore(Generic[RecordT]):
         self._meta = threading.RLock()
         self._records: dict[str, RecordT] = {}
         self._orders: dict[int, RecordT] = {}
-        self._plans: dict[tuple[str, ...], tuple[RecordT, ...]] = {}
+        self._plans: dict[tuple[str, ...], Plan[RecordT]] = {}
         self._reports: dict[tuple[str, ...], str] = {}
 
     # -- configuration -----------------------------------------------------
@@ -274,7 +275,7 @@ class ManagerCore(Generic[RecordT]):
                 f"no lock named {name!r} is registered (registered: {known})"
             ) from None
 
-    def _plan(self, names: tuple[str, ...]) -> tuple[RecordT, ...]:
+    def _plan(self, names: tuple[str, ...]) -> Plan[RecordT]:
         """Return the records to take for ``names``, in the order to take them."""
         plan = self._plans.get(names)
         if plan is not None:
@@ -282,7 +283,7 @@ class ManagerCore(Generic[RecordT]):
         if not names:
             raise ValueError("acquire() needs the name of at least one lock")
         records = {name: self._lookup(name) for name in names}
-        plan = tuple(sorted(records.values(), key=lambda r: r._sort_key))
+        plan = Plan(tuple(sorted(records.values(), key=lambda r: r._sort_key)))
         if len(self._plans) >= _MAX_PLANS:
             self._plans.clear()
         self._plans[names] = plan
@@ -436,7 +437,7 @@ class ManagerCore(Generic[RecordT]):
             )
         else:
             holder = owner.describe()
-            since = time.monotonic() - record._acquired_at
+            since = monotonic() - record._acquired_at
             held = (
                 f"by {holder} for {since:.3f} s, acquired at "
                 f"{format_site(record._site)}"
@@ -457,31 +458,25 @@ class ManagerCore(Generic[RecordT]):
 
     # -- releasing -----------------------------------------------------------
 
-    def _release_levels(
-        self, plan: tuple[RecordT, ...], count: int, holder: Holder
-    ) -> None:
-        """Release the first ``count`` records of ``plan``, in reverse."""
-        now = time.monotonic()
+    def _release_levels(self, records: Sequence[RecordT], holder: Holder) -> None:
+        """Release one level of each of ``records``, last first."""
+        now = monotonic()
         long_hold = self._long_hold
-        for index in range(count - 1, -1, -1):
-            record = plan[index]
-            if record._depth > 1:
-                record._depth -= 1
+        stack = holder.stack
+        for record in reversed(records):
+            if record._reentries:
+                record._reentries -= 1
                 continue
             held = now - record._acquired_at
-            record._hold_total += held
             if held > record._hold_max:
                 record._hold_max = held
             if held > long_hold:
                 self._warn_long_hold(record, held)
             record._owner = None
-            record._depth = 0
-            stack = holder.stack
             if stack[-1] is record:
                 stack.pop()
-                holder.ceilings.pop()
             else:
-                holder.remove(record)
+                stack.remove(record)
             record._raw.release()
 
     def _warn_long_hold(self, record: RecordT, held: float) -> None:
@@ -521,7 +516,7 @@ class ManagerCore(Generic[RecordT]):
 
     def _potential_deadlocks(self) -> list[str]:
         found: list[str] = []
-        now = time.monotonic()
+        now = monotonic()
         with self._meta:
             records = list(self._records.values())
             for record in records:

@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
+from types import CodeType
 from typing import Any, Generic, TypeVar
 
 from cc.locks._tasks import describe_task
@@ -28,23 +29,31 @@ __all__ = [
     "format_site",
 ]
 
-# Where a lock was acquired: file name, line number, function name.
-Site = tuple[str, int, str]
+# Where a lock was acquired: the code object and the offset of the calling
+# instruction in it. Capturing these is several times cheaper than asking the
+# frame for its line number, which is worked out only when a report needs it.
+Site = tuple[CodeType, int]
 
 NO_CEILING = -math.inf
 
 
 def caller_site(depth: int) -> Site:
-    """Return the file, line and function ``depth`` frames above the caller."""
+    """Return the :data:`Site` of the frame ``depth`` levels above the caller."""
     frame = sys._getframe(depth + 1)
-    return (frame.f_code.co_filename, frame.f_lineno, frame.f_code.co_name)
+    return (frame.f_code, frame.f_lasti)
 
 
 def format_site(site: Site | None) -> str:
     """Render a :data:`Site` as ``file:line in function``."""
     if site is None:
         return "an unknown place"
-    return f"{site[0]}:{site[1]} in {site[2]}"
+    code, offset = site
+    line = code.co_firstlineno
+    for start, end, number in code.co_lines():
+        if start <= offset < end and number is not None:
+            line = number
+            break
+    return f"{code.co_filename}:{line} in {code.co_name}"
 
 
 @dataclass(frozen=True)
@@ -62,8 +71,8 @@ class LockUsageStatistics:
         were refused at once with ``blocking=False``
     :ivar total_wait_time: time spent waiting by contended acquisitions
     :ivar max_wait_time: the longest of those waits
-    :ivar total_hold_time: time the lock was held, over all releases
-    :ivar max_hold_time: the longest single hold
+    :ivar max_hold_time: the longest single hold (from first acquisition to
+        last release)
     """
 
     acquisitions: int
@@ -71,53 +80,39 @@ class LockUsageStatistics:
     timeouts: int
     total_wait_time: float
     max_wait_time: float
-    total_hold_time: float
     max_hold_time: float
 
 
 class Holder:
     """A thread or task as the managers see it: what it holds and awaits."""
 
-    __slots__ = ("ceilings", "stack", "wait_started", "waiting_for")
+    __slots__ = ("stack", "waiting_for")
 
-    def __init__(self) -> None:
-        # Locks held at depth one, in acquisition order, and next to each the
-        # highest declared order held up to that point (the "ceiling").
-        self.stack: list[LockRecord[Any]] = []
-        self.ceilings: list[float] = []
-        self.waiting_for: LockRecord[Any] | None = None
-        self.wait_started = 0.0
+    # Locks held (at any depth) in the order they were first taken, and the
+    # lock being waited for, if any.
+    stack: list[LockRecord[Any]]
+    waiting_for: LockRecord[Any] | None
 
     def describe(self) -> str:
         """Return e.g. ``thread 'worker-1'`` or ``task 'fetch'``."""
         raise NotImplementedError
 
-    def push(self, record: LockRecord[Any]) -> None:
-        """Note that ``record`` is now held at depth one."""
-        ceiling = self.ceilings[-1] if self.ceilings else NO_CEILING
-        order = record._order
-        if order is not None and order > ceiling:
-            ceiling = order
-        self.stack.append(record)
-        self.ceilings.append(ceiling)
+    def ceiling(self) -> float:
+        """Return the highest declared order held, or ``-inf``."""
+        ceiling = NO_CEILING
+        for record in self.stack:
+            order = record._order
+            if order is not None and order > ceiling:
+                ceiling = order
+        return ceiling
 
     def remove(self, record: LockRecord[Any]) -> None:
         """Forget ``record`` after its last release, wherever it is."""
         stack = self.stack
         if stack[-1] is record:
             stack.pop()
-            self.ceilings.pop()
-            return
-        # Released out of order: drop it and recompute the ceilings above.
-        index = stack.index(record)
-        del stack[index]
-        del self.ceilings[index:]
-        ceiling = self.ceilings[-1] if self.ceilings else NO_CEILING
-        for held in stack[index:]:
-            order = held._order
-            if order is not None and order > ceiling:
-                ceiling = order
-            self.ceilings.append(ceiling)
+        else:  # released out of order
+            stack.remove(record)
 
 
 class ThreadHolder(Holder):
@@ -126,7 +121,8 @@ class ThreadHolder(Holder):
     __slots__ = ("thread",)
 
     def __init__(self, thread: threading.Thread) -> None:
-        super().__init__()
+        self.stack = []
+        self.waiting_for = None
         self.thread = thread
 
     def describe(self) -> str:
@@ -141,7 +137,8 @@ class TaskHolder(Holder):
     __slots__ = ("task",)
 
     def __init__(self, task: object) -> None:
-        super().__init__()
+        self.stack = []
+        self.waiting_for = None
         self.task = task
 
     def describe(self) -> str:
@@ -175,15 +172,14 @@ class LockRecord(Generic[LockT]):
         "_acquisitions",
         "_after",
         "_contended",
-        "_depth",
         "_description",
         "_handle",
         "_hold_max",
-        "_hold_total",
         "_name",
         "_order",
         "_owner",
         "_raw",
+        "_reentries",
         "_retired",
         "_site",
         "_sort_key",
@@ -205,7 +201,7 @@ class LockRecord(Generic[LockT]):
         self._retired = False
         # live state
         self._owner: Holder | None = None
-        self._depth = 0
+        self._reentries = 0  # depth - 1 while held
         self._acquired_at = 0.0  # time.monotonic() of the first-level acquire
         self._site: Site | None = None
         self._waiting: list[Holder] = []
@@ -217,7 +213,6 @@ class LockRecord(Generic[LockT]):
         self._timeouts = 0
         self._wait_total = 0.0
         self._wait_max = 0.0
-        self._hold_total = 0.0
         self._hold_max = 0.0
 
     @property
@@ -254,7 +249,7 @@ class LockRecord(Generic[LockT]):
     @property
     def depth(self) -> int:
         """How many times the holder has acquired the lock (0 when free)."""
-        return self._depth if self._owner is not None else 0
+        return self._reentries + 1 if self._owner is not None else 0
 
     @property
     def acquired_at(self) -> float | None:
@@ -293,7 +288,6 @@ class LockRecord(Generic[LockT]):
             timeouts=self._timeouts,
             total_wait_time=self._wait_total,
             max_wait_time=self._wait_max,
-            total_hold_time=self._hold_total,
             max_hold_time=self._hold_max,
         )
 
@@ -306,3 +300,29 @@ class LockRecord(Generic[LockT]):
     def __repr__(self) -> str:
         state = "unlocked" if self._owner is None else f"held by {self.owner}"
         return f"<{type(self).__name__} {self._name!r} order={self._order!r} {state}>"
+
+
+RecordT = TypeVar("RecordT", bound=LockRecord[Any])
+
+
+class Plan(Generic[RecordT]):
+    """The records one ``acquire(*names)`` takes, in the order to take them.
+
+    ``learned`` turns true once every consecutive pair is a known edge of the
+    learned order graph: from then on, a holder that holds nothing can take
+    the whole plan without any order check, since the plan is ascending by
+    construction and its edges have already been checked.
+    """
+
+    __slots__ = ("learned", "records")
+
+    def __init__(self, records: tuple[RecordT, ...]) -> None:
+        self.records = records
+        self.learned = len(records) < 2
+
+    def check_learned(self) -> None:
+        """Set :attr:`learned` if every consecutive edge is now known."""
+        records = self.records
+        self.learned = all(
+            records[i] in records[i - 1]._after for i in range(1, len(records))
+        )

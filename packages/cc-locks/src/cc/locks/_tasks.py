@@ -9,6 +9,7 @@ stays backend neutral; any other anyio backend falls back to
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import anyio
@@ -16,16 +17,31 @@ import anyio
 __all__ = ["current_task", "describe_task"]
 
 
+# asyncio's lookups, bound on first use after whoever runs asyncio imported it.
+_running_loop: Callable[[], object] | None = None
+_loop_task: Callable[[object], object] | None = None
+
+
+def _bind_asyncio() -> bool:
+    global _running_loop, _loop_task
+    aio: Any = sys.modules.get("asyncio")
+    if aio is None:
+        return False
+    _running_loop, _loop_task = aio._get_running_loop, aio.current_task
+    return True
+
+
 def current_task() -> object:
     """Return an object that identifies the running task.
 
     :raises RuntimeError: outside of a running task
     """
-    aio: Any = sys.modules.get("asyncio")
-    if aio is not None and aio._get_running_loop() is not None:
-        task = aio.current_task()
-        if task is not None:
-            return task
+    if _running_loop is not None or _bind_asyncio():
+        loop = _running_loop()  # type: ignore[misc]
+        if loop is not None:
+            task = _loop_task(loop)  # type: ignore[misc]
+            if task is not None:
+                return task
     trio: Any = sys.modules.get("trio")
     if trio is not None:
         try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import threading
+from sys import _getframe
 from time import monotonic
 from types import TracebackType
 from typing import Any
@@ -17,9 +18,9 @@ from cc.locks._core import (
 )
 from cc.locks._errors import LockTimeoutError
 from cc.locks._records import (
-    NO_CEILING,
     LockRecord,
     LockUsageStatistics,
+    Plan,
     Site,
     ThreadHolder,
     caller_site,
@@ -49,7 +50,7 @@ class ManagedLock:
     def __init__(self, manager: LockManager, record: LockInfo) -> None:
         self._manager = manager
         self._record = record
-        self._plan = (record,)
+        self._plan: Plan[LockInfo] = Plan((record,))
 
     @property
     def name(self) -> str:
@@ -156,25 +157,25 @@ class LockInfo(LockRecord[ManagedLock]):
 class _Acquisition:
     """The context manager that :meth:`LockManager.acquire` returns."""
 
-    __slots__ = ("_blocking", "_holder", "_manager", "_plan", "_site", "_timeout")
+    __slots__ = ("_blocking", "_holder", "_manager", "_plan", "_timeout")
 
     def __init__(
         self,
         manager: LockManager,
-        plan: tuple[LockInfo, ...],
+        plan: Plan[LockInfo],
         timeout: float | None,
         blocking: bool,
-        site: Site,
     ) -> None:
         self._manager = manager
         self._plan = plan
         self._timeout = timeout
         self._blocking = blocking
-        self._site = site
 
     def __enter__(self) -> None:
+        # The with statement calls __enter__ from the frame that acquires.
+        frame = _getframe(1)
         self._holder = self._manager._enter(
-            self._plan, self._timeout, self._blocking, self._site
+            self._plan, self._timeout, self._blocking, (frame.f_code, frame.f_lasti)
         )
 
     def __exit__(
@@ -183,7 +184,7 @@ class _Acquisition:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._manager._release_levels(self._plan, len(self._plan), self._holder)
+        self._manager._release_levels(self._plan.records, self._holder)
 
 
 class LockManager(ManagerCore[LockInfo]):
@@ -395,11 +396,14 @@ class LockManager(ManagerCore[LockInfo]):
             raise ValueError(
                 f"timeout must be a number of seconds >= 0 or None, not {timeout!r}"
             )
-        return _Acquisition(self, self._plan(names), timeout, blocking, caller_site(1))
+        plan = self._plans.get(names)
+        if plan is None:
+            plan = self._plan(names)
+        return _Acquisition(self, plan, timeout, blocking)
 
     def _enter(
         self,
-        plan: tuple[LockInfo, ...],
+        plan: Plan[LockInfo],
         timeout: float | None,
         blocking: bool,
         site: Site,
@@ -409,20 +413,52 @@ class LockManager(ManagerCore[LockInfo]):
         except AttributeError:
             holder = self._local.holder = ThreadHolder(threading.current_thread())
         stack = holder.stack
-        ceilings = holder.ceilings
-        checking = self._checking
         now = monotonic()
+        start = 0
+        if not stack and (plan.learned or not self._checking):
+            # The common case, kept lean: nothing held, nothing to check.
+            for record in plan.records:
+                if not record._raw.acquire(False):
+                    break
+                record._owner = holder
+                record._acquired_at = now
+                record._site = site
+                record._acquisitions += 1
+                stack.append(record)
+            else:
+                return holder
+            start = len(stack)
+        self._enter_checked(plan, start, holder, timeout, blocking, site, now)
+        return holder
+
+    def _enter_checked(
+        self,
+        plan: Plan[LockInfo],
+        start: int,
+        holder: ThreadHolder,
+        timeout: float | None,
+        blocking: bool,
+        site: Site,
+        now: float,
+    ) -> None:
+        """Take ``plan.records[start:]`` with every check; waits if needed.
+
+        On an error, releases every record of the plan taken so far.
+        """
+        records = plan.records
+        stack = holder.stack
+        checking = self._checking
         deadline: float | None = None
-        count = 0
+        index = start
         try:
-            for record in plan:
+            for index in range(start, len(records)):
+                record = records[index]
                 if record._owner is holder:
-                    record._depth += 1
-                    count += 1
+                    record._reentries += 1
                     continue
-                order = record._order
                 if checking and stack:
-                    if order is not None and order < ceilings[-1]:
+                    order = record._order
+                    if order is not None and order < holder.ceiling():
                         self._declared_violation(record, holder, site)
                     if record not in stack[-1]._after:
                         self._learn(stack[-1], record, holder, site)
@@ -431,21 +467,16 @@ class LockManager(ManagerCore[LockInfo]):
                         deadline = math.inf if timeout is None else now + timeout
                     now = self._wait(record, holder, deadline, timeout, blocking, site)
                 record._owner = holder
-                record._depth = 1
                 record._acquired_at = now
                 record._site = site
                 record._acquisitions += 1
-                ceiling = ceilings[-1] if ceilings else NO_CEILING
                 stack.append(record)
-                ceilings.append(
-                    order if order is not None and order > ceiling else ceiling
-                )
-                count += 1
         except BaseException:
-            if count:
-                self._release_levels(plan, count, holder)
+            if index:
+                self._release_levels(records[:index], holder)
             raise
-        return holder
+        if not plan.learned:
+            plan.check_learned()
 
     def _wait(
         self,
@@ -496,7 +527,7 @@ class LockManager(ManagerCore[LockInfo]):
                 f"cannot release lock {record._name!r} from "
                 f"thread {threading.current_thread().name!r}: {held}"
             )
-        self._release_levels((record,), 1, holder)
+        self._release_levels(record._handle._plan.records, holder)
 
     # -- views -----------------------------------------------------------------
 
