@@ -425,8 +425,8 @@ class AsyncLockManager(ManagerCore[AsyncLockInfo]):
             and self._holders.pop(holder.task, None) is holder
         ):
             holder.task = None
-                if len(self._spare_holders) < _MAX_SPARE_HOLDERS:
-                    self._spare_holders.append(holder)
+            if len(self._spare_holders) < _MAX_SPARE_HOLDERS:
+                self._spare_holders.append(holder)
 
     async def _enter(
         self,
