@@ -1,0 +1,111 @@
+"""Driving an awaitable step by step, so that a helper sees when it first waits.
+
+``await awaitable`` hides whether the awaitable finished at once or had to wait
+for the event loop. The helpers want to know: work that finishes without
+waiting needs no task of its own and no timer. So they advance the awaitable's
+iterator themselves with ``send(None)``; if it finishes, that is the result; if
+it yields (it is waiting for the event loop), the yielded value is handed on to
+the event loop unchanged by :func:`resume` or :func:`resume_in`, which then
+relay everything the event loop sends or throws, exactly as ``await`` would.
+The awaitable keeps running in the task that started it, so backends that tie
+a wait to the current task (all of them) are unaffected.
+"""
+
+from __future__ import annotations
+
+import inspect
+import types
+from collections.abc import Generator
+from contextvars import Context
+from typing import Any, Protocol, TypeVar
+
+__all__ = ["resume", "resume_in", "step_iterator"]
+
+_T = TypeVar("_T")
+
+
+class Steps(Protocol):
+    """What the event loop drives a task's coroutine through (send/throw/close)."""
+
+    def send(self, value: Any, /) -> Any: ...
+
+    def throw(self, exc: BaseException, /) -> Any: ...
+
+    def close(self) -> None: ...
+
+
+def _delegate(iterator: Any) -> Generator[Any, Any, Any]:
+    # "yield from" gives any __await__ iterator (even one without send/throw)
+    # the full generator protocol, with exactly the semantics of "await".
+    return (yield from iterator)
+
+
+def step_iterator(awaitable: object) -> Steps:
+    """Return an object with ``send``/``throw``/``close`` that runs ``awaitable``.
+
+    :raises TypeError: if ``awaitable`` cannot be awaited
+    """
+    if type(awaitable) is types.CoroutineType:
+        return awaitable  # the common case, checked first
+    if type(awaitable) is types.GeneratorType:
+        # A generator-based coroutine (@types.coroutine) is its own iterator.
+        if awaitable.gi_code.co_flags & inspect.CO_ITERABLE_COROUTINE:
+            return awaitable
+    elif inspect.isawaitable(awaitable):
+        return _delegate(awaitable.__await__())
+    raise TypeError(f"{type(awaitable).__name__} object is not awaitable")
+
+
+@types.coroutine
+def resume(steps: Steps, pending: Any) -> Generator[Any, Any, Any]:
+    """Continue ``steps``, which has just yielded ``pending``, to completion.
+
+    Awaiting the result behaves exactly like having awaited the original
+    awaitable from the start.
+    """
+    send = steps.send
+    throw = steps.throw
+    while True:
+        try:
+            sent = yield pending
+        except GeneratorExit:
+            steps.close()
+            raise
+        except BaseException as exc:
+            try:
+                pending = throw(exc)
+            except StopIteration as stop:
+                return stop.value
+        else:
+            try:
+                pending = send(sent)
+            except StopIteration as stop:
+                return stop.value
+
+
+@types.coroutine
+def resume_in(context: Context, steps: Steps, pending: Any) -> Generator[Any, Any, Any]:
+    """Like :func:`resume`, but run every step inside ``context``.
+
+    This gives work that shares a task with other work the context-variable
+    isolation a task of its own would give it.
+    """
+    run = context.run
+    send = steps.send
+    throw = steps.throw
+    while True:
+        try:
+            sent = yield pending
+        except GeneratorExit:
+            run(steps.close)
+            raise
+        except BaseException as exc:
+            try:
+                pending = run(throw, exc)
+            except StopIteration as stop:
+                return stop.value
+        else:
+            try:
+                pending = run(send, sent)
+            except StopIteration as stop:
+                return stop.value

@@ -1,0 +1,184 @@
+"""async_gather: await several awaitables concurrently, structured."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from contextvars import copy_context
+from typing import Any, Literal, TypeVar, overload
+
+from cc.core_helpers._driving import resume_in, step_iterator
+from cc.core_helpers._errors import ValidationError
+from cc.core_helpers._pool import WorkerPool
+from cc.core_helpers._validation import (
+    check_limit,
+    close_coroutines,
+    describe,
+    is_awaitable,
+)
+
+__all__ = ["async_gather"]
+
+_T = TypeVar("_T")
+
+
+class _GatherPool(WorkerPool):
+    __slots__ = ("_awaitables", "_count", "_next")
+
+    def __init__(
+        self,
+        awaitables: tuple[Awaitable[Any], ...],
+        *,
+        limit: float,
+        return_exceptions: bool,
+    ) -> None:
+        super().__init__(
+            name="async_gather", limit=limit, return_exceptions=return_exceptions
+        )
+        self._awaitables = awaitables
+        self._count = len(awaitables)
+        self._next = 0
+        self._results = [None] * self._count
+
+    def _claim(self) -> int:
+        index = self._next
+        if index < self._count:
+            self._next = index + 1
+            self._job = self._awaitables[index]
+            return index
+        return -1
+
+    def _may_have_more(self) -> bool:
+        return self._next < self._count and not self._stopping
+
+    def _finished(self) -> None:
+        # Awaitables never claimed (the gather failed or was cancelled first)
+        # never run; close the coroutines among them so that Python does not
+        # warn that they were never awaited.
+        close_coroutines(self._awaitables[self._next :])
+
+
+@overload
+async def async_gather(
+    *awaitables: Awaitable[_T],
+    return_exceptions: Literal[False] = False,
+    limit: int | None = None,
+) -> list[_T]: ...
+
+
+@overload
+async def async_gather(
+    *awaitables: Awaitable[_T],
+    return_exceptions: bool,
+    limit: int | None = None,
+) -> list[_T | Exception]: ...
+
+
+async def async_gather(
+    *awaitables: Awaitable[Any],
+    return_exceptions: bool = False,
+    limit: int | None = None,
+) -> list[Any]:
+    """Await every awaitable concurrently and return their results in order.
+
+    Unlike :func:`asyncio.gather`, this is *structured*: when it returns or
+    raises, none of the awaitables is still running. If one fails (and
+    ``return_exceptions`` is false), the others are cancelled and
+    :func:`async_gather` waits until they have finished being cancelled before
+    it raises. Plain ``asyncio.gather`` raises at once and leaves the others
+    running in the background, unsupervised. If the task calling
+    :func:`async_gather` is cancelled, every awaitable is cancelled too.
+
+    Error semantics, with ``return_exceptions=False``:
+
+    * The first failure propagates *as itself*, never wrapped in an exception
+      group, so ``except ValueError:`` around the call works as it does
+      around ``asyncio.gather``.
+    * If other awaitables fail too (at the same moment, or while they are
+      being cancelled), the first failure is still the one raised, on every
+      backend; the others get a note on the raised exception
+      (``__notes__``, shown in its traceback) and are logged at DEBUG level
+      on the ``cc.core_helpers`` logger. Which one is "first" follows the
+      order the failures happened in, not the argument order. A failure that
+      is not an :class:`Exception` (``KeyboardInterrupt``, ``SystemExit``)
+      wins over ordinary exceptions.
+
+    With ``return_exceptions=True``, an awaitable's :class:`Exception` takes
+    its place in the result list and the others carry on. Cancellation and
+    other :class:`BaseException` are never returned as results; they
+    propagate as above.
+
+    How it runs: awaitables that finish without having to wait for anything
+    run one after the other in the calling task and cost no task at all; as
+    soon as one has to wait, another task is started to carry on with the
+    next, so all of them still make progress together. Each awaitable runs in
+    its own copy of the caller's :mod:`contextvars` context, as it would in a
+    task of its own. Awaitables that are never started (because an earlier
+    one failed) are closed, so Python does not warn about them.
+
+    :param awaitables: coroutines, tasks or other awaitables; each at most once
+    :param return_exceptions: put exceptions in the result list instead of
+        raising the first one
+    :param limit: run at most this many awaitables at a time (``None``, the
+        default, for no limit); the rest start as earlier ones finish, in
+        argument order
+    :return: the results, in the order of ``awaitables``
+    :raises ValidationError: if no awaitable is given ("At least one awaitable
+        must be provided"), if an argument is not awaitable or is given twice,
+        or if ``limit`` is not ``None`` or an integer of at least 1
+    :raises Exception: the first failure, as itself (see above)
+
+    >>> import anyio
+    >>> from cc.core_helpers import async_gather, async_sleep
+    >>> async def double(n: int, delay: float) -> int:
+    ...     await async_sleep(delay)
+    ...     return n * 2
+    >>> async def main() -> list[int]:
+    ...     return await async_gather(double(1, 0.03), double(2, 0.01), double(3, 0))
+    >>> anyio.run(main)
+    [2, 4, 6]
+    >>> anyio.run(main, backend="trio")
+    [2, 4, 6]
+    """
+    if not awaitables:
+        raise ValidationError("At least one awaitable must be provided")
+    try:
+        limit_value = check_limit(limit, allow_none=True)
+        seen: dict[int, int] = {}
+        for position, awaitable in enumerate(awaitables):
+            if not is_awaitable(awaitable):
+                raise ValidationError(
+                    f"async_gather argument {position} is not awaitable: "
+                    f"{describe(awaitable)}"
+                )
+            first = seen.setdefault(id(awaitable), position)
+            if first != position:
+                raise ValidationError(
+                    f"async_gather got the same awaitable as arguments {first} and "
+                    f"{position}; pass each awaitable once"
+                )
+    except ValidationError:
+        close_coroutines(awaitables)
+        raise
+    if len(awaitables) == 1:
+        return [await _gather_one(awaitables[0], return_exceptions)]
+    pool = _GatherPool(
+        awaitables, limit=limit_value, return_exceptions=return_exceptions
+    )
+    await pool.run()
+    return pool._results
+
+
+async def _gather_one(awaitable: Awaitable[Any], return_exceptions: bool) -> Any:
+    """Await a lone awaitable in the calling task; no task group is needed."""
+    context = copy_context()
+    try:
+        steps = step_iterator(awaitable)
+        try:
+            pending = context.run(steps.send, None)
+        except StopIteration as stop:
+            return stop.value
+        return await resume_in(context, steps, pending)
+    except Exception as exc:
+        if return_exceptions:
+            return exc
+        raise

@@ -1,0 +1,111 @@
+"""async_sleep and async_wait_for: waiting for a while, and waiting at most a while."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Awaitable
+from typing import TypeVar
+
+import anyio
+
+from cc.core_helpers._driving import resume, step_iterator
+from cc.core_helpers._errors import ValidationError
+from cc.core_helpers._validation import (
+    check_seconds,
+    close_coroutines,
+    describe,
+    is_awaitable,
+)
+
+__all__ = ["async_sleep", "async_wait_for"]
+
+_T = TypeVar("_T")
+
+
+async def async_sleep(delay: float) -> None:
+    """Pause the calling task for ``delay`` seconds.
+
+    The sleep is a cancellation point: cancelling the task (or a cancel scope
+    around the call) ends it at once. ``async_sleep(0)`` just lets other tasks
+    run; ``math.inf`` sleeps until cancelled.
+
+    :param delay: how long to sleep, in seconds (an int or a float, ``>= 0``)
+    :raises ValidationError: if ``delay`` is negative or NaN ("Sleep delay must
+        be non-negative") or not a number
+
+    >>> import anyio
+    >>> from cc.core_helpers import async_sleep
+    >>> async def main() -> str:
+    ...     await async_sleep(0.01)
+    ...     return "rested"
+    >>> anyio.run(main)
+    'rested'
+    >>> anyio.run(main, backend="trio")
+    'rested'
+    """
+    await anyio.sleep(check_seconds("Sleep delay", delay))
+
+
+# The reference API takes the timeout as a parameter, like asyncio.wait_for.
+async def async_wait_for(awaitable: Awaitable[_T], timeout: float | None) -> _T:  # noqa: ASYNC109
+    """Await ``awaitable``, giving up after ``timeout`` seconds.
+
+    When the time is up, the awaited work is *cancelled* (and has finished
+    being cancelled when this raises), then the builtin :class:`TimeoutError`
+    is raised. Like every timeout in anyio, asyncio and trio, it can only
+    interrupt the work where the work waits: an awaitable that finishes
+    without ever waiting returns its result whatever the timeout, and costs no
+    timer at all. ``None`` (or ``math.inf``) means no limit.
+
+    The work runs in the calling task, as with ``await``: nothing is spawned,
+    and a cancellation of the calling task reaches the work directly.
+
+    :param awaitable: the coroutine (or other awaitable) to wait for
+    :param timeout: the limit in seconds (``>= 0``), or ``None`` for none
+    :return: the awaitable's result
+    :raises ValidationError: if ``timeout`` is negative or NaN ("Timeout must
+        be non-negative"), not a number or ``None``, or if ``awaitable`` is not
+        awaitable
+    :raises TimeoutError: if the limit passes before the work finishes
+
+    >>> import anyio
+    >>> from cc.core_helpers import async_sleep, async_wait_for
+    >>> async def slow() -> str:
+    ...     await async_sleep(10)
+    ...     return "done"
+    >>> async def main() -> str:
+    ...     try:
+    ...         return await async_wait_for(slow(), timeout=0.01)
+    ...     except TimeoutError:
+    ...         return "timed out"
+    >>> anyio.run(main)
+    'timed out'
+    >>> anyio.run(main, backend="trio")
+    'timed out'
+    """
+    if not is_awaitable(awaitable):
+        raise ValidationError(
+            f"async_wait_for needs an awaitable, got {describe(awaitable)}"
+        )
+    try:
+        seconds = check_seconds("Timeout", timeout, none_allowed=True)
+    except ValidationError:
+        close_coroutines((awaitable,))
+        raise
+    if seconds == math.inf:
+        return await awaitable
+    started = time.perf_counter()
+    with anyio.CancelScope() as scope:
+        steps = step_iterator(awaitable)
+        try:
+            pending = steps.send(None)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+        # The work has to wait, so it needs a deadline now. It is counted from
+        # the call: the time spent before the first wait is taken off.
+        elapsed = time.perf_counter() - started
+        scope.deadline = anyio.current_time() + max(seconds - elapsed, 0.0)
+        return await resume(steps, pending)  # type: ignore[no-any-return]
+    # Only reached when the scope swallowed its own cancellation: time is up.
+    raise TimeoutError(f"async_wait_for timed out after {timeout!r} seconds")
