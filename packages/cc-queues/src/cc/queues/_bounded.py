@@ -12,7 +12,10 @@ How waiting works (and why it is cheap):
   leaves, the oldest waiting producer is woken and reserved the free slot
   (``_woken_putters``). The fast paths only use what is not reserved, so a
   newcomer cannot barge in front of a task that was already woken, and a
-  timed ``put()`` that was woken always gets its slot.
+  timed ``put()`` that was woken always gets its slot. Tasks woken in the
+  same scheduling round may resume in any order (trio randomizes it), so
+  among *those*, which consumer takes which item, or whose item lands
+  first, is the backend's choice; everything else is first in, first out.
 * Reservations are never lost: a woken task that is cancelled, or that finds
   the queue stopped when it resumes, passes its reservation on to the next
   waiter. Items stay in the ``deque`` until a task takes them, so a
@@ -509,9 +512,9 @@ class BoundedQueue(Generic[T]):
         Returns at once when there is room. When the queue is full, waits up
         to ``timeout`` seconds for a slot; if none frees up, the item is not
         added, ``metrics["backpressure_events"]`` is incremented and the
-        result is ``False``. Producers waiting for room are served first come,
-        first served. If the caller is cancelled while waiting, the item is
-        not added.
+        result is ``False``. Producers waiting for room are woken first come,
+        first served, and a woken producer's slot cannot be taken by another.
+        If the caller is cancelled while waiting, the item is not added.
 
         :param item: the item to add
         :param timeout: seconds to wait for room; ``None`` uses the queue's
@@ -587,7 +590,8 @@ class BoundedQueue(Generic[T]):
     async def get(self) -> T:
         """Remove and return the item at the front, waiting for one if empty.
 
-        Consumers waiting for an item are served first come, first served.
+        Consumers waiting for an item are woken first come, first served,
+        and the item that wakes one cannot be taken by another.
         Call :meth:`task_done` once the item is dealt with, so that
         :meth:`join` can tell when everything is finished.
 
