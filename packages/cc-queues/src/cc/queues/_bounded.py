@@ -102,7 +102,11 @@ class BoundedQueue(Generic[T]):
     constraint every anyio task group has: the task that calls :meth:`start`
     must be the one that calls :meth:`stop`, and any cancel scope or task
     group it opens in between must be closed before :meth:`stop` (pair them
-    with ``try``/``finally``). :meth:`stop` from any other task raises
+    with ``try``/``finally``; to bound the time :meth:`stop` takes, use its
+    ``timeout`` rather than wrapping it in ``anyio.fail_after``). Otherwise
+    the backend refuses to close the task group: anyio raises a
+    :class:`RuntimeError` about cancel scope nesting and trio reports
+    "nursery misnesting". :meth:`stop` from any other task raises
     :class:`QueueStateError` instead of corrupting the task group. While the
     queue runs, its starting task is inside the queue's task group, so if a
     worker ever crashes (workers catch :class:`Exception`; only a
