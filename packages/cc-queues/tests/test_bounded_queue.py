@@ -112,7 +112,9 @@ async def test_consumers_woken_together_each_get_exactly_one_item() -> None:
     assert received["late"] == 40
 
 
-async def test_an_item_promised_to_a_woken_consumer_cannot_be_taken_by_another() -> None:
+async def test_an_item_promised_to_a_woken_consumer_cannot_be_taken_by_another() -> (
+    None
+):
     received: dict[str, int] = {}
     async with BoundedQueue[int]() as queue, anyio.create_task_group() as tg:
 

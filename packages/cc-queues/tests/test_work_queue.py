@@ -1,0 +1,549 @@
+"""WorkQueue: process, concurrency limit, rate limit, batch_process, lifecycle."""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
+
+import anyio
+import pytest
+from anyio.lowlevel import checkpoint
+
+from cc.queues import QueueConfig, QueueStateError, QueueStatus, WorkQueue
+
+pytestmark = pytest.mark.anyio
+
+
+async def settle(rounds: int = 20) -> None:
+    """Let every task that is ready run until it blocks again."""
+    for _ in range(rounds):
+        await checkpoint()
+
+
+def accounted(queue: WorkQueue[int]) -> bool:
+    metrics = queue.metrics
+    return metrics["enqueued"] == (
+        metrics["processed"] + metrics["errors"] + metrics["handed_back"]
+    )
+
+
+class InFlight:
+    """Tracks how many calls of a worker function run at once."""
+
+    def __init__(self) -> None:
+        self.now = 0
+        self.most = 0
+        self.calls = 0
+
+    async def work(self, item: int) -> int:
+        self.now += 1
+        self.calls += 1
+        self.most = max(self.most, self.now)
+        try:
+            await anyio.sleep(0.001)
+        finally:
+            self.now -= 1
+        return item
+
+
+async def test_process_put_join_stop() -> None:
+    done: list[int] = []
+
+    async def work(item: int) -> None:
+        done.append(item)
+
+    async with WorkQueue[int](maxsize=4, concurrency_limit=2) as queue:
+        assert queue.status is QueueStatus.PROCESSING
+        await queue.process(work)
+        assert queue.worker_count == 2
+        for item in range(20):
+            assert await queue.put(item, timeout=math.inf)
+        await queue.join()
+        assert await queue.stop() == []
+    assert sorted(done) == list(range(20))
+    assert queue.status is QueueStatus.STOPPED
+    assert queue.metrics["processed"] == 20
+
+
+async def test_concurrency_limit_is_honoured_and_enforced() -> None:
+    tracker = InFlight()
+    async with WorkQueue[int](maxsize=50, concurrency_limit=3) as queue:
+        await queue.process(tracker.work)  # defaults to concurrency_limit workers
+        assert queue.worker_count == 3
+        with pytest.raises(ValueError, match="exceed concurrency_limit=3"):
+            await queue.process(tracker.work, num_workers=1)
+        for item in range(40):
+            await queue.put(item)
+        await queue.join()
+    assert tracker.calls == 40
+    assert tracker.most == 3
+
+
+async def test_workers_can_be_added_up_to_the_limit() -> None:
+    tracker = InFlight()
+    async with WorkQueue[int](concurrency_limit=4) as queue:
+        await queue.process(tracker.work, num_workers=1)
+        await queue.process(tracker.work, num_workers=3)
+        assert queue.worker_count == 4
+        with pytest.raises(ValueError, match="next to the 4 running"):
+            await queue.process(tracker.work, num_workers=1)
+        for item in range(30):
+            await queue.put(item)
+        await queue.join()
+    assert tracker.most <= 4
+
+
+async def test_without_a_limit_process_starts_one_worker_by_default() -> None:
+    async def work(item: int) -> None:
+        pass
+
+    async with WorkQueue[int]() as queue:
+        await queue.process(work)
+        assert queue.worker_count == 1
+        await queue.process(work, num_workers=5)
+        assert queue.worker_count == 6
+        with pytest.raises(ValueError, match="num_workers must be >= 1"):
+            await queue.process(work, num_workers=0)
+
+
+async def test_process_and_put_need_a_running_queue() -> None:
+    async def work(item: int) -> None:
+        pass
+
+    queue = WorkQueue[int]()
+    with pytest.raises(QueueStateError) as info:
+        await queue.put(1)
+    assert info.value.current_state is QueueStatus.IDLE
+    with pytest.raises(QueueStateError):
+        await queue.process(work)
+
+
+async def test_put_applies_backpressure() -> None:
+    async with WorkQueue[int](maxsize=1, timeout=0) as queue:
+        assert await queue.put(1)
+        assert queue.is_full
+        assert not queue.is_empty
+        assert queue.size == 1
+        assert await queue.put(2) is False
+        assert await queue.put(2, timeout=0.001) is False
+        assert queue.metrics["backpressure_events"] == 2
+        assert await queue.stop() == [1]
+    assert queue.unprocessed == [1]
+
+
+async def test_error_handler_in_process() -> None:
+    handled: list[int] = []
+
+    async def work(item: int) -> None:
+        raise ValueError(item)
+
+    async def on_error(exc: Exception, item: int) -> None:
+        handled.append(item)
+
+    async with WorkQueue[int]() as queue:
+        await queue.process(work, error_handler=on_error)
+        await queue.put(3)
+        await queue.join()
+    assert handled == [3]
+    assert queue.metrics["errors"] == 1
+
+
+async def test_stop_hands_back_and_async_with_exit_keeps_them(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="cc.queues")
+    async with WorkQueue[int]() as queue:
+        await queue.put(1)
+        await queue.put(2)
+    assert queue.unprocessed == [1, 2]
+    assert "2 unprocessed item(s)" in caplog.text
+    await queue.start()  # a restart clears them
+    assert queue.unprocessed == []
+    await queue.stop()
+
+
+async def test_leaving_async_with_on_error_cancels_busy_workers() -> None:
+    async def work(item: int) -> None:
+        await anyio.sleep_forever()
+
+    queue = WorkQueue[int]()
+    with pytest.raises(LookupError):
+        async with queue:
+            await queue.process(work)
+            await queue.put(1)
+            await settle()
+            raise LookupError("boom")
+    assert queue.unprocessed == [1]
+    assert accounted(queue)
+
+
+async def test_stop_from_another_task_is_refused() -> None:
+    async with WorkQueue[int]() as queue, anyio.create_task_group() as tg:
+
+        async def intruder() -> None:
+            with pytest.raises(QueueStateError, match="task that started"):
+                await queue.stop()
+
+        tg.start_soon(intruder)
+    assert queue.status is QueueStatus.STOPPED
+
+
+# -- batch_process ------------------------------------------------------------
+
+
+async def test_batch_process_a_list_with_results() -> None:
+    async def double(item: int) -> int:
+        await checkpoint()
+        return item * 2
+
+    queue = WorkQueue[int](maxsize=3, concurrency_limit=2)
+    summary = await queue.batch_process(list(range(10)), double, collect_results=True)
+    assert (summary.total, summary.succeeded, summary.failed) == (10, 10, 0)
+    assert summary.results == {i: i * 2 for i in range(10)}
+    assert summary.errors == {}
+    assert queue.status is QueueStatus.IDLE  # the batch ran on its own queue
+    assert queue.metrics["enqueued"] == 10
+    assert queue.metrics["processed"] == 10
+    assert queue.worker_count == 0
+
+
+async def test_batch_process_without_collect_results_keeps_only_counts() -> None:
+    async def work(item: int) -> int:
+        if item == 2:
+            raise ValueError(item)
+        return item
+
+    queue = WorkQueue[int]()
+    summary = await queue.batch_process(range(5), work, error_handler=_ignore)
+    assert (summary.total, summary.succeeded, summary.failed) == (5, 4, 1)
+    assert summary.results == {}
+    assert summary.errors == {}
+
+
+async def _ignore(exc: Exception, item: int) -> None:
+    pass
+
+
+async def test_batch_process_reports_errors_per_item() -> None:
+    handled: list[tuple[int, str]] = []
+
+    async def work(item: int) -> int:
+        if item % 4 == 1:
+            raise ValueError(f"bad {item}")
+        return item
+
+    async def on_error(exc: Exception, item: int) -> None:
+        handled.append((item, str(exc)))
+
+    queue = WorkQueue[int](concurrency_limit=3)
+    summary = await queue.batch_process(
+        range(12), work, error_handler=on_error, collect_results=True
+    )
+    assert summary.failed == 3
+    assert summary.succeeded == 9
+    assert sorted(handled) == [(1, "bad 1"), (5, "bad 5"), (9, "bad 9")]
+    assert {i: str(e) for i, e in summary.errors.items()} == {
+        1: "bad 1",
+        5: "bad 5",
+        9: "bad 9",
+    }
+    assert sorted(summary.results) == [0, 2, 3, 4, 6, 7, 8, 10, 11]
+    assert queue.metrics["errors"] == 3
+
+
+async def test_batch_process_logs_errors_without_a_handler(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.ERROR, logger="cc.queues")
+
+    async def work(item: str) -> None:
+        raise ValueError(item)
+
+    queue = WorkQueue[str]()
+    summary = await queue.batch_process(["x"], work)
+    assert summary.failed == 1
+    (record,) = caplog.records
+    assert record.getMessage() == "worker failed on item 'x'"
+    assert record.exc_info is not None
+
+
+async def test_batch_process_a_failing_handler_is_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.ERROR, logger="cc.queues")
+
+    async def work(item: int) -> None:
+        raise ValueError(item)
+
+    async def broken(exc: Exception, item: int) -> None:
+        raise RuntimeError("handler bug")
+
+    progress: list[int] = []
+    queue = WorkQueue[int]()
+    summary = await queue.batch_process(
+        [1, 2], work, error_handler=broken, on_progress=lambda d, t: progress.append(d)
+    )
+    assert summary.failed == 2
+    assert progress == [1, 2]  # progress is reported even so
+    assert sum("error handler" in r.getMessage() for r in caplog.records) == 2
+
+
+async def test_batch_process_a_generator_reads_lazily_with_bounded_lookahead() -> None:
+    maxsize, workers = 8, 3
+    produced = 0
+    finished = 0
+    most_ahead = 0
+
+    def numbers() -> Iterator[int]:
+        nonlocal produced, most_ahead
+        for item in range(5000):
+            produced += 1
+            most_ahead = max(most_ahead, produced - finished)
+            yield item
+
+    async def work(item: int) -> None:
+        nonlocal finished
+        await checkpoint()
+        finished += 1
+
+    queue = WorkQueue[int](maxsize=maxsize, concurrency_limit=workers)
+    summary = await queue.batch_process(numbers(), work)
+    assert summary.succeeded == 5000
+    # Items held at once: the queue, one per worker, and the one being put.
+    assert most_ahead <= maxsize + workers + 1
+
+
+async def test_batch_process_an_async_generator_with_bounded_lookahead() -> None:
+    maxsize, workers = 5, 2
+    produced = 0
+    finished = 0
+    most_ahead = 0
+
+    async def numbers() -> AsyncIterator[int]:
+        nonlocal produced, most_ahead
+        for item in range(3000):
+            produced += 1
+            most_ahead = max(most_ahead, produced - finished)
+            yield item
+            if item % 100 == 0:
+                await checkpoint()
+
+    async def work(item: int) -> int:
+        nonlocal finished
+        await checkpoint()
+        finished += 1
+        return item
+
+    queue = WorkQueue[int](maxsize=maxsize, concurrency_limit=workers)
+    summary = await queue.batch_process(numbers(), work, collect_results=True)
+    assert summary.succeeded == 3000
+    assert summary.results == {i: i for i in range(3000)}
+    assert most_ahead <= maxsize + workers + 1
+
+
+async def test_batch_process_reports_progress() -> None:
+    calls: list[tuple[int, int | None]] = []
+
+    async def work(item: int) -> None:
+        if item == 3:
+            raise ValueError(item)
+
+    queue = WorkQueue[int](concurrency_limit=2)
+    await queue.batch_process(
+        [0, 1, 2, 3, 4], work, error_handler=_ignore, on_progress=_record(calls)
+    )
+    assert calls == [(done, 5) for done in range(1, 6)]
+
+    calls.clear()
+    await queue.batch_process(iter(range(3)), work, on_progress=_record(calls))
+    assert calls == [(1, None), (2, None), (3, None)]
+
+
+def _record(calls: list[tuple[int, int | None]]) -> object:
+    def on_progress(done: int, total: int | None) -> None:
+        calls.append((done, total))
+
+    return on_progress
+
+
+async def test_a_failing_progress_callback_is_logged_and_ignored(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.ERROR, logger="cc.queues")
+
+    async def work(item: int) -> None:
+        pass
+
+    def broken(done: int, total: int | None) -> None:
+        raise ZeroDivisionError
+
+    queue = WorkQueue[int]()
+    summary = await queue.batch_process(range(3), work, on_progress=broken)
+    assert summary.succeeded == 3
+    assert sum("progress callback" in r.getMessage() for r in caplog.records) == 3
+
+
+async def test_batch_process_honours_the_concurrency_limit() -> None:
+    tracker = InFlight()
+    queue = WorkQueue[int](maxsize=10, concurrency_limit=4)
+    summary = await queue.batch_process(range(60), tracker.work)
+    assert summary.succeeded == 60
+    assert tracker.most == 4
+    with pytest.raises(ValueError, match="exceed concurrency_limit=4"):
+        await queue.batch_process(range(3), tracker.work, num_workers=5)
+
+
+async def test_batch_process_shares_the_limit_with_running_workers() -> None:
+    tracker = InFlight()
+    main_done: list[int] = []
+
+    async def main_work(item: int) -> None:
+        main_done.append(item)
+
+    async with WorkQueue[int](concurrency_limit=3) as queue:
+        await queue.process(main_work, num_workers=2)
+        with pytest.raises(ValueError, match="next to the 2 running"):
+            await queue.batch_process(range(3), tracker.work, num_workers=2)
+        await queue.put(100)
+        summary = await queue.batch_process(range(20), tracker.work, num_workers=1)
+        await queue.join()
+    assert summary.succeeded == 20
+    assert tracker.most == 1
+    assert main_done == [100]  # the main queue's items stay with its workers
+    assert queue.metrics["enqueued"] == 21
+
+
+async def test_cancelling_batch_process_hands_back_unfinished_items(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="cc.queues")
+    started = anyio.Event()
+    finished: list[int] = []
+
+    async def work(item: int) -> None:
+        if item == 2:
+            started.set()
+            await anyio.sleep_forever()
+        finished.append(item)
+
+    queue = WorkQueue[int](maxsize=4, concurrency_limit=1)
+    async with anyio.create_task_group() as tg:
+
+        async def run_batch() -> None:
+            await queue.batch_process(range(100), work)
+
+        tg.start_soon(run_batch)
+        await started.wait()
+        await settle()
+        tg.cancel_scope.cancel()
+    assert finished == [0, 1]
+    assert queue.unprocessed == [2, 3, 4, 5, 6]  # in hand, then the queue
+    metrics = queue.metrics
+    assert metrics["handed_back"] == 5
+    assert accounted(queue)
+    assert queue.worker_count == 0
+    assert "interrupted with 5 unprocessed item(s)" in caplog.text
+
+
+async def test_an_error_from_the_iterable_stops_the_batch() -> None:
+    done: list[int] = []
+
+    def numbers() -> Iterator[int]:
+        yield 1
+        yield 2
+        raise OSError("source failed")
+
+    async def work(item: int) -> None:
+        done.append(item)
+
+    queue = WorkQueue[int](maxsize=10)
+    with pytest.raises(OSError, match="source failed"):
+        await queue.batch_process(numbers(), work)
+    assert queue.metrics["enqueued"] == 2
+    assert sorted(done + queue.unprocessed) == [1, 2]  # nothing lost
+    assert accounted(queue)
+
+
+async def test_batch_process_on_an_empty_iterable() -> None:
+    async def work(item: int) -> None:
+        raise AssertionError("never called")
+
+    summary = await WorkQueue[int]().batch_process([], work)
+    assert (summary.total, summary.succeeded, summary.failed) == (0, 0, 0)
+
+
+# -- rate limit ---------------------------------------------------------------
+
+
+def assert_window(starts: list[float], limit: int, window: float) -> None:
+    """No more than ``limit`` starts fall in any ``window`` seconds."""
+    for first, later in zip(starts, starts[limit:]):
+        assert later - first >= window * 0.99, (first, later)
+
+
+async def test_rate_limit_caps_starts_per_sliding_window() -> None:
+    starts: list[float] = []
+
+    async def work(item: int) -> None:
+        starts.append(anyio.current_time())
+
+    queue = WorkQueue[int](concurrency_limit=4, rate_limit=3, rate_window=0.03)
+    assert queue.rate_limit == (3, 0.03)
+    await queue.batch_process(range(9), work)
+    assert len(starts) == 9
+    assert_window(sorted(starts), 3, 0.03)
+
+
+async def test_rate_limit_applies_to_process_too() -> None:
+    starts: list[float] = []
+
+    async def work(item: int) -> None:
+        starts.append(anyio.current_time())
+
+    config = QueueConfig(queue_capacity=2, capacity_refresh_time=0.03)
+    async with WorkQueue[int].from_config(config, rate_limited=True) as queue:
+        await queue.process(work, num_workers=3)
+        for item in range(6):
+            await queue.put(item, timeout=math.inf)
+        await queue.join()
+    assert len(starts) == 6
+    assert_window(sorted(starts), 2, 0.03)
+
+
+async def test_stop_cancels_workers_waiting_for_their_rate_turn() -> None:
+    async def work(item: int) -> None:
+        pass
+
+    queue = WorkQueue[int](concurrency_limit=2, rate_limit=1, rate_window=60)
+    await queue.start()
+    await queue.process(work)
+    for item in range(4):
+        await queue.put(item)
+    await settle()
+    # Item 0 started and finished; 1 and 2 are in the workers' hands, waiting
+    # for their turn (60 s away); 3 is queued.
+    leftovers = await queue.stop(timeout=0.01)
+    assert sorted(leftovers[:2]) == [1, 2]
+    assert leftovers[2:] == [3]
+    assert queue.metrics["processed"] == 1
+    assert accounted(queue)
+
+
+async def test_metrics_add_up_across_batches_and_the_main_queue() -> None:
+    counts: Counter[str] = Counter()
+
+    async def work(item: int) -> None:
+        counts["calls"] += 1
+
+    queue = WorkQueue[int]()
+    await queue.batch_process(range(3), work)
+    await queue.batch_process(range(4), work)
+    async with queue:
+        await queue.process(work)
+        await queue.put(1)
+        await queue.join()
+    assert counts["calls"] == 8
+    assert queue.metrics["enqueued"] == 8
+    assert queue.metrics["processed"] == 8
