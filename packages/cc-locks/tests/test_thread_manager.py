@@ -676,15 +676,23 @@ def test_without_detection_a_live_cycle_is_reported_until_a_timeout_breaks_it(
             with manager.acquire(wanted, timeout=timeout):
                 return mine + wanted
 
+    def bystander() -> str:
+        with manager.acquire("x", timeout=5):
+            return "bystander got x"
+
     t1 = start_thread(lambda: take("x", "y", 0.3), "t1")
     t2 = start_thread(lambda: take("y", "x", 5.0), "t2")
     wait_until(
         lambda: all(s["waiters"] == 1 for s in manager.get_lock_status().values())
     )
+    # a third thread waits on the cycle without being part of it
+    t3 = start_thread(bystander, "t3")
+    wait_until(lambda: manager.get_lock_status()["x"]["waiters"] == 2)
     reports = manager.detect_potential_deadlocks()
     with pytest.raises(LockTimeoutError):
         t1.join()
     assert t2.join() == "yx"  # t1 gave up x, so t2 got it
+    assert t3.join() == "bystander got x"
     live = [r for r in reports if r.startswith("live deadlock")]
     assert len(live) == 1
     assert "thread 't1'" in live[0] and "thread 't2'" in live[0]
@@ -938,3 +946,59 @@ def test_threads_hammering_random_sets_keep_every_invariant(
     assert sum(counters.values()) == total
     assert manager.detect_potential_deadlocks() == []
     assert all(not s["is_locked"] for s in manager.get_lock_status().values())
+
+
+def test_an_order_error_part_way_releases_what_the_call_took() -> None:
+    log: list[str] = []
+    manager = LockManager()
+    for name, order in (("c", 3), ("x", None)):
+        manager.register_lock(name, order, lock=RecordingLock(name, log))  # type: ignore[arg-type]
+    with manager.acquire("x"), manager.acquire("c"):  # learns x -> c
+        pass
+    log.clear()
+    with (
+        pytest.raises(LockOrderError, match="potential deadlock"),
+        manager.acquire("x", "c"),
+    ):  # takes c, then x: closes the cycle
+        pytest.fail("inversion not detected")  # pragma: no cover
+    assert log == ["+c", "-c"]
+    assert manager.held_locks() == []
+
+
+def test_with_managed_lock_waits_as_long_as_it_takes(start_thread: Any) -> None:
+    manager = LockManager({"r": 1})
+    body, taken, let_go = hold_until_released(manager, ("r",))
+    worker = start_thread(body, "holder")
+    assert taken.wait(5)
+    threading.Timer(0.05, let_go.set).start()
+    with manager.get_lock("r"):
+        assert manager.held_locks() == ["r"]
+    worker.join()
+    assert manager.statistics()["r"].contended_acquisitions == 1
+
+
+def test_many_distinct_name_sets_keep_working() -> None:
+    from itertools import permutations
+
+    names = [f"k{i}" for i in range(7)]
+    manager = LockManager({name: i for i, name in enumerate(names)})
+    for count, combo in enumerate(permutations(names)):
+        context = manager.acquire(*combo)
+        if count % 1000 == 0:
+            with context:
+                assert manager.held_locks() == names
+    with manager.acquire("k6", "k0"):
+        assert manager.held_locks() == ["k0", "k6"]
+
+
+def test_only_the_latest_reports_are_kept(caplog: pytest.LogCaptureFixture) -> None:
+    manager = LockManager({f"o{i}": i for i in range(25)}, policy="warn")
+    caplog.set_level(logging.ERROR, logger="cc.locks")
+    for high in range(25):
+        for low in range(high):
+            with manager.acquire(f"o{high}"), manager.acquire(f"o{low}"):
+                pass
+    reports = manager.detect_potential_deadlocks()
+    assert len(reports) == 256  # 300 violations seen, the oldest dropped
+    assert "asks for 'o23' (order 23)" in reports[-1]
+    assert "holding 'o24' (order 24)" in reports[-1]

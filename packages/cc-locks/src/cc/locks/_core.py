@@ -276,10 +276,7 @@ class ManagerCore(Generic[RecordT]):
             ) from None
 
     def _plan(self, names: tuple[str, ...]) -> Plan[RecordT]:
-        """Return the records to take for ``names``, in the order to take them."""
-        plan = self._plans.get(names)
-        if plan is not None:
-            return plan
+        """Build (and cache) the records to take for ``names``, in order."""
         if not names:
             raise ValueError("acquire() needs the name of at least one lock")
         records = {name: self._lookup(name) for name in names}
@@ -343,8 +340,6 @@ class ManagerCore(Generic[RecordT]):
     ) -> None:
         """Record "``after`` taken while holding ``before``"; check for a cycle."""
         with self._meta:
-            if after in before._after:
-                return
             path = self._order_path(after, before)
             edge = Edge(holder.describe(), before._site, site)
             if path is None or self._policy == "warn":

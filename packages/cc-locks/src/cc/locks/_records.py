@@ -48,11 +48,10 @@ def format_site(site: Site | None) -> str:
     if site is None:
         return "an unknown place"
     code, offset = site
-    line = code.co_firstlineno
-    for start, end, number in code.co_lines():
-        if start <= offset < end and number is not None:
-            line = number
-            break
+    line = next(
+        (n for start, end, n in code.co_lines() if start <= offset < end and n),
+        code.co_firstlineno,
+    )
     return f"{code.co_filename}:{line} in {code.co_name}"
 
 
@@ -105,14 +104,6 @@ class Holder:
             if order is not None and order > ceiling:
                 ceiling = order
         return ceiling
-
-    def remove(self, record: LockRecord[Any]) -> None:
-        """Forget ``record`` after its last release, wherever it is."""
-        stack = self.stack
-        if stack[-1] is record:
-            stack.pop()
-        else:  # released out of order
-            stack.remove(record)
 
 
 class ThreadHolder(Holder):
