@@ -69,12 +69,21 @@ class RateLimiter:
     [True, False]
     """
 
-    __slots__ = ("_interval", "_period", "_rate", "_tat", "_total", "_waiters")
+    __slots__ = (
+        "_interval",
+        "_period",
+        "_rate",
+        "_slack",
+        "_tat",
+        "_total",
+        "_waiters",
+    )
 
     def __init__(self, rate: float, period: float = 1.0) -> None:
         self._rate = check_positive_number("rate", rate, allow_inf=False)
         self._period = check_positive_number("period", period, allow_inf=False)
         self._interval = self._period / self._rate
+        self._slack = self._interval * 1e-6
         # Theoretical arrival time: when the bucket will be empty again.
         self._tat = float("-inf")
         self._total = 0.0
@@ -119,7 +128,11 @@ class RateLimiter:
     def _delay(self, amount: float, now: float) -> float:
         """Seconds until ``amount`` conforms (<= 0 means it conforms now)."""
         new_tat = max(self._tat, now) + amount * self._interval
-        return new_tat - now - self._period
+        delay = new_tat - now - self._period
+        # Clock values are large floats (trio's clock starts at a random
+        # offset): "now + interval - now" is not exactly the interval, and a
+        # rounding residue must not turn into an endless series of tiny sleeps.
+        return delay if delay > self._slack else 0.0
 
     def _consume(self, amount: float, now: float) -> None:
         self._tat = max(self._tat, now) + amount * self._interval
