@@ -60,7 +60,7 @@ class AsyncManagedLock:
     def __init__(self, manager: AsyncLockManager, record: AsyncLockInfo) -> None:
         self._manager = manager
         self._record = record
-        self._plan: Plan[AsyncLockInfo] = Plan((record,))
+        self._plan: Plan[AsyncLockInfo] = Plan((record,), checking=False)
 
     @property
     def name(self) -> str:
@@ -453,7 +453,7 @@ class AsyncLockManager(ManagerCore[AsyncLockInfo]):
             from with every check (0 if this path does not apply)
         """
         stack = holder.stack
-        if stack or not (plan.learned or not self._checking):
+        if stack or not plan.learned:
             return 0
         for record in plan.records:
             if not record._raw.acquire_nowait():

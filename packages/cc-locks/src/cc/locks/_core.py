@@ -280,7 +280,10 @@ class ManagerCore(Generic[RecordT]):
         if not names:
             raise ValueError("acquire() needs the name of at least one lock")
         records = {name: self._lookup(name) for name in names}
-        plan = Plan(tuple(sorted(records.values(), key=lambda r: r._sort_key)))
+        plan = Plan(
+            tuple(sorted(records.values(), key=lambda r: r._sort_key)),
+            checking=self._checking,
+        )
         if len(self._plans) >= _MAX_PLANS:
             self._plans.clear()
         self._plans[names] = plan
@@ -456,23 +459,28 @@ class ManagerCore(Generic[RecordT]):
     def _release_levels(self, records: Sequence[RecordT], holder: Holder) -> None:
         """Release one level of each of ``records``, last first."""
         now = monotonic()
-        long_hold = self._long_hold
         stack = holder.stack
-        for record in reversed(records):
+        for record in records[::-1]:
             if record._reentries:
                 record._reentries -= 1
                 continue
             held = now - record._acquired_at
-            if held > record._hold_max:
-                record._hold_max = held
-            if held > long_hold:
-                self._warn_long_hold(record, held)
+            if held > record._hold_floor:
+                self._note_hold(record, held)
             record._owner = None
-            if stack[-1] is record:
-                stack.pop()
-            else:
+            top = stack.pop()
+            if top is not record:  # released out of order
+                stack.append(top)
                 stack.remove(record)
             record._raw.release()
+
+    def _note_hold(self, record: RecordT, held: float) -> None:
+        """Record a new longest hold and warn about a long one."""
+        if held > record._hold_max:
+            record._hold_max = held
+        if held > self._long_hold:
+            self._warn_long_hold(record, held)
+        record._hold_floor = min(record._hold_max, self._long_hold)
 
     def _warn_long_hold(self, record: RecordT, held: float) -> None:
         logger.warning(

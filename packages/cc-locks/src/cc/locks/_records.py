@@ -165,6 +165,7 @@ class LockRecord(Generic[LockT]):
         "_contended",
         "_description",
         "_handle",
+        "_hold_floor",
         "_hold_max",
         "_name",
         "_order",
@@ -205,6 +206,9 @@ class LockRecord(Generic[LockT]):
         self._wait_total = 0.0
         self._wait_max = 0.0
         self._hold_max = 0.0
+        # min(_hold_max, the manager's long-hold threshold): a release whose
+        # hold time is below it has nothing to record, with one comparison.
+        self._hold_floor = 0.0
 
     @property
     def name(self) -> str:
@@ -300,16 +304,21 @@ class Plan(Generic[RecordT]):
     """The records one ``acquire(*names)`` takes, in the order to take them.
 
     ``learned`` turns true once every consecutive pair is a known edge of the
-    learned order graph: from then on, a holder that holds nothing can take
-    the whole plan without any order check, since the plan is ascending by
-    construction and its edges have already been checked.
+    learned order graph (or from the start, if the manager checks nothing):
+    from then on, a holder that holds nothing can take the whole plan without
+    any order check, since the plan is ascending by construction and its
+    edges have already been checked.
     """
 
-    __slots__ = ("learned", "records")
+    __slots__ = ("contexts", "learned", "records", "release_order")
 
-    def __init__(self, records: tuple[RecordT, ...]) -> None:
+    def __init__(self, records: tuple[RecordT, ...], *, checking: bool) -> None:
         self.records = records
-        self.learned = len(records) < 2
+        self.release_order = records[::-1]
+        self.learned = len(records) < 2 or not checking
+        # Context managers for this plan, by (timeout, blocking); the thread
+        # manager's are stateless and therefore shared.
+        self.contexts: dict[tuple[float | None, bool], Any] = {}
 
     def check_learned(self) -> None:
         """Set :attr:`learned` if every consecutive edge is now known."""

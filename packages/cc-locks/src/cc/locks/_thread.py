@@ -28,6 +28,9 @@ from cc.locks._records import (
 
 __all__ = ["LockInfo", "LockManager", "ManagedLock"]
 
+# acquire() shares one context manager per plan and (timeout, blocking).
+_MAX_CONTEXTS_PER_PLAN = 8
+
 
 class ManagedLock:
     """A lock registered with a :class:`LockManager`, used like an RLock.
@@ -50,7 +53,7 @@ class ManagedLock:
     def __init__(self, manager: LockManager, record: LockInfo) -> None:
         self._manager = manager
         self._record = record
-        self._plan: Plan[LockInfo] = Plan((record,))
+        self._plan: Plan[LockInfo] = Plan((record,), checking=False)
 
     @property
     def name(self) -> str:
@@ -155,9 +158,14 @@ class LockInfo(LockRecord[ManagedLock]):
 
 
 class _Acquisition:
-    """The context manager that :meth:`LockManager.acquire` returns."""
+    """The context manager that :meth:`LockManager.acquire` returns.
 
-    __slots__ = ("_blocking", "_holder", "_manager", "_plan", "_timeout")
+    It keeps no state between ``__enter__`` and ``__exit__`` (the holder is
+    the calling thread's), so one instance per plan and arguments is shared
+    by every thread and every nesting level.
+    """
+
+    __slots__ = ("_blocking", "_local", "_manager", "_plan", "_timeout")
 
     def __init__(
         self,
@@ -167,6 +175,7 @@ class _Acquisition:
         blocking: bool,
     ) -> None:
         self._manager = manager
+        self._local = manager._local
         self._plan = plan
         self._timeout = timeout
         self._blocking = blocking
@@ -174,8 +183,30 @@ class _Acquisition:
     def __enter__(self) -> None:
         # The with statement calls __enter__ from the frame that acquires.
         frame = _getframe(1)
-        self._holder = self._manager._enter(
-            self._plan, self._timeout, self._blocking, (frame.f_code, frame.f_lasti)
+        site = (frame.f_code, frame.f_lasti)
+        try:
+            holder: ThreadHolder = self._local.holder
+        except AttributeError:
+            holder = self._manager._attach()
+        stack = holder.stack
+        plan = self._plan
+        now = monotonic()
+        start = 0
+        if not stack and plan.learned:
+            # The common case, kept lean (the same as LockManager._enter).
+            for record in plan.records:
+                if not record._raw.acquire(False):
+                    break
+                record._owner = holder
+                record._acquired_at = now
+                record._site = site
+                record._acquisitions += 1
+                stack.append(record)
+            else:
+                return
+            start = len(stack)
+        self._manager._enter_checked(
+            plan, start, holder, self._timeout, self._blocking, site, now
         )
 
     def __exit__(
@@ -184,7 +215,22 @@ class _Acquisition:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._manager._release_levels(self._plan.records, self._holder)
+        # The same as ManagerCore._release_levels, inlined on the hot path.
+        stack = self._local.holder.stack
+        now = monotonic()
+        for record in self._plan.release_order:
+            if record._reentries:
+                record._reentries -= 1
+                continue
+            held = now - record._acquired_at
+            if held > record._hold_floor:
+                self._manager._note_hold(record, held)
+            record._owner = None
+            top = stack.pop()
+            if top is not record:  # released out of order
+                stack.append(top)
+                stack.remove(record)
+            record._raw.release()
 
 
 class LockManager(ManagerCore[LockInfo]):
@@ -392,14 +438,23 @@ class LockManager(ManagerCore[LockInfo]):
             lock was taken and ``blocking`` is ``False``; the message names the
             lock, its holder and where the holder acquired it
         """
-        if timeout is not None and not timeout >= 0:
-            raise ValueError(
-                f"timeout must be a number of seconds >= 0 or None, not {timeout!r}"
-            )
         plan = self._plans.get(names)
         if plan is None:
             plan = self._plan(names)
-        return _Acquisition(self, plan, timeout, blocking)
+        context = plan.contexts.get((timeout, blocking))
+        if context is None:
+            if timeout is not None and not timeout >= 0:
+                raise ValueError(
+                    f"timeout must be a number of seconds >= 0 or None, not {timeout!r}"
+                )
+            context = _Acquisition(self, plan, timeout, blocking)
+            if len(plan.contexts) < _MAX_CONTEXTS_PER_PLAN:
+                plan.contexts[timeout, blocking] = context
+        return context
+
+    def _attach(self) -> ThreadHolder:
+        holder = self._local.holder = ThreadHolder(threading.current_thread())
+        return holder
 
     def _enter(
         self,
@@ -411,11 +466,11 @@ class LockManager(ManagerCore[LockInfo]):
         try:
             holder: ThreadHolder = self._local.holder
         except AttributeError:
-            holder = self._local.holder = ThreadHolder(threading.current_thread())
+            holder = self._attach()
         stack = holder.stack
         now = monotonic()
         start = 0
-        if not stack and (plan.learned or not self._checking):
+        if not stack and plan.learned:
             # The common case, kept lean: nothing held, nothing to check.
             for record in plan.records:
                 if not record._raw.acquire(False):
