@@ -136,6 +136,20 @@ def _install_package(session: nox.Session, dist: str, *extra: str) -> None:
 PACKAGE_NAMES = sorted(_package_names())
 
 
+def _uv() -> str:
+    """The uv executable: the one installed next to nox, else one on PATH."""
+    try:
+        from uv import find_uv_bin
+    except ImportError:
+        found = shutil.which("uv")
+        if found is None:
+            raise RuntimeError(
+                "uv is required: python3 -m pip install nox uv"
+            ) from None
+        return found
+    return str(find_uv_bin())
+
+
 @nox.session(python=PYTHONS)
 @nox.parametrize("package", PACKAGE_NAMES)
 def tests(session: nox.Session, package: str) -> None:
@@ -181,7 +195,7 @@ def _build_wheels(session: nox.Session, outdir: Path, *, sdist: bool) -> None:
     kinds = ["--wheel", "--sdist"] if sdist else ["--wheel"]
     for pkg in _packages().values():
         session.run(
-            "uv", "build", *kinds, "--out-dir", str(outdir), str(pkg.path),
+            _uv(), "build", *kinds, "--out-dir", str(outdir), str(pkg.path),
             external=True,
         )  # fmt: skip
 
@@ -210,7 +224,7 @@ def isolation(session: nox.Session) -> None:
         for name, pkg in packages.items():
             env_dir = Path(tmp) / name
             session.run(
-                "uv", "venv", "--quiet", "--python", str(session.python),
+                _uv(), "venv", "--quiet", "--python", str(session.python),
                 str(env_dir), external=True,
             )  # fmt: skip
             python = str(env_dir / "bin" / "python")
@@ -219,7 +233,7 @@ def isolation(session: nox.Session) -> None:
                 for d in _closure(name, packages)
             ]
             session.run(
-                "uv", "pip", "install", "--quiet", "--python", python, *wheels,
+                _uv(), "pip", "install", "--quiet", "--python", python, *wheels,
                 external=True,
             )  # fmt: skip
             permitted = sorted(
@@ -238,7 +252,7 @@ def isolation(session: nox.Session) -> None:
             session.log(f"{name}: importing {pkg.module} in a fresh environment")
             session.run(python, "-c", probe, external=True)
             installed = session.run(
-                "uv", "pip", "freeze", "--python", python,
+                _uv(), "pip", "freeze", "--python", python,
                 external=True, silent=True,
             )  # fmt: skip
             cc_installed = sorted(
@@ -295,3 +309,64 @@ def demo(session: nox.Session) -> None:
     """Install the meta-package in a fresh environment and run the demo."""
     _install_package(session, "cc-concurrency", "anyio[trio]>=4.5")
     session.run("python", str(ROOT / "examples" / "demo.py"), *session.posargs)
+
+
+def _ensure_debian_package(session: nox.Session, executable: str, package: str) -> str:
+    """Return the path of ``executable``, installing Debian's ``package`` if absent.
+
+    CI machines start without it; the project installs what it needs itself.
+    """
+    found = shutil.which(executable)
+    if found:
+        return found
+    if shutil.which("apt-get") is None or os.geteuid() != 0:
+        session.error(
+            f"{executable} is missing and cannot be installed here: "
+            f"install Debian's '{package}' package (apt-get install {package})"
+        )
+    session.log(f"installing Debian's {package} for {executable}")
+    env = {"DEBIAN_FRONTEND": "noninteractive"}
+    session.run("apt-get", "update", "-qq", external=True, env=env)
+    session.run(
+        "apt-get", "install", "-y", "-qq", "--no-install-recommends", package,
+        external=True, env=env,
+    )  # fmt: skip
+    found = shutil.which(executable)
+    if not found:
+        session.error(f"installing {package} did not provide {executable}")
+    return found
+
+
+DOCS_REQUIREMENTS = [
+    "mkdocs>=1.6",
+    "mkdocs-material>=9.5",
+    "mkdocstrings[python]>=0.26",
+]
+
+
+@nox.session(python=DEFAULT_PYTHON)
+def docs(session: nox.Session) -> None:
+    """Build the documentation site strictly into site/, then check it renders.
+
+    The render check opens every built page in headless Chromium (Debian's
+    package, installed when missing) and fails on a broken page or a console
+    error.
+    """
+    _install_package(
+        session, "cc-concurrency", *DOCS_REQUIREMENTS,
+        "playwright>=1.45", "pytest>=8", "pytest-timeout>=2.3",
+    )  # fmt: skip
+    site = ROOT / "site"
+    shutil.rmtree(site, ignore_errors=True)
+    session.run("mkdocs", "build", "--strict", "--site-dir", str(site))
+    chromium = _ensure_debian_package(session, "chromium", "chromium")
+    session.run(
+        "pytest",
+        f"--rootdir={ROOT}",
+        f"-c={ROOT / 'pyproject.toml'}",
+        "-p",
+        "no:cacheprovider",
+        str(ROOT / "docs" / "tests"),
+        *session.posargs,
+        env={"CC_DOCS_SITE": str(site), "CC_CHROMIUM": chromium},
+    )
