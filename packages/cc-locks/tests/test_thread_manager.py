@@ -739,6 +739,9 @@ def test_long_holds_are_logged_with_holder_and_site(
     with manager.acquire("fast"):
         pass
     assert len(caplog.records) == 1
+    with manager.acquire("slow"):  # long again, though not the longest
+        time.sleep(0.03)
+    assert len(caplog.records) == 2
     message = caplog.records[0].getMessage()
     assert message.startswith("lock 'slow' was held for")
     assert "(threshold 0.020 s) by thread 'MainThread'" in message
@@ -1002,3 +1005,25 @@ def test_only_the_latest_reports_are_kept(caplog: pytest.LogCaptureFixture) -> N
     assert len(reports) == 256  # 300 violations seen, the oldest dropped
     assert "asks for 'o23' (order 23)" in reports[-1]
     assert "holding 'o24' (order 24)" in reports[-1]
+
+
+def test_a_lock_taken_inside_a_block_may_outlive_it() -> None:
+    manager = LockManager({"a": 1, "b": 2})
+    b = manager.get_lock("b")
+    with manager.acquire("a"):
+        b.acquire()
+    assert manager.held_locks() == ["b"]
+    assert not manager.get_lock_info("a").is_locked
+    with pytest.raises(LockOrderError), manager.acquire("a"):  # a is below b
+        pass  # pragma: no cover
+    b.release()
+    assert manager.held_locks() == []
+
+
+def test_acquire_with_many_different_timeouts() -> None:
+    manager = LockManager({"a": 1})
+    contexts = [manager.acquire("a", timeout=0.5 + i) for i in range(12)]
+    assert manager.acquire("a", timeout=0.5) is contexts[0]  # shared
+    for context in contexts:
+        with context:
+            assert manager.held_locks() == ["a"]
