@@ -47,8 +47,8 @@ class _GatherPool(WorkerPool):
             return index
         return -1
 
-    def _may_have_more(self) -> bool:
-        return self._next < self._count and not self._stopping
+    def _claimable(self) -> float:
+        return 0 if self._stopping else self._count - self._next
 
     def _finished(self) -> None:
         # Awaitables never claimed (the gather failed or was cancelled first)

@@ -96,8 +96,9 @@ class _MapPool(WorkerPool):
         self._results.append(None)
         return len(self._results) - 1
 
-    def _may_have_more(self) -> bool:
-        return not self._exhausted and self._quota > 0 and not self._stopping
+    def _claimable(self) -> float:
+        # The source's length is unknown: the quota is all there is to go on.
+        return 0 if self._exhausted or self._stopping else self._quota
 
     async def next_results(self, quota: float) -> list[Any]:
         """Run the next ``quota`` calls (or all that are left) to completion.

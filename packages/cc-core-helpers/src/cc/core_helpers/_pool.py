@@ -11,13 +11,17 @@ nothing. So the pool works like this:
   job) and advances the job by hand (see :mod:`cc.core_helpers._driving`).
 * A job that finishes without waiting costs no task at all.
 * When a job has to wait for the first time, and jobs are left to claim, the
-  worker spawns *one* more worker into the pool's task group before handing
-  the wait to the event loop, unless a spawned worker has not started yet
-  (so a burst of waiting jobs does not spawn a burst of idle workers). The new
+  worker spawns more workers into the pool's task group before handing the
+  wait to the event loop, unless spawned workers have yet to start. A new
   worker starts on the next job; if that one waits too, it spawns the next.
-  Every job that is waiting therefore always has a worker ready to start the
-  next one, and no job waits for a job that has not been started, except when
-  ``limit`` workers are busy, which is what a limit means.
+  So while a job waits, a worker is always on its way to start the next one,
+  and no job waits for one that will never start (unless ``limit`` workers
+  are busy, which is what a limit means).
+* How many to spawn adapts: one at a time while jobs keep finishing (short
+  waits: a few workers cycling through the jobs are enough), twice as many
+  as last time when none has finished since the last spawn (long waits: the
+  jobs must all be in flight at once, and doubling gets them there in a
+  logarithmic number of event loop iterations rather than one per job).
 * A worker runs one job at a time, so at most ``limit`` jobs are in flight.
 
 Failure handling is structured: the first failure cancels the task group
@@ -61,27 +65,32 @@ class WorkerPool:
     """Run jobs with at most ``limit`` in flight; collect results in order.
 
     Subclasses provide the jobs through :meth:`_claim` (or :meth:`_claim_async`
-    when ``_async_source`` is true) and say through :meth:`_may_have_more`
-    whether spawning another worker could find one.
+    when ``_async_source`` is true) and say through :meth:`_claimable` how many
+    more jobs a new worker could find at most.
     """
 
     __slots__ = (
         "_async_source",
+        "_burst",
         "_call",
+        "_completed",
+        "_completed_at_spawn",
         "_failures",
         "_job",
         "_limit",
         "_name",
         "_results",
         "_return_exceptions",
-        "_starting",
         "_stopping",
         "_task_group",
+        "_unstarted",
+        "_worker_name",
         "_workers",
     )
 
     def __init__(self, *, name: str, limit: float, return_exceptions: bool) -> None:
         self._name = name
+        self._worker_name = f"{name} worker"
         self._limit = limit
         self._return_exceptions = return_exceptions
         self._async_source = False
@@ -91,8 +100,11 @@ class WorkerPool:
         self._results: list[Any] = []
         self._failures: list[BaseException] = []
         self._stopping = False
-        self._starting = False
         self._workers = 0
+        self._unstarted = 0  # workers spawned that have not started yet
+        self._burst = 1  # how many workers the last spawn started
+        self._completed = 0  # jobs finished so far
+        self._completed_at_spawn = -1
         self._task_group: TaskGroup | None = None
 
     # -- provided by subclasses ---------------------------------------------
@@ -108,8 +120,8 @@ class WorkerPool:
         """Like :meth:`_claim`, for sources that must be awaited."""
         raise NotImplementedError
 
-    def _may_have_more(self) -> bool:
-        """Return whether a new worker could find a job to claim."""
+    def _claimable(self) -> float:
+        """Return how many jobs are left to claim at most (0 once stopping)."""
         raise NotImplementedError
 
     def _finished(self) -> None:
@@ -123,8 +135,10 @@ class WorkerPool:
         On return, ``_results`` holds one outcome per claimed job.
         """
         self._stopping = False
-        self._starting = False
         self._workers = 1  # the calling task
+        self._unstarted = 0
+        self._burst = 1
+        self._completed_at_spawn = -1
         error: BaseException | None = None
         try:
             async with anyio.create_task_group() as task_group:
@@ -173,15 +187,13 @@ class WorkerPool:
                     pending = context.run(steps.send, None)
                 except StopIteration as stop:
                     results[index] = stop.value
+                    self._completed += 1
                     continue
                 # The job has to wait: make sure the next one can start meanwhile.
-                if (
-                    not self._starting
-                    and self._workers < self._limit
-                    and self._may_have_more()
-                ):
-                    self._spawn_worker()
+                if not self._unstarted and self._workers < self._limit:
+                    self._spawn_workers()
                 results[index] = await resume_in(context, steps, pending)
+                self._completed += 1
             except BaseException as exc:
                 if (
                     self._return_exceptions
@@ -189,18 +201,26 @@ class WorkerPool:
                     and not isinstance(exc, FatalError)
                 ):
                     results[index] = exc
+                    self._completed += 1
                     continue
                 self._fail(exc.error if isinstance(exc, FatalError) else exc)
                 return
 
-    def _spawn_worker(self) -> None:
+    def _spawn_workers(self) -> None:
+        if self._completed == self._completed_at_spawn:
+            self._burst *= 2  # nothing finished since the last spawn: speed up
+        else:
+            self._burst = 1
+        self._completed_at_spawn = self._completed
+        count = int(min(self._burst, self._limit - self._workers, self._claimable()))
         assert self._task_group is not None
-        self._starting = True
-        self._workers += 1
-        self._task_group.start_soon(self._spawned_worker, name=f"{self._name} worker")
+        for _ in range(count):
+            self._unstarted += 1
+            self._workers += 1
+            self._task_group.start_soon(self._spawned_worker, name=self._worker_name)
 
     async def _spawned_worker(self) -> None:
-        self._starting = False
+        self._unstarted -= 1
         try:
             await self._work()
         finally:
