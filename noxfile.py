@@ -44,6 +44,7 @@ nox.options.sessions = [
     "lint",
     "typecheck",
     "tests",
+    "integration",
     "isolation",
     "demo",
 ]
@@ -170,6 +171,21 @@ def tests(session: nox.Session, package: str) -> None:
         str(tests_dir),
         *session.posargs,
         env={"COVERAGE_FILE": str(Path(session.create_tmp()) / ".coverage")},
+    )
+
+
+@nox.session(python=DEFAULT_PYTHON)
+def integration(session: nox.Session) -> None:
+    """Cross-package tests in tests-integration/ against the installed meta-package."""
+    _install_package(session, "cc-concurrency", *TEST_REQUIREMENTS)
+    session.run(
+        "pytest",
+        f"--rootdir={ROOT}",
+        f"-c={ROOT / 'pyproject.toml'}",
+        "-p",
+        "no:cacheprovider",
+        str(ROOT / "tests-integration"),
+        *session.posargs,
     )
 
 
