@@ -257,6 +257,7 @@ async def test_later_failures_are_noted_on_the_first_and_logged(
 ) -> None:
     caplog.set_level(logging.DEBUG, logger="cc.core_helpers")
     first, second = ValueError("first"), TypeError("second")
+    first.__notes__ = ["a note of its own"]
     flight = Flight()
 
     async def fails_first() -> None:
@@ -281,12 +282,35 @@ async def test_later_failures_are_noted_on_the_first_and_logged(
         )
     assert caught.value is first
     assert flight.cancelled == [0]
-    note = "\n".join(getattr(caught.value, "__notes__", []))
+    assert len(first.__notes__) == 2
+    assert first.__notes__[0] == "a note of its own"
+    note = first.__notes__[1]
     assert "2 other failure(s)" in note
     assert "TypeError('second')" in note and "LookupError('cleanup failed')" in note
     logged = [r.exc_info[1] for r in caplog.records if r.exc_info]
     assert second in logged
     assert any(isinstance(e, LookupError) for e in logged)
+
+
+async def test_an_awaitable_that_ignores_its_cancellation_does_not_hide_a_failure() -> (
+    None
+):
+    flight = Flight()
+
+    async def stubborn() -> str:
+        try:
+            await anyio.sleep_forever()
+        except anyio.get_cancelled_exc_class():
+            flight.cancelled.append(-1)
+        return "returned anyway"
+
+    async def fails() -> None:
+        await flight.wait_started(1)
+        raise ValueError("failure")
+
+    with pytest.raises(ValueError, match="failure"):
+        await async_gather(stubborn(), flight.job(0, 10), fails())
+    assert sorted(flight.cancelled) == [-1, 0]
 
 
 async def test_a_base_exception_wins_over_an_earlier_exception() -> None:

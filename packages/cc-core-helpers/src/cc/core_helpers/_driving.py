@@ -13,15 +13,12 @@ a wait to the current task (all of them) are unaffected.
 
 from __future__ import annotations
 
-import inspect
 import types
-from collections.abc import Generator
+from collections.abc import Awaitable, Generator
 from contextvars import Context
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, cast
 
 __all__ = ["resume", "resume_in", "step_iterator"]
-
-_T = TypeVar("_T")
 
 
 class Steps(Protocol):
@@ -43,17 +40,14 @@ def _delegate(iterator: Any) -> Generator[Any, Any, Any]:
 def step_iterator(awaitable: object) -> Steps:
     """Return an object with ``send``/``throw``/``close`` that runs ``awaitable``.
 
-    :raises TypeError: if ``awaitable`` cannot be awaited
+    The caller has checked that ``awaitable`` is awaitable.
     """
     if type(awaitable) is types.CoroutineType:
         return awaitable  # the common case, checked first
     if type(awaitable) is types.GeneratorType:
         # A generator-based coroutine (@types.coroutine) is its own iterator.
-        if awaitable.gi_code.co_flags & inspect.CO_ITERABLE_COROUTINE:
-            return awaitable
-    elif inspect.isawaitable(awaitable):
-        return _delegate(awaitable.__await__())
-    raise TypeError(f"{type(awaitable).__name__} object is not awaitable")
+        return awaitable
+    return _delegate(cast("Awaitable[Any]", awaitable).__await__())
 
 
 @types.coroutine
