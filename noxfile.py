@@ -8,10 +8,15 @@ install logic, in the manner of urllib3's noxfile.
 from __future__ import annotations
 
 import ast
+import datetime
 import os
+import re
 import shutil
+import socket
+import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -46,6 +51,7 @@ nox.options.sessions = [
     "tests",
     "integration",
     "isolation",
+    "release-e2e",
     "demo",
 ]
 
@@ -304,13 +310,361 @@ def typecheck(session: nox.Session) -> None:
     )
 
 
+# -- release workflow (modelled on pip's release sessions) -------------------
+
+VERSION_RE = re.compile(r'^__version__ = "(?P<version>[^"]+)"$', re.MULTILINE)
+RELEASE_DATE_ENV = "CC_RELEASE_DATE"  # pin the changelog date (tests, reruns)
+
+
+def _git(session: nox.Session, *args: str, cwd: Path = ROOT) -> str:
+    return str(
+        session.run("git", "-C", str(cwd), *args, external=True, silent=True)
+    ).strip()
+
+
+def _require_clean_tree(session: nox.Session, cwd: Path = ROOT) -> None:
+    dirty = _git(session, "status", "--porcelain", "--untracked-files=normal", cwd=cwd)
+    if dirty:
+        session.error(
+            "refusing to continue: the work tree is not clean (commit or stash "
+            f"first):\n{dirty}"
+        )
+
+
+def _about_file(pkg: Package) -> Path:
+    return pkg.path / "src" / Path(*pkg.module.split(".")) / "__about__.py"
+
+
+def _read_version(pkg: Package) -> str:
+    match = VERSION_RE.search(_about_file(pkg).read_text())
+    if match is None:
+        raise RuntimeError(f"no __version__ in {_about_file(pkg)}")
+    return match["version"]
+
+
+def _next_version(current: str, bump: str) -> str:
+    parts = [int(p) for p in current.split(".")]
+    if len(parts) != 3:
+        raise ValueError(f"cannot bump non X.Y.Z version {current!r}")
+    major, minor, patch = parts
+    if bump == "major":
+        return f"{major + 1}.0.0"
+    if bump == "minor":
+        return f"{major}.{minor + 1}.0"
+    if bump == "patch":
+        return f"{major}.{minor}.{patch + 1}"
+    if re.fullmatch(r"\d+\.\d+\.\d+", bump):
+        if tuple(int(p) for p in bump.split(".")) <= (major, minor, patch):
+            raise ValueError(f"{bump} is not newer than the current {current}")
+        return bump
+    raise ValueError(f"expected major, minor, patch or X.Y.Z, got {bump!r}")
+
+
+def _move_unreleased_notes(changelog: Path, version: str, date: str) -> None:
+    text = changelog.read_text()
+    head, sep, rest = text.partition("## Unreleased\n")
+    if not sep:
+        raise ValueError(f"{changelog} has no '## Unreleased' section")
+    notes, nxt, tail = rest.partition("\n## ")
+    if not notes.strip():
+        raise ValueError(f"nothing under '## Unreleased' in {changelog}")
+    changelog.write_text(
+        f"{head}## Unreleased\n\n## {version} - {date}\n{notes.rstrip()}\n"
+        + (f"\n## {tail}" if nxt else "")
+    )
+
+
+def _compatible_range(version: str) -> str:
+    major, minor, _ = (int(p) for p in version.split("."))
+    upper = f"{major + 1}" if major else f"0.{minor + 1}"
+    return f">={version},<{upper}"
+
+
+def _raise_dependents(
+    session: nox.Session, released: str, version: str, packages: dict[str, Package]
+) -> list[str]:
+    """Raise the lower bound on ``released`` where a dependent needs it.
+
+    The meta-package always moves to the new release (installing it must give
+    users the new version); other dependents move only when the new version
+    falls outside the range they declare.
+    """
+    from packaging.requirements import Requirement
+    from packaging.version import Version
+
+    changed = []
+    for name, pkg in packages.items():
+        if released not in pkg.siblings:
+            continue
+        pyproject = pkg.path / "pyproject.toml"
+        text = pyproject.read_text()
+        for line in pkg.requirements:
+            requirement = Requirement(line)
+            if requirement.name != released:
+                continue
+            inside = requirement.specifier.contains(Version(version))
+            if inside and name != "cc-concurrency":
+                continue
+            new_line = f"{released}{_compatible_range(version)}"
+            if line == new_line:
+                continue
+            text = text.replace(f'"{line}"', f'"{new_line}"')
+            session.log(f"{name}: {line} -> {new_line}")
+            changed.append(name)
+        pyproject.write_text(text)
+    return changed
+
+
+@nox.session(python=DEFAULT_PYTHON)
+def release(session: nox.Session) -> None:
+    """Prepare a release: ``nox -s release -- <package> <major|minor|patch|X.Y.Z>``.
+
+    Refuses a dirty tree; bumps the version, moves the changelog's Unreleased
+    notes under the new version and date, raises the lower bound on the
+    package in its dependents where needed, commits and tags
+    ``<package>-v<version>``. Rerunning after success does nothing.
+    """
+    if len(session.posargs) != 2:
+        session.error("usage: nox -s release -- <package> <major|minor|patch|X.Y.Z>")
+    dist, bump = session.posargs
+    packages = _packages()
+    if dist not in packages:
+        session.error(f"unknown package {dist!r}; choose from {sorted(packages)}")
+    pkg = packages[dist]
+    current = _read_version(pkg)
+    head_tags = _git(session, "tag", "--points-at", "HEAD").split()
+    if f"{dist}-v{current}" in head_tags:
+        session.log(f"{dist} {current} is already released at HEAD: nothing to do")
+        return
+    _require_clean_tree(session)
+    try:
+        version = _next_version(current, bump)
+    except ValueError as exc:
+        session.error(str(exc))
+    tag = f"{dist}-v{version}"
+    if tag in _git(session, "tag", "--list", tag).split():
+        session.error(f"tag {tag} exists already")
+    date = os.environ.get(RELEASE_DATE_ENV) or datetime.date.today().isoformat()
+    about = _about_file(pkg)
+    about.write_text(VERSION_RE.sub(f'__version__ = "{version}"', about.read_text()))
+    try:
+        _move_unreleased_notes(pkg.path / "CHANGELOG.md", version, date)
+    except ValueError as exc:
+        _git(session, "checkout", "--", str(about))
+        session.error(str(exc))
+    session.log(f"{dist}: {current} -> {version}; changelog dated {date}")
+    changed = _raise_dependents(session, dist, version, packages)
+    _git(session, "add", "--all", str(PACKAGES_DIR))
+    _git(session, "commit", "--quiet", "-m", f"Release {dist} {version}")
+    _git(session, "tag", "-a", tag, "-m", f"{dist} {version}")
+    session.log(f"committed and tagged {tag}")
+    for name in changed:
+        session.log(f"note: {name} now requires {dist}>={version}: release it too")
+
+
+def _expected_artifacts(packages: Iterable[Package]) -> set[str]:
+    names = set()
+    for pkg in packages:
+        stem = f"{pkg.dist.replace('-', '_')}-{_read_version(pkg)}"
+        names |= {f"{stem}-py3-none-any.whl", f"{stem}.tar.gz"}
+    return names
+
+
+def _selected_packages(session: nox.Session, names: list[str]) -> list[Package]:
+    packages = _packages()
+    unknown = [n for n in names if n not in packages]
+    if unknown:
+        session.error(f"unknown packages {unknown}; choose from {sorted(packages)}")
+    return [packages[n] for n in names] if names else list(packages.values())
+
+
 @nox.session(python=DEFAULT_PYTHON)
 def build(session: nox.Session) -> None:
-    """Build the wheel and sdist of every package into dist/."""
+    """Build wheels and sdists from a clean checkout into dist/, then twine check.
+
+    ``nox -s build [-- <package> ...]`` (default: every package). Refuses a
+    dirty tree, and builds from a fresh clone of HEAD so that nothing
+    uncommitted can leak into an artifact.
+    """
+    _require_clean_tree(session)
+    selected = _selected_packages(session, list(session.posargs))
+    session.install("twine>=5", "uv")
     dist = ROOT / "dist"
     shutil.rmtree(dist, ignore_errors=True)
-    _build_wheels(session, dist, sdist=True)
-    session.log("built: " + ", ".join(sorted(p.name for p in dist.iterdir())))
+    dist.mkdir()
+    with tempfile.TemporaryDirectory(prefix="cc-build-") as tmp:
+        checkout = Path(tmp) / "checkout"
+        session.run(
+            "git", "clone", "--quiet", "--no-local", str(ROOT), str(checkout),
+            external=True,
+        )  # fmt: skip
+        head = _git(session, "rev-parse", "HEAD", cwd=checkout)
+        session.log(f"building from a clean clone at {head[:12]}")
+        for pkg in selected:
+            source = checkout / pkg.path.relative_to(ROOT)
+            session.run(
+                _uv(), "build", "--quiet", "--wheel", "--sdist", "--out-dir",
+                str(dist), str(source), external=True,
+            )  # fmt: skip
+    built = sorted(p.name for p in dist.iterdir())
+    expected = sorted(_expected_artifacts(selected))
+    if built != expected:
+        session.error(f"built {built}, expected {expected}")
+    session.run("twine", "check", "--strict", *(str(dist / n) for n in built))
+    session.log("built: " + ", ".join(built))
+
+
+@nox.session(python=DEFAULT_PYTHON)
+def publish(session: nox.Session) -> None:
+    """Upload dist/ with twine: ``nox -s publish -- <index-url> [<package> ...]``.
+
+    The index may instead come from ``CC_PUBLISH_URL``; credentials come from
+    ``TWINE_USERNAME`` / ``TWINE_PASSWORD``. Refuses when dist/ holds anything
+    other than exactly the artifacts of the selected packages' current
+    versions. Already uploaded files are skipped, so a rerun is safe.
+    """
+    args = list(session.posargs)
+    url = args.pop(0) if args and "://" in args[0] else os.environ.get("CC_PUBLISH_URL")
+    if not url:
+        session.error("usage: nox -s publish -- <index-url> [<package> ...]")
+    selected = _selected_packages(session, args)
+    dist = ROOT / "dist"
+    present = sorted(p.name for p in dist.iterdir()) if dist.is_dir() else []
+    expected = sorted(_expected_artifacts(selected))
+    if present != expected:
+        unexpected = sorted(set(present) - set(expected))
+        missing = sorted(set(expected) - set(present))
+        session.error(
+            "refusing to publish: dist/ does not hold exactly the expected files"
+            f" (unexpected: {unexpected}, missing: {missing}); run nox -s build"
+        )
+    session.install("twine>=5")
+    session.run(
+        "twine", "upload", "--non-interactive", "--skip-existing",
+        "--repository-url", url, *(str(dist / n) for n in expected),
+    )  # fmt: skip
+    session.log(f"published {len(expected)} files to {url}: {', '.join(expected)}")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@nox.session(python=DEFAULT_PYTHON, name="release-e2e")
+def release_e2e(session: nox.Session) -> None:
+    """Prove the release path end to end against a real local package index.
+
+    In a temporary clone: release cc-queues (patch), build, publish every
+    package to a pypiserver on 127.0.0.1; then install cc-queues and
+    cc-concurrency from that index into a fresh environment (third-party
+    dependencies from the default index) and import them. The server is
+    stopped and its files removed afterwards, pass or fail.
+    """
+    session.install("nox", "uv", "pypiserver>=2", "passlib")
+    with tempfile.TemporaryDirectory(prefix="cc-release-e2e-") as tmp:
+        work = Path(tmp)
+        packages_dir = work / "index"
+        packages_dir.mkdir()
+        port = _free_port()
+        url = f"http://127.0.0.1:{port}"
+        log = (work / "pypiserver.log").open("w")
+        server = subprocess.Popen(
+            [
+                str(Path(session.bin) / "pypi-server"), "run",
+                "--host", "127.0.0.1", "--port", str(port),
+                "--disable-fallback", "-a", ".", "-P", ".", str(packages_dir),
+            ],
+            stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        try:
+            _wait_for_http(session, f"{url}/simple/", server)
+            clone = work / "repo"
+            session.run("git", "clone", "--quiet", str(ROOT), str(clone), external=True)
+            for key, value in (("user.name", "cc release test"),
+                               ("user.email", "release-test@localhost")):  # fmt: skip
+                _git(session, "config", key, value, cwd=clone)
+            env = {
+                "TWINE_USERNAME": "cc",
+                "TWINE_PASSWORD": "cc",
+                RELEASE_DATE_ENV: "2026-01-02",
+            }
+
+            def nox_in_clone(*args: str) -> None:
+                session.run(
+                    "python", "-m", "nox", "-f", str(clone / "noxfile.py"),
+                    "--no-error-on-missing-interpreters", *args, env=env,
+                )  # fmt: skip
+
+            queues = Package(clone / "packages" / "cc-queues")
+            before = _read_version(queues)
+            nox_in_clone("-s", "release", "--", "cc-queues", "patch")
+            nox_in_clone("-s", "release", "--", "cc-queues", "patch")  # rerun: no-op
+            after = _read_version(Package(clone / "packages" / "cc-queues"))
+            if after != _next_version(before, "patch"):
+                session.error(f"cc-queues went from {before} to {after}")
+            tags = _git(session, "tag", "--list", "cc-queues-v*", cwd=clone).split()
+            if f"cc-queues-v{after}" not in tags:
+                session.error(f"tag cc-queues-v{after} missing: {tags}")
+            changelog = (clone / "packages/cc-queues/CHANGELOG.md").read_text()
+            if f"## {after} - 2026-01-02" not in changelog:
+                session.error("the changelog was not dated for the release")
+            meta = (clone / "packages/cc-concurrency/pyproject.toml").read_text()
+            if f"cc-queues>={after}," not in meta:
+                session.error(
+                    "cc-concurrency's lower bound on cc-queues was not raised"
+                )
+            nox_in_clone("-s", "build")
+            nox_in_clone("-s", "publish", "--", url)
+            nox_in_clone("-s", "publish", "--", url)  # rerun: skips existing files
+            uploaded = sorted(p.name for p in packages_dir.iterdir())
+            session.log(f"the index holds: {', '.join(uploaded)}")
+
+            venv = work / "fresh-env"
+            session.run(_uv(), "venv", "--quiet", "--python", str(session.python),
+                        str(venv), external=True)  # fmt: skip
+            python = str(venv / "bin" / "python")
+            session.run(
+                _uv(), "pip", "install", "--python", python, "--no-cache",
+                "--index-url", f"{url}/simple/",
+                "--extra-index-url", "https://pypi.org/simple/",
+                "--index-strategy", "first-index",
+                "cc-queues", "cc-concurrency", external=True,
+            )  # fmt: skip
+            session.run(
+                python, "-c",
+                "import cc.queues, cc.concurrency; from importlib import metadata; "
+                f"v = metadata.version('cc-queues'); assert v == {after!r}, v; "
+                "print('installed from the local index: cc-queues', v)",
+                external=True,
+            )  # fmt: skip
+            session.run(python, "-m", "cc.concurrency", external=True)
+        finally:
+            server.terminate()
+            try:
+                server.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                server.kill()
+            log.close()
+    session.log("release path proven; server stopped and its files removed")
+
+
+def _wait_for_http(
+    session: nox.Session, url: str, server: subprocess.Popen[bytes]
+) -> None:
+    import urllib.request
+
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            session.error(f"pypiserver exited with status {server.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except OSError:
+            time.sleep(0.2)
+    session.error(f"pypiserver did not answer at {url}")
 
 
 @nox.session(python=DEFAULT_PYTHON)
