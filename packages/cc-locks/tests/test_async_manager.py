@@ -533,6 +533,7 @@ async def test_status_and_statistics() -> None:
 async def test_reset_and_retired_locks() -> None:
     manager = AsyncLockManager({"a": 1})
     lock = await manager.get_lock("a")
+    stale = manager.acquire("a")  # made before the reset, used after
     async with lock:
         with pytest.raises(RuntimeError, match="while locks are held"):
             await manager.reset()
@@ -543,6 +544,9 @@ async def test_reset_and_retired_locks() -> None:
             await use()
     with pytest.raises(RuntimeError, match="no longer registered"):
         lock.acquire_nowait()
+    with pytest.raises(RuntimeError, match="no longer registered"):
+        async with stale:
+            pass  # pragma: no cover
 
 
 async def test_tasks_hammering_random_sets_keep_every_invariant() -> None:

@@ -16,6 +16,7 @@ from cc.locks._core import (
     Policy,
     find_wait_cycle,
     parse_hierarchy,
+    retired_error,
 )
 from cc.locks._records import (
     LockRecord,
@@ -79,10 +80,7 @@ class AsyncManagedLock:
 
     def _check_registered(self) -> None:
         if self._record._retired:
-            raise RuntimeError(
-                f"lock {self._record._name!r} is no longer registered "
-                "(its manager was reset)"
-            )
+            raise retired_error(self._record)
 
     async def acquire(self) -> bool:
         """Acquire the lock, waiting as long as it takes; re-enter if held.
@@ -533,6 +531,8 @@ class AsyncLockManager(ManagerCore[AsyncLockInfo]):
                         self._declared_violation(record, holder, site)
                     if record not in stack[-1]._after:
                         self._learn(stack[-1], record, holder, site)
+                if record._retired:
+                    raise retired_error(record)
                 if not record._raw.acquire_nowait():
                     return index - start
                 record._owner = holder

@@ -52,6 +52,27 @@ _MAX_PLANS = 4096
 
 RecordT = TypeVar("RecordT", bound=LockRecord[Any])
 
+
+class _RetiredLock:
+    """Stands in for the lock of a record that :meth:`reset` retired."""
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        return False
+
+    def acquire_nowait(self) -> bool:
+        return False
+
+
+_RETIRED_LOCK = _RetiredLock()
+
+
+def retired_error(record: LockRecord[Any]) -> RuntimeError:
+    """Return the error for using a lock after its manager was reset."""
+    return RuntimeError(
+        f"lock {record._name!r} is no longer registered (its manager was reset)"
+    )
+
+
 Entry = tuple[str, Union[int, None], str, Any]  # noqa: UP007
 
 
@@ -303,6 +324,10 @@ class ManagerCore(Generic[RecordT]):
                 )
             for record in self._records.values():
                 record._retired = True
+                # Context managers made before the reset may still be used:
+                # a lock that can never be taken sends them off the fast
+                # path, to the check that refuses retired records.
+                record._raw = _RETIRED_LOCK
             self._records.clear()
             self._orders.clear()
             self._plans.clear()

@@ -15,6 +15,7 @@ from cc.locks._core import (
     Policy,
     find_wait_cycle,
     parse_hierarchy,
+    retired_error,
 )
 from cc.locks._errors import LockTimeoutError
 from cc.locks._records import (
@@ -72,10 +73,7 @@ class ManagedLock:
 
     def _check_registered(self) -> None:
         if self._record._retired:
-            raise RuntimeError(
-                f"lock {self._record._name!r} is no longer registered "
-                "(its manager was reset)"
-            )
+            raise retired_error(self._record)
 
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
         """Acquire the lock, like :meth:`threading.RLock.acquire`.
@@ -517,6 +515,8 @@ class LockManager(ManagerCore[LockInfo]):
                         self._declared_violation(record, holder, site)
                     if record not in stack[-1]._after:
                         self._learn(stack[-1], record, holder, site)
+                if record._retired:
+                    raise retired_error(record)
                 if not record._raw.acquire(False):
                     if deadline is None:
                         deadline = math.inf if timeout is None else now + timeout
