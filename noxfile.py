@@ -470,6 +470,13 @@ def _expected_artifacts(packages: Iterable[Package]) -> set[str]:
     return names
 
 
+def _artifacts_in(dist: Path) -> list[str]:
+    """The files in ``dist`` (uv adds a ``.gitignore`` there, which is not one)."""
+    if not dist.is_dir():
+        return []
+    return sorted(p.name for p in dist.iterdir() if not p.name.startswith("."))
+
+
 def _selected_packages(session: nox.Session, names: list[str]) -> list[Package]:
     packages = _packages()
     unknown = [n for n in names if n not in packages]
@@ -506,7 +513,7 @@ def build(session: nox.Session) -> None:
                 _uv(), "build", "--quiet", "--wheel", "--sdist", "--out-dir",
                 str(dist), str(source), external=True,
             )  # fmt: skip
-    built = sorted(p.name for p in dist.iterdir())
+    built = _artifacts_in(dist)
     expected = sorted(_expected_artifacts(selected))
     if built != expected:
         session.error(f"built {built}, expected {expected}")
@@ -529,7 +536,7 @@ def publish(session: nox.Session) -> None:
         session.error("usage: nox -s publish -- <index-url> [<package> ...]")
     selected = _selected_packages(session, args)
     dist = ROOT / "dist"
-    present = sorted(p.name for p in dist.iterdir()) if dist.is_dir() else []
+    present = _artifacts_in(dist)
     expected = sorted(_expected_artifacts(selected))
     if present != expected:
         unexpected = sorted(set(present) - set(expected))
