@@ -545,12 +545,42 @@ def publish(session: nox.Session) -> None:
             "refusing to publish: dist/ does not hold exactly the expected files"
             f" (unexpected: {unexpected}, missing: {missing}); run nox -s build"
         )
+    simple = os.environ.get("CC_PUBLISH_SIMPLE_URL") or url.rstrip("/") + "/simple/"
+    already = _files_on_index(simple, selected)
+    to_upload = [name for name in expected if name not in already]
+    for name in sorted(already & set(expected)):
+        session.log(f"already on the index, skipped: {name}")
+    if not to_upload:
+        session.log(f"nothing to upload: all {len(expected)} files are on {url}")
+        return
     session.install("twine>=5")
     session.run(
-        "twine", "upload", "--non-interactive", "--skip-existing",
-        "--repository-url", url, *(str(dist / n) for n in expected),
+        "twine", "upload", "--non-interactive", "--repository-url", url,
+        *(str(dist / n) for n in to_upload),
     )  # fmt: skip
-    session.log(f"published {len(expected)} files to {url}: {', '.join(expected)}")
+    session.log(f"published {len(to_upload)} files to {url}: {', '.join(to_upload)}")
+
+
+def _files_on_index(simple_url: str, packages: Iterable[Package]) -> set[str]:
+    """File names the index already lists for these packages (PEP 503 pages).
+
+    twine's --skip-existing works only with some servers, so a rerun checks
+    the index's simple pages itself.
+    """
+    import urllib.error
+    import urllib.request
+
+    found: set[str] = set()
+    for pkg in packages:
+        try:
+            with urllib.request.urlopen(f"{simple_url}{pkg.dist}/", timeout=30) as page:
+                html = page.read().decode()
+        except urllib.error.HTTPError as exc:
+            if exc.code == 404:
+                continue
+            raise
+        found |= set(re.findall(r">([^<>]+\.(?:whl|tar\.gz))</a>", html))
+    return found
 
 
 def _free_port() -> int:
@@ -634,8 +664,9 @@ def release_e2e(session: nox.Session) -> None:
             python = str(venv / "bin" / "python")
             session.run(
                 _uv(), "pip", "install", "--python", python, "--no-cache",
-                "--index-url", f"{url}/simple/",
-                "--extra-index-url", "https://pypi.org/simple/",
+                # The local index comes first; what it lacks (anyio,
+                # pydantic...) comes from the default index.
+                "--extra-index-url", f"{url}/simple/",
                 "--index-strategy", "first-index",
                 "cc-queues", "cc-concurrency", external=True,
             )  # fmt: skip
