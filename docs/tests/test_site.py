@@ -1,0 +1,192 @@
+"""Open every page of the built documentation site in headless Chromium.
+
+``nox -s docs`` builds the site and runs this module with ``CC_DOCS_SITE``
+(the built site) and ``CC_CHROMIUM`` (Debian's chromium) set. The site is
+served from a local ``http.server`` on 127.0.0.1; each page fails the test
+if it answers with an HTTP error, has no main heading, logs a console error
+or a page error, fails to load one of its own resources, or tries to reach
+anything outside 127.0.0.1 (the site must be self-contained: no web fonts, no
+CDN). Set ``CC_DOCS_SCREENSHOTS`` to a directory to keep a PNG of each page.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import os
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+SITE_VARIABLE = "CC_DOCS_SITE"
+CHROMIUM_VARIABLE = "CC_CHROMIUM"
+SCREENSHOTS_VARIABLE = "CC_DOCS_SCREENSHOTS"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+# Pages every build must contain (the rest are found by walking the site).
+REQUIRED_PAGES = [
+    "index.html",
+    "getting-started/index.html",
+    "comparison/index.html",
+    "reference/primitives/index.html",
+]
+
+if not os.environ.get(SITE_VARIABLE):
+    pytest.skip(
+        f"{SITE_VARIABLE} is not set: run 'nox -s docs', which builds the site "
+        "and sets it",
+        allow_module_level=True,
+    )
+
+SITE = Path(os.environ[SITE_VARIABLE]).resolve()
+PAGES = sorted(
+    path.relative_to(SITE).as_posix()
+    for path in SITE.rglob("*.html")
+    if path.name != "404.html"
+)
+
+from playwright.sync_api import (  # noqa: E402 (only once the site is known)
+    Browser,
+    ConsoleMessage,
+    Request,
+    Response,
+    Route,
+    sync_playwright,
+)
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        """Keep the test output free of one access-log line per request."""
+
+
+@pytest.fixture(scope="module")
+def base_url() -> Iterator[str]:
+    """Serve the built site on a free port of 127.0.0.1 for this module."""
+    handler = functools.partial(_QuietHandler, directory=str(SITE))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, name="docs-server")
+    thread.start()
+    try:
+        host, port = server.server_address[:2]
+        yield f"http://{host!s}:{port}/"
+    finally:
+        server.shutdown()
+        thread.join()
+        server.server_close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """A headless Debian chromium, never a downloaded browser build."""
+    executable = os.environ.get(CHROMIUM_VARIABLE)
+    if not executable:
+        pytest.fail(f"{CHROMIUM_VARIABLE} must name the chromium executable")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=executable, args=CHROMIUM_ARGS
+        )
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@dataclass
+class PageProblems:
+    """What went wrong while one page loaded."""
+
+    console_errors: list[str] = field(default_factory=list)
+    page_errors: list[str] = field(default_factory=list)
+    failed_requests: list[str] = field(default_factory=list)
+    external_requests: list[str] = field(default_factory=list)
+
+    def describe(self) -> list[str]:
+        return [
+            *(f"console error: {m}" for m in self.console_errors),
+            *(f"page error: {m}" for m in self.page_errors),
+            *(f"failed request: {m}" for m in self.failed_requests),
+            *(f"external request (not allowed): {m}" for m in self.external_requests),
+        ]
+
+
+def _is_local(url: str) -> bool:
+    parts = urlsplit(url)
+    return parts.scheme in ("data", "blob", "about") or parts.hostname == "127.0.0.1"
+
+
+def test_required_pages_were_built() -> None:
+    missing = [page for page in REQUIRED_PAGES if not (SITE / page).is_file()]
+    assert not missing, f"pages missing from {SITE}: {missing}"
+    assert len(PAGES) >= len(REQUIRED_PAGES)
+
+
+@pytest.mark.parametrize("page_path", PAGES)
+def test_page_renders(page_path: str, base_url: str, browser: Browser) -> None:
+    problems = PageProblems()
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    try:
+
+        def route(route: Route) -> None:
+            if _is_local(route.request.url):
+                route.continue_()
+            else:
+                problems.external_requests.append(route.request.url)
+                route.abort()
+
+        def on_console(message: ConsoleMessage) -> None:
+            if message.type == "error":
+                problems.console_errors.append(f"{message.text} ({message.location})")
+
+        def on_page_error(error: Exception) -> None:
+            problems.page_errors.append(str(error))
+
+        def on_request_failed(request: Request) -> None:
+            if _is_local(request.url):
+                problems.failed_requests.append(f"{request.url} ({request.failure})")
+
+        def on_response(response: Response) -> None:
+            if response.status >= 400 and _is_local(response.url):
+                problems.failed_requests.append(
+                    f"{response.url} (HTTP {response.status})"
+                )
+
+        context.route("**/*", route)
+        page = context.new_page()
+        page.on("console", on_console)
+        page.on("pageerror", on_page_error)
+
+        page.on("requestfailed", on_request_failed)
+        page.on("response", on_response)
+
+        response = page.goto(base_url + page_path, wait_until="networkidle")
+        assert response is not None, f"no response for {page_path}"
+        assert response.ok, f"{page_path}: HTTP {response.status}"
+
+        heading = page.locator("article h1").first
+        assert heading.count() == 1, f"{page_path} has no main heading"
+        assert heading.is_visible(), f"{page_path}: the main heading is not visible"
+        assert heading.inner_text().strip(), f"{page_path}: the main heading is empty"
+
+        screenshots = os.environ.get(SCREENSHOTS_VARIABLE)
+        if screenshots:
+            target = Path(screenshots) / (page_path.replace("/", "_") + ".png")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(target), full_page=False)
+
+        found = problems.describe()
+        assert not found, f"{page_path}:\n  " + "\n  ".join(found)
+    finally:
+        context.close()
