@@ -250,13 +250,11 @@ def isolation(session: nox.Session) -> None:
                 str(env_dir), external=True,
             )  # fmt: skip
             python = str(env_dir / "bin" / "python")
-            wheels = [
-                str(next(wheelhouse.glob(f"{d.replace('-', '_')}-*.whl")))
-                for d in _closure(name, packages)
-            ]
+            # Install by name, as a user would: the resolver must find the
+            # siblings (among the fresh wheels) from the declared dependencies.
             session.run(
-                _uv(), "pip", "install", "--quiet", "--python", python, *wheels,
-                external=True,
+                _uv(), "pip", "install", "--quiet", "--python", python,
+                "--find-links", str(wheelhouse), name, external=True,
             )  # fmt: skip
             permitted = sorted(
                 {packages[s].module for s in pkg.siblings} | {pkg.module}
@@ -277,15 +275,18 @@ def isolation(session: nox.Session) -> None:
                 _uv(), "pip", "freeze", "--python", python,
                 external=True, silent=True,
             )  # fmt: skip
-            cc_installed = sorted(
-                line.split("==")[0].split(" @ ")[0]
+            everything = sorted(
+                line.split("==")[0].split(" @ ")[0].lower()
                 for line in str(installed).splitlines()
-                if line.startswith("cc-")
+                if "==" in line or " @ " in line  # uv also logs its target
             )
+            cc_installed = [d for d in everything if d.startswith("cc-")]
             expected = sorted(_closure(name, packages))
-            session.log(f"{name}: installed cc distributions {cc_installed}")
+            session.log(f"pip install {name} installed: {', '.join(everything)}")
             if cc_installed != expected:
                 failures.append(f"{name} installed {cc_installed}, expected {expected}")
+            if "cc-queues" not in expected and "pydantic" in everything:
+                failures.append(f"{name} pulled in pydantic without needing it")
     if failures:
         session.error("isolation failed:\n  " + "\n  ".join(failures))
 
