@@ -22,8 +22,8 @@ from cc.primitives import Lock
 from harness import Suite
 
 GROUP = "locks"
-THREAD_OPS = 100_000
-TASK_OPS = 50_000
+THREAD_OPS = 60_000
+TASK_OPS = 30_000
 CONTENDED_OPS = 40_000
 CONTENDING_THREADS = 4
 
