@@ -479,7 +479,7 @@ async def test_batch_process_on_an_empty_iterable() -> None:
 
 def assert_window(starts: list[float], limit: int, window: float) -> None:
     """No more than ``limit`` starts fall in any ``window`` seconds."""
-    for first, later in zip(starts, starts[limit:]):
+    for first, later in zip(starts, starts[limit:], strict=False):
         assert later - first >= window * 0.99, (first, later)
 
 
