@@ -64,7 +64,7 @@ def _expose_pyenv_interpreters() -> None:
     """
     versions_dir = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
     versions_dir /= "versions"
-    if not versions_dir.is_dir() or "PYENV_VERSION" in os.environ:
+    if not versions_dir.is_dir():
         return
     installed = sorted(p.name for p in versions_dir.iterdir() if p.is_dir())
     wanted = [
@@ -76,7 +76,11 @@ def _expose_pyenv_interpreters() -> None:
         if any(v.startswith(f"{py}.") for v in installed)
     ]
     if wanted:
-        os.environ["PYENV_VERSION"] = ":".join(wanted)
+        # Keep what is already selected (running nox through a pyenv shim sets
+        # PYENV_VERSION to that one version) and add the missing ones.
+        selected = [v for v in os.environ.get("PYENV_VERSION", "").split(":") if v]
+        selected += [v for v in wanted if v not in selected]
+        os.environ["PYENV_VERSION"] = ":".join(selected)
         # Also put their bin directories on PATH for uv's interpreter lookup.
         bins = [str(versions_dir / v / "bin") for v in wanted]
         os.environ["PATH"] = os.pathsep.join([*bins, os.environ.get("PATH", "")])
