@@ -87,6 +87,9 @@ def _expose_pyenv_interpreters() -> None:
 
 
 _expose_pyenv_interpreters()
+# Machines here reach package registries only: never let uv try to download
+# an interpreter; a missing one must fail at once with a clear message.
+os.environ.setdefault("UV_PYTHON_DOWNLOADS", "never")
 
 
 class Package:

@@ -93,3 +93,15 @@ def test_python_dash_m_runs_and_succeeds() -> None:
     for dist in ("cc-primitives", "cc-core-helpers", "cc-queues", "cc-locks"):
         assert dist in proc.stdout
     assert "anyio" in proc.stdout
+
+
+def test_main_succeeds_in_process(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main() == 0
+    assert "cc-primitives" in capsys.readouterr().out
+
+
+def test_missing_distribution_reads_as_none() -> None:
+    from cc.concurrency._doctor import _installed
+
+    assert _installed("cc-no-such-distribution") is None
+    assert _installed("anyio") == metadata.version("anyio")

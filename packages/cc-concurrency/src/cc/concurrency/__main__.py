@@ -45,5 +45,5 @@ def main() -> int:
     return 0
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # pragma: no cover - exercised through a subprocess
     sys.exit(main())
