@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Awaitable
+from types import CoroutineType
 from typing import TypeVar
 
 import anyio
@@ -84,20 +85,25 @@ async def async_wait_for(awaitable: Awaitable[_T], timeout: float | None) -> _T:
     >>> anyio.run(main, backend="trio")
     'timed out'
     """
-    if not is_awaitable(awaitable):
+    # The checks are ordered so that the common case (a coroutine and a
+    # finite number of seconds) costs a couple of type comparisons.
+    if type(awaitable) is not CoroutineType and not is_awaitable(awaitable):
         raise ValidationError(
             f"async_wait_for needs an awaitable, got {describe(awaitable)}"
         )
-    try:
-        seconds = check_seconds("Timeout", timeout, none_allowed=True)
-    except ValidationError:
-        close_coroutines((awaitable,))
-        raise
-    if seconds == math.inf:
-        return await awaitable
+    if (type(timeout) is float or type(timeout) is int) and 0 <= timeout < math.inf:
+        seconds: float = timeout
+    else:
+        try:
+            seconds = check_seconds("Timeout", timeout, none_allowed=True)
+        except ValidationError:
+            close_coroutines((awaitable,))
+            raise
+        if seconds == math.inf:
+            return await awaitable
+    steps = step_iterator(awaitable)
     started = time.perf_counter()
     with anyio.CancelScope() as scope:
-        steps = step_iterator(awaitable)
         try:
             pending = steps.send(None)
         except StopIteration as stop:
