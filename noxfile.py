@@ -140,11 +140,24 @@ def _closure(dist: str, packages: dict[str, Package]) -> list[str]:
     return order
 
 
-def _install_package(session: nox.Session, dist: str, *extra: str) -> None:
-    """Install ``dist`` and only its declared siblings from the local tree."""
+def _install_package(
+    session: nox.Session, dist: str, *extra: str, extras: str = ""
+) -> None:
+    """Install ``dist`` (with optional ``extras``) and only its declared siblings."""
     packages = _packages()
     paths = [str(packages[name].path) for name in _closure(dist, packages)]
+    if extras:
+        paths[-1] += f"[{extras}]"
     session.install(*paths, *extra)
+
+
+# What a package's own tests need beyond the package: its optional extras, and
+# programs from Debian's packages (executable -> package), exposed to the
+# tests as CC_<EXECUTABLE> environment variables.
+TEST_EXTRAS: dict[str, str] = {"cc-locks": "redis"}
+TEST_PROGRAMS: dict[str, dict[str, str]] = {
+    "cc-locks": {"redis-server": "redis-server"}
+}
 
 
 PACKAGE_NAMES = sorted(_package_names())
@@ -169,8 +182,14 @@ def _uv() -> str:
 def tests(session: nox.Session, package: str) -> None:
     """Run one package's own tests against that package installed alone."""
     pkg = _packages()[package]
-    _install_package(session, package, *TEST_REQUIREMENTS)
+    _install_package(
+        session, package, *TEST_REQUIREMENTS, extras=TEST_EXTRAS.get(package, "")
+    )
     tests_dir = pkg.path / "tests"
+    env = {"COVERAGE_FILE": str(Path(session.create_tmp()) / ".coverage")}
+    for program, debian_package in TEST_PROGRAMS.get(package, {}).items():
+        variable = "CC_" + program.upper().replace("-", "_")
+        env[variable] = _ensure_debian_package(session, program, debian_package)
     session.run(
         "pytest",
         f"--rootdir={ROOT}",
@@ -183,7 +202,7 @@ def tests(session: nox.Session, package: str) -> None:
         "no:cacheprovider",
         str(tests_dir),
         *session.posargs,
-        env={"COVERAGE_FILE": str(Path(session.create_tmp()) / ".coverage")},
+        env=env,
     )
 
 
