@@ -28,7 +28,7 @@ _PROMPT = re.compile(r"^(\s*)>>>( |$)")
 
 
 def _public_package(obj: griffe.Object) -> str:
-    """The public ``cc.<name>`` package an object belongs to."""
+    """Return the public ``cc.<name>`` package that ``obj`` belongs to."""
     return ".".join(obj.path.split(".")[:2])
 
 
@@ -43,6 +43,7 @@ class SphinxMarkup(griffe.Extension):
     """Rewrite roles and doctest examples in every docstring of ``cc``."""
 
     def on_package(self, *, pkg: griffe.Module, **kwargs: Any) -> None:
+        """Rewrite the docstrings of the whole ``cc`` tree once it is loaded."""
         if pkg.name != "cc":
             return
         self._root = pkg
@@ -70,7 +71,7 @@ class SphinxMarkup(griffe.Extension):
         return f"[`{display}`][{identifier}]"
 
     def _resolve(self, context: griffe.Object, target: str) -> str | None:
-        """The public path of ``target`` as seen from ``context``, if documented."""
+        """Return the public path of ``target`` seen from ``context``, if documented."""
         candidates = []
         if target.startswith("cc."):
             candidates.append(target)

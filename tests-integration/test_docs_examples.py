@@ -1,0 +1,149 @@
+"""Run every Python code block of the documentation, so the docs cannot rot.
+
+Each fenced ``python`` block in ``docs/**/*.md`` is a complete program: it
+runs on its own in a fresh interpreter (against the installed cc packages)
+and must exit with status 0 within a few seconds. When the block is followed
+by a fenced ``text`` block titled ``Output``, the program's standard output
+must match it exactly. A block that only includes an example program (a
+``--8<--`` snippet line) is checked to name a program of ``examples/``, which
+``test_examples.py`` runs.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs"
+EXAMPLES = ROOT / "examples"
+BLOCK_TIMEOUT = 20.0  # generous: a block is meant to take well under a second
+
+_FENCE = re.compile(
+    r"^(?P<indent>[ \t]*)(?P<fence>`{3,})(?P<info>[^\n`]*)\n"
+    r"(?P<body>.*?)^(?P=indent)(?P=fence)[ \t]*$",
+    re.MULTILINE | re.DOTALL,
+)
+_SNIPPET = re.compile(r'^\s*-{1,2}8<-{1,2}\s+"(?P<path>[^"]+)"\s*$')
+
+
+@dataclass(frozen=True)
+class CodeBlock:
+    """One fenced block of a Markdown page."""
+
+    page: Path
+    line: int
+    language: str
+    title: str
+    code: str
+    expected_output: str | None
+
+    @property
+    def id(self) -> str:
+        return f"{self.page.relative_to(DOCS).as_posix()}:{self.line}"
+
+
+def _dedent(body: str, indent: str) -> str:
+    lines = body.splitlines()
+    return "\n".join(
+        line[len(indent) :] if line.startswith(indent) else line.lstrip()
+        for line in lines
+    )
+
+
+def _parse_info(info: str) -> tuple[str, str]:
+    """The language and the ``title="..."`` of a fence's info string."""
+    info = info.strip()
+    language = info.split(maxsplit=1)[0].lstrip(".{").lower() if info else ""
+    title = re.search(r'title="([^"]*)"', info)
+    return language, (title.group(1) if title else "")
+
+
+def collect_blocks(page: Path) -> list[CodeBlock]:
+    """The Python blocks of ``page``, each with the output block after it."""
+    text = page.read_text(encoding="utf-8")
+    fences = list(_FENCE.finditer(text))
+    blocks = []
+    for index, match in enumerate(fences):
+        language, title = _parse_info(match.group("info"))
+        if language not in ("python", "py"):
+            continue
+        expected = None
+        if index + 1 < len(fences):
+            following = fences[index + 1]
+            between = text[match.end() : following.start()]
+            next_language, next_title = _parse_info(following.group("info"))
+            if (
+                next_language == "text"
+                and next_title.lower() == "output"
+                and not between.strip()
+            ):
+                expected = _dedent(following.group("body"), following.group("indent"))
+        blocks.append(
+            CodeBlock(
+                page=page,
+                line=text.count("\n", 0, match.start()) + 1,
+                language=language,
+                title=title,
+                code=_dedent(match.group("body"), match.group("indent")),
+                expected_output=expected,
+            )
+        )
+    return blocks
+
+
+PAGES = sorted(DOCS.rglob("*.md"))
+BLOCKS = [block for page in PAGES for block in collect_blocks(page)]
+
+
+def _snippet_paths(code: str) -> list[str] | None:
+    """The files a block includes, or ``None`` if it is ordinary code."""
+    lines = [line for line in code.splitlines() if line.strip()]
+    matches = [_SNIPPET.match(line) for line in lines]
+    if lines and all(matches):
+        return [m.group("path") for m in matches if m]
+    return None
+
+
+def test_the_docs_have_python_examples() -> None:
+    assert PAGES, f"no Markdown pages under {DOCS}"
+    assert len(BLOCKS) >= 10, "the documentation should be full of examples"
+
+
+@pytest.mark.parametrize("block", BLOCKS, ids=[b.id for b in BLOCKS])
+def test_code_block_runs(block: CodeBlock, tmp_path: Path) -> None:
+    included = _snippet_paths(block.code)
+    if included is not None:
+        for path in included:
+            assert (ROOT / path).is_file(), f"{block.id} includes missing {path}"
+            assert (ROOT / path).parent == EXAMPLES, (
+                f"{block.id}: only example programs may be included, not {path}"
+            )
+        return
+    script = tmp_path / "example.py"
+    script.write_text(block.code, encoding="utf-8")
+    env = {**os.environ, "PYTHONWARNINGS": "error", "PYTHONDONTWRITEBYTECODE": "1"}
+    env.pop("PYTHONPATH", None)
+    completed = subprocess.run(
+        [sys.executable, str(script)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=BLOCK_TIMEOUT,
+        check=False,
+    )
+    assert completed.returncode == 0, (
+        f"{block.id} exited with {completed.returncode}\n"
+        f"--- stdout ---\n{completed.stdout}\n--- stderr ---\n{completed.stderr}"
+    )
+    if block.expected_output is not None:
+        assert completed.stdout.rstrip() == block.expected_output.rstrip(), (
+            f"{block.id}: the output differs from the page's Output block"
+        )
