@@ -46,6 +46,8 @@ from cc.primitives import (
     RateLimiterStatistics,
     Semaphore,
     SemaphoreStatistics,
+    current_task_key,
+    task_name,
 )
 from cc.queues import (
     BatchSummary,
@@ -72,6 +74,8 @@ __all__ = [
     "EventStatistics",
     "ConditionStatistics",
     "RateLimiterStatistics",
+    "current_task_key",
+    "task_name",
     # cc.core_helpers
     "async_gather",
     "async_map",

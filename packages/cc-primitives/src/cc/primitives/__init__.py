@@ -9,6 +9,8 @@
 * :class:`ConcurrencyError`: base class of every error cc raises on purpose.
 
 Every primitive has ``statistics()`` returning a frozen dataclass snapshot.
+:func:`current_task_key` and :func:`task_name` expose the cheap task identity
+that the primitives use to track owners.
 """
 
 from cc.primitives.__about__ import __version__ as __version__
@@ -19,6 +21,7 @@ from cc.primitives._limiter import CapacityLimiter, CapacityLimiterStatistics
 from cc.primitives._lock import Lock, LockStatistics
 from cc.primitives._rate import RateLimiter, RateLimiterStatistics
 from cc.primitives._semaphore import Semaphore, SemaphoreStatistics
+from cc.primitives._tasks import current_task_key, task_name
 
 __all__ = [
     "Lock",
@@ -35,4 +38,7 @@ __all__ = [
     "EventStatistics",
     "ConditionStatistics",
     "RateLimiterStatistics",
+    # the cheap task identity the primitives use for ownership
+    "current_task_key",
+    "task_name",
 ]

@@ -38,9 +38,23 @@ def _resolve_asyncio() -> bool:
 
 
 def current_task_key() -> object:
-    """Return an object that identifies the running task.
+    """Return an object that identifies the running task, cheaply.
+
+    The object is the backend's own task (an :class:`asyncio.Task`, a
+    ``trio.lowlevel.Task``) or, on other anyio backends, the task id from
+    :func:`anyio.get_current_task`. Compare keys with ``is`` or ``==``; they
+    are hashable. This is what :class:`Lock` and :class:`CapacityLimiter` use
+    to know their owner; other packages use it for the same purpose.
 
     :raises RuntimeError: if called outside of a running task.
+
+    >>> import anyio
+    >>> from cc.primitives import current_task_key, task_name
+    >>> async def main() -> str:
+    ...     assert current_task_key() is current_task_key()
+    ...     return task_name(current_task_key())
+    >>> isinstance(anyio.run(main), str)
+    True
     """
     running_loop = _asyncio_running_loop
     if running_loop is not None or _resolve_asyncio():
@@ -65,11 +79,14 @@ def current_task_key() -> object:
 
 
 def task_name(key: object) -> str:
-    """Return a human-readable name for a task key from :func:`current_task_key`."""
+    """Return a human-readable name for a key from :func:`current_task_key`.
+
+    :param key: a task key (any other object is described by its ``repr``)
+    """
     get_name = getattr(key, "get_name", None)  # asyncio.Task
     if callable(get_name):
         return str(get_name())
     name = getattr(key, "name", None)  # trio.lowlevel.Task
     if isinstance(name, str):
         return name
-    return f"task-{key!r}"
+    return f"task {key!r}"
