@@ -299,8 +299,8 @@ def test_bounded_queue_matches_its_model(
     run_state_machine_as_test(
         machine,
         settings=settings(
-            max_examples=60,
-            stateful_step_count=30,
+            max_examples=40,
+            stateful_step_count=25,
             deadline=None,
             suppress_health_check=[HealthCheck.too_slow],
         ),

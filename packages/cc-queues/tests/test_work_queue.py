@@ -445,6 +445,8 @@ async def test_cancelling_batch_process_hands_back_unfinished_items(
     assert accounted(queue)
     assert queue.worker_count == 0
     assert "interrupted with 5 unprocessed item(s)" in caplog.text
+    assert await queue.stop() == []  # the idle main queue: nothing to stop
+    assert queue.unprocessed == [2, 3, 4, 5, 6]  # still there
 
 
 async def test_an_error_from_the_iterable_stops_the_batch() -> None:
@@ -533,9 +535,11 @@ async def test_stop_cancels_workers_waiting_for_their_rate_turn() -> None:
 
 async def test_metrics_add_up_across_batches_and_the_main_queue() -> None:
     counts: Counter[str] = Counter()
+    seen_during_batch: list[dict[str, int]] = []
 
     async def work(item: int) -> None:
         counts["calls"] += 1
+        seen_during_batch.append(queue.metrics)
 
     queue = WorkQueue[int]()
     await queue.batch_process(range(3), work)
@@ -545,5 +549,8 @@ async def test_metrics_add_up_across_batches_and_the_main_queue() -> None:
         await queue.put(1)
         await queue.join()
     assert counts["calls"] == 8
+    # While the second batch ran, its items were counted live.
+    assert [m["enqueued"] for m in seen_during_batch[3:7]] == [7, 7, 7, 7]
+    assert [m["processed"] for m in seen_during_batch[3:7]] == [3, 4, 5, 6]
     assert queue.metrics["enqueued"] == 8
     assert queue.metrics["processed"] == 8

@@ -537,8 +537,8 @@ class BoundedQueue(Generic[T]):
         if self._since_checkpoint >= _CHECKPOINT_INTERVAL:
             self._since_checkpoint = 0
             await checkpoint()
-            if self._status is not _PROCESSING:
-                raise self._not_running("put")
+            # Anything may have happened meanwhile (even a stop): start over.
+            return await self.put(item, timeout)
         if len(self._items) + self._woken_putters < self._maxsize:
             self._admit(item)
             return True
@@ -609,8 +609,7 @@ class BoundedQueue(Generic[T]):
         if self._since_checkpoint >= _CHECKPOINT_INTERVAL:
             self._since_checkpoint = 0
             await checkpoint()
-            if self._status is not _PROCESSING:
-                raise self._not_running("get")
+            return await self.get()  # re-check everything after the yield
         if len(self._items) <= self._woken_getters and not await self._wait_for_item():
             raise self._stopped_while_waiting("get")
         item = self._take()
