@@ -298,7 +298,7 @@ async def test_batch_process_a_generator_reads_lazily_with_bounded_lookahead() -
 
     def numbers() -> Iterator[int]:
         nonlocal produced, most_ahead
-        for item in range(5000):
+        for item in range(2000):
             produced += 1
             most_ahead = max(most_ahead, produced - finished)
             yield item
@@ -310,7 +310,7 @@ async def test_batch_process_a_generator_reads_lazily_with_bounded_lookahead() -
 
     queue = WorkQueue[int](maxsize=maxsize, concurrency_limit=workers)
     summary = await queue.batch_process(numbers(), work)
-    assert summary.succeeded == 5000
+    assert summary.succeeded == 2000
     # Items held at once: the queue, one per worker, and the one being put.
     assert most_ahead <= maxsize + workers + 1
 
@@ -323,7 +323,7 @@ async def test_batch_process_an_async_generator_with_bounded_lookahead() -> None
 
     async def numbers() -> AsyncIterator[int]:
         nonlocal produced, most_ahead
-        for item in range(3000):
+        for item in range(1500):
             produced += 1
             most_ahead = max(most_ahead, produced - finished)
             yield item
@@ -338,8 +338,8 @@ async def test_batch_process_an_async_generator_with_bounded_lookahead() -> None
 
     queue = WorkQueue[int](maxsize=maxsize, concurrency_limit=workers)
     summary = await queue.batch_process(numbers(), work, collect_results=True)
-    assert summary.succeeded == 3000
-    assert summary.results == {i: i for i in range(3000)}
+    assert summary.succeeded == 1500
+    assert summary.results == {i: i for i in range(1500)}
     assert most_ahead <= maxsize + workers + 1
 
 

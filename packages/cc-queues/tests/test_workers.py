@@ -279,7 +279,8 @@ async def test_stop_with_a_timeout_that_is_long_enough_interrupts_nothing() -> N
     assert queue.metrics["processed"] == 3
 
 
-async def test_stop_while_idle_returns_promptly() -> None:
+@pytest.mark.parametrize("timeout", [None, 1.0])
+async def test_stop_while_idle_returns_promptly(timeout: float | None) -> None:
     async def work(item: int) -> None:
         pass
 
@@ -290,11 +291,37 @@ async def test_stop_while_idle_returns_promptly() -> None:
     await queue.join()
     await settle()
     start = time.perf_counter()
-    assert await queue.stop() == []
+    assert await queue.stop(timeout=timeout) == []
     # Idle workers sleep on the queue itself, so stop() wakes them at once
     # (the goal is well under a millisecond; this bound only catches polling).
     assert time.perf_counter() - start < 0.5
     assert queue.worker_count == 0
+
+
+async def test_stopping_while_the_last_item_is_processed_raises_nothing(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # The worker holding the last item finishes it and exits quietly: no
+    # state error escapes it, and nothing is logged.
+    caplog.set_level(logging.DEBUG, logger="cc.queues")
+    taken = anyio.Event()
+    processed: list[int] = []
+
+    async def work(item: int) -> None:
+        taken.set()
+        await anyio.sleep(0.01)
+        processed.append(item)
+
+    queue = BoundedQueue[int]()
+    await queue.start()
+    await queue.start_workers(work, num_workers=2)
+    await queue.put(1)
+    await taken.wait()
+    assert queue.is_empty
+    assert await queue.stop() == []
+    assert processed == [1]
+    assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
+    assert queue.metrics["processed"] == 1
 
 
 @pytest.mark.parametrize("timeout", [None, 0])
