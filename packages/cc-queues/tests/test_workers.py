@@ -459,3 +459,21 @@ async def test_a_worker_that_feeds_its_own_queue_does_not_starve_others() -> Non
         assert queue.metrics["processed"] == 2001
         assert ticks - before >= 2000 // 64  # the chain yielded regularly
         tg.cancel_scope.cancel()
+
+
+async def test_a_cancelled_async_with_block_stops_the_queue_and_hands_back() -> None:
+    async def work(item: int) -> None:
+        await anyio.sleep_forever()
+
+    queue = BoundedQueue[int]()
+    with anyio.move_on_after(0.02) as scope:
+        async with queue:
+            await queue.start_workers(work, num_workers=1)
+            await queue.put(1)
+            await queue.put(2)
+            await anyio.sleep_forever()
+    assert scope.cancelled_caught
+    assert queue.status is QueueStatus.STOPPED
+    assert queue.unprocessed == [1, 2]  # the interrupted item, then the queued
+    assert queue.worker_count == 0
+    assert accounted(queue)

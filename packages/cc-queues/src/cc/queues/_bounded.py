@@ -122,6 +122,14 @@ class BoundedQueue(Generic[T]):
     callers, and once the queue has stopped and every :meth:`get` item is
     marked done, ``enqueued == processed + errors + handed_back``.
 
+    **Cost.** Waiting producers, consumers and idle workers each sleep on an
+    event of their own and are woken directly, first come first served; a
+    call that need not wait allocates nothing and, like :class:`asyncio.Queue`,
+    does not yield, except that every 64th call on a queue is a full
+    checkpoint so that a loop of such calls cannot starve the event loop or
+    miss a cancellation. A queue belongs to one event loop and is not
+    thread-safe.
+
     :param maxsize: the most items the queue holds, at least 1
     :param timeout: how long :meth:`put` waits for room by default, in
         seconds (``0`` means do not wait, :data:`math.inf` wait forever)
