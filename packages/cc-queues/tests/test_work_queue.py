@@ -287,7 +287,14 @@ async def test_batch_process_a_failing_handler_is_logged(
     )
     assert summary.failed == 2
     assert progress == [1, 2]  # progress is reported even so
-    assert sum("error handler" in r.getMessage() for r in caplog.records) == 2
+    messages = sorted(r.getMessage() for r in caplog.records)
+    assert len(messages) == 2
+    assert "error handler <function" in messages[0]
+    assert messages[0].endswith("failed on item 1")
+    assert messages[1].endswith("failed on item 2")
+    assert all(
+        isinstance(r.exc_info and r.exc_info[1], RuntimeError) for r in caplog.records
+    )
 
 
 async def test_batch_process_a_generator_reads_lazily_with_bounded_lookahead() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Sized
@@ -113,8 +114,17 @@ class _BatchState(Generic[T, R]):
                 self.logger.error(
                     "worker failed on item %s", _Brief(item), exc_info=exc
                 )
-            else:
+                return
+            try:
                 await self.error_handler(exc, item)
+            except Exception:
+                # Logged here, with the caller's handler and item rather than
+                # the internal queue's view of them.
+                self.logger.exception(
+                    "error handler %r failed on item %s",
+                    self.error_handler,
+                    _Brief(item),
+                )
         finally:
             self._progress()
 
@@ -506,6 +516,7 @@ def _rate_limited(
 ) -> Callable[[T], Awaitable[Any]]:
     """Wrap ``worker_func`` so that each call first waits for its turn."""
 
+    @functools.wraps(worker_func)
     async def wait_then_work(item: T) -> Any:
         await window.wait_turn()
         return await worker_func(item)
