@@ -30,9 +30,11 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import random
 import shutil
 import sys
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TextIO
@@ -46,6 +48,7 @@ from cc.queues import WorkQueue
 
 SHARDS = 8
 TICK = 0.1  # seconds between two progress updates
+SPEED_WINDOW = 1.0  # seconds of history behind the speed shown
 
 
 # -- the simulated world ------------------------------------------------------
@@ -164,6 +167,9 @@ class ProgressDisplay:
         self.bar = mode == "bar" or (mode == "auto" and out.isatty())
         self.enabled = mode != "off"
         self.next_tenth = 1
+        # (time, done) samples of the last second or so: the speed shown,
+        # and the time left, follow the recent pace, not the average.
+        self.samples: deque[tuple[float, int]] = deque()
         encoding = (getattr(out, "encoding", None) or "ascii").lower()
         self.full, self.empty = ("█", "·") if "utf" in encoding else ("#", "-")
 
@@ -175,8 +181,15 @@ class ProgressDisplay:
 
     def _figures(self, queue: WorkQueue[Order]) -> str:
         p = self.progress
-        elapsed = max(anyio.current_time() - p.started, 1e-9)
-        speed = p.done / elapsed
+        now = anyio.current_time()
+        self.samples.append((now, p.done))
+        while len(self.samples) > 2 and now - self.samples[0][0] > SPEED_WINDOW:
+            self.samples.popleft()
+        since, done_then = self.samples[0]
+        if now - since > 0:
+            speed = (p.done - done_then) / (now - since)
+        else:
+            speed = p.done / max(now - p.started, 1e-9)
         remaining = (p.total - p.done) / speed if speed > 0 else math.inf
         eta = "--" if math.isinf(remaining) else f"{remaining:.0f}s"
         return (
@@ -514,6 +527,10 @@ def main(argv: list[str] | None = None) -> int:
         # handed back the orders in flight: nothing is left running.
         print("\ninterrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (``demo.py | head``): stop quietly.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 if __name__ == "__main__":

@@ -10,7 +10,9 @@ extension rewrites each docstring of the ``cc`` package once it is loaded:
   link (``[`Lock`][cc.primitives.Lock]``), so it points at its API entry;
   any other target (the standard library, anyio, private modules) becomes
   inline code;
-* each doctest example becomes a fenced ``pycon`` code block.
+* each doctest example becomes a fenced ``pycon`` code block;
+* a module attribute without a docstring gets the text of the Sphinx
+  ``#:`` comment above it, if it has one (type aliases are documented so).
 
 It is loaded by mkdocstrings (``extensions:`` in ``mkdocs.yml``).
 """
@@ -50,6 +52,10 @@ class SphinxMarkup(griffe.Extension):
         self._rewrite_tree(pkg)
 
     def _rewrite_tree(self, obj: griffe.Object) -> None:
+        if obj.docstring is None and obj.is_attribute:
+            comment = _doc_comment(obj)
+            if comment:
+                obj.docstring = griffe.Docstring(comment, parent=obj)
         if obj.docstring is not None:
             text = _fence_doctests(obj.docstring.value)
             obj.docstring.value = _ROLE.sub(
@@ -98,6 +104,22 @@ class SphinxMarkup(griffe.Extension):
             return bool(obj.has_docstring)
         except (griffe.AliasResolutionError, griffe.CyclicAliasError):
             return False
+
+
+def _doc_comment(obj: griffe.Object) -> str:
+    """Return the ``#:`` comment lines right above ``obj``'s definition."""
+    if obj.lineno is None:
+        return ""
+    try:
+        source = obj.module.lines  # the whole file: line numbers are absolute
+    except (OSError, KeyError, ValueError):
+        return ""
+    found: list[str] = []
+    index = min(obj.lineno - 2, len(source) - 1)
+    while index >= 0 and source[index].lstrip().startswith("#:"):
+        found.insert(0, source[index].lstrip()[2:].strip())
+        index -= 1
+    return " ".join(found)
 
 
 def _fence_doctests(text: str) -> str:

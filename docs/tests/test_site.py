@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import http.server
+import importlib
 import os
 import threading
 from collections.abc import Iterator
@@ -39,9 +40,28 @@ CHROMIUM_ARGS = [
 REQUIRED_PAGES = [
     "index.html",
     "getting-started/index.html",
-    "comparison/index.html",
+    "guides/primitives/index.html",
+    "guides/queues/index.html",
+    "guides/locks/index.html",
+    "guides/core-helpers/index.html",
+    "examples/index.html",
+    "reference/index.html",
     "reference/primitives/index.html",
+    "reference/queues/index.html",
+    "reference/locks/index.html",
+    "reference/core-helpers/index.html",
+    "reference/concurrency/index.html",
+    "comparison/index.html",
+    "contributing/index.html",
+    "release/index.html",
 ]
+# Where the API reference documents each public module.
+REFERENCE_PAGES = {
+    "cc.primitives": "reference/primitives/index.html",
+    "cc.queues": "reference/queues/index.html",
+    "cc.locks": "reference/locks/index.html",
+    "cc.core_helpers": "reference/core-helpers/index.html",
+}
 
 if not os.environ.get(SITE_VARIABLE):
     pytest.skip(
@@ -131,6 +151,25 @@ def test_required_pages_were_built() -> None:
     missing = [page for page in REQUIRED_PAGES if not (SITE / page).is_file()]
     assert not missing, f"pages missing from {SITE}: {missing}"
     assert len(PAGES) >= len(REQUIRED_PAGES)
+
+
+@pytest.mark.parametrize("module_name", sorted(REFERENCE_PAGES))
+def test_reference_documents_every_public_name(module_name: str) -> None:
+    module = importlib.import_module(module_name)
+    html = (SITE / REFERENCE_PAGES[module_name]).read_text(encoding="utf-8")
+    missing = [
+        name for name in module.__all__ if f'id="{module_name}.{name}"' not in html
+    ]
+    assert not missing, f"{module_name} names without an API entry: {missing}"
+
+
+def test_reexports_are_all_listed() -> None:
+    meta = importlib.import_module("cc.concurrency")
+    html = (SITE / "reference/concurrency/index.html").read_text(encoding="utf-8")
+    missing = [
+        name for name in meta.__all__ if name != "__version__" and name not in html
+    ]
+    assert not missing, f"cc.concurrency names not listed: {missing}"
 
 
 @pytest.mark.parametrize("page_path", PAGES)
