@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 from sys import _getframe
 from time import monotonic
@@ -18,6 +19,8 @@ from cc.locks._core import (
     parse_hierarchy,
     retired_error,
 )
+from cc.locks._errors import LockLostError
+from cc.locks._lease import AsyncLeaseSession, Lease, lost_error
 from cc.locks._records import (
     LockRecord,
     LockUsageStatistics,
@@ -26,6 +29,7 @@ from cc.locks._records import (
     TaskHolder,
     caller_site,
 )
+from cc.locks._redis import RedisLockBackend
 from cc.locks._tasks import current_task, describe_task
 from cc.primitives import Lock
 
@@ -89,9 +93,14 @@ class AsyncManagedLock:
         :raises LockOrderError: if the acquisition breaks the lock order and
             the policy is ``"raise"``
         :raises DeadlockError: if waiting would close a wait-for cycle
+        :raises LockBackendError: (with a backend) if Redis cannot be reached
         """
         self._check_registered()
-        await self._manager._enter(self._plan, None, True, caller_site(1))
+        manager = self._manager
+        if manager._backend is None:
+            await manager._enter(self._plan, None, True, caller_site(1))
+        else:
+            await manager._enter_shared(self._plan, None, True, caller_site(1))
         return True
 
     def acquire_nowait(self) -> bool:
@@ -100,9 +109,17 @@ class AsyncManagedLock:
         :return: whether the calling task now holds the lock
         :raises LockOrderError: if the acquisition breaks the lock order and
             the policy is ``"raise"``
+        :raises RuntimeError: with a backend, where taking a lock needs a
+            round trip (use ``manager.acquire(name, blocking=False)``)
         """
         self._check_registered()
         manager = self._manager
+        if manager._backend is not None:
+            raise RuntimeError(
+                f"lock {self.name!r} is shared through a backend and cannot be "
+                "taken without awaiting: use `async with "
+                "manager.acquire(name, blocking=False)` instead"
+            )
         holder = manager._attach()
         taken = manager._take_ready(self._plan, 0, holder, caller_site(1), monotonic())
         if not taken:
@@ -112,13 +129,37 @@ class AsyncManagedLock:
     def release(self) -> None:
         """Release one level of the calling task's hold on the lock.
 
-        :raises RuntimeError: if the calling task does not hold it
+        :raises RuntimeError: if the calling task does not hold it, or the
+            lock is shared through a backend (use :meth:`arelease`)
         """
+        if self._manager._backend is not None:
+            raise RuntimeError(
+                f"lock {self.name!r} is shared through a backend: releasing it "
+                "needs a round trip, so use `await lock.arelease()` (or "
+                "`async with lock:`)"
+            )
         self._manager._release_one(self._record)
+
+    async def arelease(self) -> None:
+        """Release one level of the calling task's hold, with or without a backend.
+
+        :raises RuntimeError: if the calling task does not hold it
+        :raises LockLostError: (with a backend) if the lease was lost before
+            this last release; the lock is released all the same
+        """
+        manager = self._manager
+        if manager._backend is None:
+            manager._release_one(self._record)
+        else:
+            await manager._release_one_shared(self._record)
 
     async def __aenter__(self) -> None:
         self._check_registered()
-        await self._manager._enter(self._plan, None, True, caller_site(1))
+        manager = self._manager
+        if manager._backend is None:
+            await manager._enter(self._plan, None, True, caller_site(1))
+        else:
+            await manager._enter_shared(self._plan, None, True, caller_site(1))
 
     async def __aexit__(
         self,
@@ -126,7 +167,11 @@ class AsyncManagedLock:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._manager._release_one(self._record)
+        manager = self._manager
+        if manager._backend is None:
+            manager._release_one(self._record)
+        else:
+            await manager._release_one_shared(self._record)
 
     def locked(self) -> bool:
         """Return whether some task holds the lock through the manager."""
@@ -195,6 +240,31 @@ class _AsyncAcquisition:
             manager._detach_if_idle(holder)
 
 
+class _SharedAsyncAcquisition(_AsyncAcquisition):
+    """:meth:`AsyncLockManager.acquire` of a manager with a backend."""
+
+    __slots__ = ()
+
+    async def __aenter__(self) -> None:
+        self._holder = await self._manager._enter_shared(
+            self._plan, self._timeout, self._blocking, self._site
+        )
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        manager = self._manager
+        holder = self._holder
+        try:
+            await manager._exit_shared(self._plan.records, holder)
+        finally:
+            if not holder.stack:
+                manager._detach_if_idle(holder)
+
+
 class AsyncLockManager(ManagerCore[AsyncLockInfo]):
     """Named locks for async tasks, taken in a declared order, with deadlock checks.
 
@@ -221,6 +291,14 @@ class AsyncLockManager(ManagerCore[AsyncLockInfo]):
     A manager and its locks belong to the event loop of the tasks that use
     them (like :class:`cc.primitives.Lock`, they are not thread safe).
 
+    With ``backend=RedisLockBackend(...)`` the locks are shared by every
+    process using the same Redis server and namespace, with the same API
+    and checks (see :class:`RedisLockBackend` for what that guarantees).
+    Such a manager runs background tasks (lease renewal, release
+    notifications), so it is used inside ``async with manager:``; each
+    acquisition holds a :class:`Lease` (see :meth:`lease`), and releasing a
+    lock whose lease was lost raises :class:`LockLostError`.
+
     :param hierarchy: locks to register at once, in any form that
         :meth:`register_locks` accepts
     :param policy: what an order violation does: ``"raise"`` (the default)
@@ -232,7 +310,10 @@ class AsyncLockManager(ManagerCore[AsyncLockInfo]):
     :param long_hold_threshold: hold time in seconds past which releasing a
         lock logs a warning and :meth:`detect_potential_deadlocks` reports a
         lock still held; ``None`` turns both off
+    :param backend: where the locks live when processes share them; by
+        default (``None``) they live in this process only
     :raises ValueError: for an unknown policy or a negative threshold
+    :raises TypeError: for a backend that is not a :class:`RedisLockBackend`
 
     >>> import anyio
     >>> async def main() -> list[str]:
@@ -252,11 +333,22 @@ class AsyncLockManager(ManagerCore[AsyncLockInfo]):
         policy: Policy = "raise",
         detect_deadlocks: bool = True,
         long_hold_threshold: float | None = 30.0,
+        backend: RedisLockBackend | None = None,
     ) -> None:
         super().__init__(
             policy=policy,
             detect_deadlocks=detect_deadlocks,
             long_hold_threshold=long_hold_threshold,
+        )
+        if backend is not None and not isinstance(backend, RedisLockBackend):
+            raise TypeError(
+                "backend must be a RedisLockBackend or None, "
+                f"not {type(backend).__name__}"
+            )
+        self._backend = backend
+        self._session: AsyncLeaseSession | None = None
+        self._acquisition = (
+            _AsyncAcquisition if backend is None else _SharedAsyncAcquisition
         )
         self._holders: dict[object, TaskHolder] = {}
         self._spare_holders: list[TaskHolder] = []
@@ -264,10 +356,84 @@ class AsyncLockManager(ManagerCore[AsyncLockInfo]):
             self._register_entries(parse_hierarchy(hierarchy))
 
     def __repr__(self) -> str:
+        shared = "" if self._backend is None else f" backend={self._backend!r}"
         return (
             f"<{type(self).__name__} locks={len(self._records)} "
-            f"policy={self._policy!r}>"
+            f"policy={self._policy!r}{shared}>"
         )
+
+    # -- opening and closing (managers with a backend) -------------------------
+
+    @property
+    def backend(self) -> RedisLockBackend | None:
+        """Where the locks are shared, or ``None`` for this process only."""
+        return self._backend
+
+    async def __aenter__(self) -> AsyncLockManager:
+        """Connect to the backend and start renewing leases (if there is one).
+
+        :raises LockBackendError: if the backend cannot be reached
+        :raises RuntimeError: if the manager is open already
+        """
+        backend = self._backend
+        if backend is not None:
+            if self._session is not None and not self._session.closed:
+                raise RuntimeError("this AsyncLockManager is open already")
+            session = AsyncLeaseSession(self, backend)
+            await session.open()
+            self._session = session
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Stop the background tasks and disconnect from the backend.
+
+        Leases still held are released on the backend and marked lost (their
+        holders get :class:`LockLostError` when they release). Without a
+        backend, or when closed already, this does nothing.
+        """
+        session = self._session
+        if session is not None:
+            await session.aclose()
+
+    def _open_session(self) -> AsyncLeaseSession:
+        session = self._session
+        if session is None or session.closed:
+            raise RuntimeError(
+                "an AsyncLockManager with a backend must be opened before its "
+                "locks are used: `async with AsyncLockManager(backend=...) as "
+                "manager:` (it runs the lease renewal in the background)"
+            )
+        return session
+
+    def lease(self, name: str) -> Lease:
+        """Return the :class:`Lease` by which the calling task holds ``name``.
+
+        Its ``fencing_token`` identifies this acquisition to the resources
+        the lock protects; ``lost`` tells whether it is still held.
+
+        :raises KeyError: if no lock has that name
+        :raises RuntimeError: without a backend, or if the calling task does
+            not hold the lock
+        """
+        record = self._lookup(name)
+        session = self._session
+        holder = self._holders.get(current_task())
+        lease = None if session is None else session.lease(name)
+        if lease is None or holder is None or record._owner is not holder:
+            if self._backend is None:
+                raise RuntimeError(
+                    f"lock {name!r} has no lease: its manager has no backend"
+                )
+            raise RuntimeError(f"the calling task does not hold lock {name!r}")
+        return lease
 
     # -- registration ------------------------------------------------------
 
@@ -397,7 +563,7 @@ class AsyncLockManager(ManagerCore[AsyncLockInfo]):
         if plan is None:
             plan = self._plan(names)
         frame = _getframe(1)
-        return _AsyncAcquisition(
+        return self._acquisition(
             self, plan, timeout, blocking, (frame.f_code, frame.f_lasti)
         )
 
@@ -555,6 +721,31 @@ class AsyncLockManager(ManagerCore[AsyncLockInfo]):
         site: Site,
     ) -> float:
         """Wait for ``record`` until the deadline; take it and return the time."""
+        start = monotonic()
+        await self._wait_raw(record, holder, deadline, limit, site, start)
+        now = monotonic()
+        waited = now - start
+        record._contended += 1
+        record._wait_total += waited
+        if waited > record._wait_max:
+            record._wait_max = waited
+        record._owner = holder
+        record._acquired_at = now
+        record._site = site
+        record._acquisitions += 1
+        holder.stack.append(record)
+        return now
+
+    async def _wait_raw(
+        self,
+        record: AsyncLockInfo,
+        holder: TaskHolder,
+        deadline: float,
+        limit: float | None,
+        site: Site,
+        start: float,
+    ) -> None:
+        """Wait for ``record``'s in-process lock until the deadline."""
         with self._meta:
             if self._detect:
                 path = find_wait_cycle(holder, record)
@@ -562,7 +753,6 @@ class AsyncLockManager(ManagerCore[AsyncLockInfo]):
                     raise self._deadlock_error(holder, path, site)
             holder.waiting_for = record
             record._waiting.append(holder)
-        start = monotonic()
         acquired = False
         try:
             if deadline == math.inf:
@@ -578,18 +768,131 @@ class AsyncLockManager(ManagerCore[AsyncLockInfo]):
                 record._waiting.remove(holder)
         if not acquired:
             raise self._unavailable(record, limit, blocking=True)
+
+    # -- acquiring and releasing through a backend --------------------------------
+
+    async def _enter_shared(
+        self,
+        plan: Plan[AsyncLockInfo],
+        limit: float | None,
+        blocking: bool,
+        site: Site,
+    ) -> TaskHolder:
+        """Take ``plan``: each lock's in-process lock, then its lease.
+
+        Both halves of one lock are taken before the next lock, so every
+        process takes the locks in the same ascending order. On an error or
+        a cancellation, releases what this call took.
+        """
+        session = self._open_session()
         now = monotonic()
-        waited = now - start
-        record._contended += 1
-        record._wait_total += waited
-        if waited > record._wait_max:
-            record._wait_max = waited
-        record._owner = holder
-        record._acquired_at = now
-        record._site = site
-        record._acquisitions += 1
-        holder.stack.append(record)
-        return now
+        holder = self._attach()
+        deadline = math.inf if limit is None else now + limit
+        records = plan.records
+        stack = holder.stack
+        checking = self._checking
+        count = 0
+        try:
+            for record in records:
+                if record._owner is holder:
+                    record._reentries += 1
+                    count += 1
+                    continue
+                if checking and stack:
+                    order = record._order
+                    if order is not None and order < holder.ceiling():
+                        self._declared_violation(record, holder, site)
+                    if record not in stack[-1]._after:
+                        self._learn(stack[-1], record, holder, site)
+                if record._retired:
+                    raise retired_error(record)
+                start = monotonic()
+                waited = 0.0
+                if not record._raw.acquire_nowait():
+                    if not blocking:
+                        raise self._unavailable(record, limit, blocking=False)
+                    await self._wait_raw(record, holder, deadline, limit, site, start)
+                    waited = monotonic() - start
+                try:
+                    waited += await session.take(
+                        record, holder, site, deadline, limit, blocking
+                    )
+                except BaseException:
+                    record._raw.release()
+                    raise
+                if waited:
+                    record._contended += 1
+                    record._wait_total += waited
+                    if waited > record._wait_max:
+                        record._wait_max = waited
+                record._owner = holder
+                record._acquired_at = monotonic()
+                record._site = site
+                record._acquisitions += 1
+                stack.append(record)
+                count += 1
+        except BaseException:
+            if count:
+                # A lost lease was logged when it was lost; the first error wins.
+                with contextlib.suppress(LockLostError):
+                    await self._exit_shared(records[:count], holder)
+            self._detach_if_idle(holder)
+            raise
+        if not plan.learned:
+            plan.check_learned()
+        return holder
+
+    async def _exit_shared(
+        self, records: tuple[AsyncLockInfo, ...], holder: TaskHolder
+    ) -> None:
+        """Release one level of each of ``records``, last first, leases included.
+
+        :raises LockLostError: after releasing everything, if a lease was lost
+        """
+        now = monotonic()
+        stack = holder.stack
+        names: list[str] = []
+        released: list[AsyncLockInfo] = []
+        for record in records[::-1]:
+            if record._reentries:
+                record._reentries -= 1
+                continue
+            held = now - record._acquired_at
+            if held > record._hold_floor:
+                self._note_hold(record, held)
+            record._owner = None
+            top = stack.pop()
+            if top is not record:  # released out of order
+                stack.append(top)
+                stack.remove(record)
+            names.append(record._name)
+            released.append(record)
+        if not released:
+            return
+        session = self._session
+        assert session is not None  # a lease was taken through it
+        try:
+            lost = await session.release(names)
+        finally:
+            for record in released:
+                record._raw.release()
+        if lost:
+            raise lost_error(lost)
+
+    async def _release_one_shared(self, record: AsyncLockInfo) -> None:
+        task = current_task()
+        holder = self._holders.get(task)
+        if holder is None or record._owner is not holder:
+            owner = record.owner
+            held = f"it is held by {owner}" if owner else "it is not held"
+            raise RuntimeError(
+                f"cannot release lock {record._name!r} from task "
+                f"{describe_task(task)!r}: {held}"
+            )
+        try:
+            await self._exit_shared(record._handle._plan.records, holder)
+        finally:
+            self._detach_if_idle(holder)
 
     def _release_one(self, record: AsyncLockInfo) -> None:
         task = current_task()
@@ -620,8 +923,22 @@ class AsyncLockManager(ManagerCore[AsyncLockInfo]):
         ``waiters`` (how many tasks wait for it), ``waiting`` (which),
         ``hold_time`` (seconds held so far, or ``None``) and
         ``acquisition_site`` (``file:line in function``, or ``None``).
+
+        With a backend, each entry describes the holder wherever it is:
+        ``owner`` then reads like ``"task 'w1' (pid 4242 on db-7)"``, and
+        the entry also has ``held_here`` (whether a task of this manager
+        holds it), ``host``, ``pid``, ``fencing_token`` and
+        ``lease_expires_in`` (seconds); for a holder in another process,
+        ``depth`` is ``None`` and ``acquired_at`` is by the Redis server's
+        clock. ``waiters`` counts this manager's waiting tasks only.
+
+        :raises LockBackendError: (with a backend) if Redis cannot be reached
         """
-        return self._status()
+        status = self._status()
+        if self._backend is not None:
+            holders = await self._open_session().inspect(list(status))
+            self._merge_remote(status, holders)
+        return status
 
     def statistics(self) -> dict[str, LockUsageStatistics]:
         """Return each lock's contention statistics, by name."""

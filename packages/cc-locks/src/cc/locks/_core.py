@@ -18,10 +18,11 @@ from __future__ import annotations
 import logging
 import math
 import threading
+import time
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from time import monotonic
-from typing import Any, Generic, Literal, TypeVar, Union
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, Union
 
 from cc.locks._errors import DeadlockError, LockOrderError, LockTimeoutError
 from cc.locks._records import (
@@ -33,6 +34,9 @@ from cc.locks._records import (
     Site,
     format_site,
 )
+
+if TYPE_CHECKING:
+    from cc.locks._redis import RemoteHolder
 
 __all__ = ["LockHierarchy", "ManagerCore", "Policy"]
 
@@ -465,6 +469,36 @@ class ManagerCore(Generic[RecordT]):
                 f"by {holder} for {since:.3f} s, acquired at "
                 f"{format_site(record._site)}"
             )
+        return self._timeout_error(record, timeout, blocking, holder, held)
+
+    def _remote_unavailable(
+        self,
+        record: RecordT,
+        remote: RemoteHolder | None,
+        timeout: float | None,
+        blocking: bool,
+    ) -> LockTimeoutError:
+        """Return the error for a lock that another process holds on the backend."""
+        if remote is None:
+            holder = None
+            held = "by another process (whose lease ended just now)"
+        else:
+            holder = remote.describe()
+            held = f"by {holder}"
+            if remote.since is not None:
+                held += f" for {max(0.0, time.time() - remote.since):.3f} s"
+            if remote.site is not None:
+                held += f", acquired at {remote.site}"
+        return self._timeout_error(record, timeout, blocking, holder, held)
+
+    def _timeout_error(
+        self,
+        record: RecordT,
+        timeout: float | None,
+        blocking: bool,
+        holder: str | None,
+        held: str,
+    ) -> LockTimeoutError:
         if blocking:
             message = (
                 f"could not acquire {record.describe()} within {timeout} s: "
@@ -538,6 +572,39 @@ class ManagerCore(Generic[RecordT]):
                 "acquisition_site": record.acquisition_site,
             }
         return status
+
+    @staticmethod
+    def _merge_remote(
+        status: dict[str, dict[str, Any]], holders: list[RemoteHolder | None]
+    ) -> None:
+        """Add what the backend knows to each entry of :meth:`_status`."""
+        for entry, remote in zip(status.values(), holders, strict=True):
+            held_here = entry["is_locked"]
+            entry["held_here"] = held_here
+            if remote is None:
+                entry.update(
+                    host=None, pid=None, fencing_token=None, lease_expires_in=None
+                )
+                continue
+            entry.update(
+                is_locked=True,
+                owner=remote.describe(),
+                acquired_at=remote.since,
+                host=remote.host,
+                pid=remote.pid,
+                fencing_token=remote.fencing_token,
+                lease_expires_in=remote.expires_in,
+            )
+            if not held_here:
+                entry.update(
+                    depth=None,
+                    hold_time=(
+                        None
+                        if remote.since is None
+                        else max(0.0, time.time() - remote.since)
+                    ),
+                    acquisition_site=remote.site,
+                )
 
     def _statistics(self) -> dict[str, LockUsageStatistics]:
         return {name: r.statistics() for name, r in list(self._records.items())}

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from cc.primitives import ConcurrencyError
 
-__all__ = ["DeadlockError", "LockOrderError", "LockTimeoutError"]
+__all__ = [
+    "DeadlockError",
+    "LockBackendError",
+    "LockLostError",
+    "LockOrderError",
+    "LockTimeoutError",
+]
 
 
 class LockOrderError(ConcurrencyError, RuntimeError):
@@ -58,3 +64,42 @@ class LockTimeoutError(ConcurrencyError, TimeoutError):
         super().__init__(message)
         self.lock_name = lock_name
         self.holder = holder
+
+
+class LockLostError(ConcurrencyError, RuntimeError):
+    """A lease on a shared lock ended before its holder released it.
+
+    Raised when a lock taken through a manager with a ``backend`` (locks
+    shared by processes through Redis) is released: if its lease expired,
+    was taken over by another holder, could not be renewed in time, or the
+    release itself could not be confirmed. The block it protected may have
+    run while another process held the same lock, so whatever it wrote must
+    be checked (a fencing token is the way to make such writes safe).
+    Every lock of the block is released, locally and on the backend, before
+    this is raised.
+
+    :ivar lock_names: the locks whose lease was lost, in the order released
+    :ivar reasons: why each of them was lost, in the same order
+    """
+
+    def __init__(
+        self, message: str, lock_names: tuple[str, ...], reasons: tuple[str, ...]
+    ) -> None:
+        super().__init__(message)
+        self.lock_names = lock_names
+        self.reasons = reasons
+
+
+class LockBackendError(ConcurrencyError, ConnectionError):
+    """The lock backend (Redis) could not be reached, or refused a command.
+
+    Raised instead of taking a lock, with the backend's own error as its
+    ``__cause__``; nothing is held afterwards. The manager recovers by
+    itself once the backend answers again.
+
+    :ivar lock_name: the lock being taken, or ``None``
+    """
+
+    def __init__(self, message: str, lock_name: str | None = None) -> None:
+        super().__init__(message)
+        self.lock_name = lock_name

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 from sys import _getframe
@@ -17,7 +18,8 @@ from cc.locks._core import (
     parse_hierarchy,
     retired_error,
 )
-from cc.locks._errors import LockTimeoutError
+from cc.locks._errors import LockLostError, LockTimeoutError
+from cc.locks._lease import Lease, ThreadLeaseSession, lost_error
 from cc.locks._records import (
     LockRecord,
     LockUsageStatistics,
@@ -26,6 +28,7 @@ from cc.locks._records import (
     ThreadHolder,
     caller_site,
 )
+from cc.locks._redis import RedisLockBackend
 
 __all__ = ["LockInfo", "LockManager", "ManagedLock"]
 
@@ -88,6 +91,7 @@ class ManagedLock:
         :raises LockOrderError: if the acquisition breaks the lock order and
             the policy is ``"raise"``
         :raises DeadlockError: if waiting would close a wait-for cycle
+        :raises LockBackendError: (with a backend) if Redis cannot be reached
         """
         self._check_registered()
         if timeout == -1:
@@ -98,8 +102,10 @@ class ManagedLock:
             raise ValueError(f"timeout must be -1 or a number >= 0, not {timeout!r}")
         else:
             limit = timeout
+        manager = self._manager
+        enter = manager._enter if manager._backend is None else manager._enter_shared
         try:
-            self._manager._enter(self._plan, limit, blocking, caller_site(1))
+            enter(self._plan, limit, blocking, caller_site(1))
         except LockTimeoutError:
             return False
         return True
@@ -108,12 +114,16 @@ class ManagedLock:
         """Release one level of the calling thread's hold on the lock.
 
         :raises RuntimeError: if the calling thread does not hold it
+        :raises LockLostError: (with a backend) if the lease was lost before
+            this last release; the lock is released all the same
         """
         self._manager._release_one(self._record)
 
     def __enter__(self) -> bool:
         self._check_registered()
-        self._manager._enter(self._plan, None, True, caller_site(1))
+        manager = self._manager
+        enter = manager._enter if manager._backend is None else manager._enter_shared
+        enter(self._plan, None, True, caller_site(1))
         return True
 
     def __exit__(
@@ -231,6 +241,26 @@ class _Acquisition:
             record._raw.release()
 
 
+class _SharedAcquisition(_Acquisition):
+    """:meth:`LockManager.acquire` of a manager with a backend."""
+
+    __slots__ = ()
+
+    def __enter__(self) -> None:
+        frame = _getframe(1)
+        self._manager._enter_shared(
+            self._plan, self._timeout, self._blocking, (frame.f_code, frame.f_lasti)
+        )
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._manager._exit_shared(self._plan.records, self._local.holder)
+
+
 class LockManager(ManagerCore[LockInfo]):
     """Named locks for threads, taken in a declared order, with deadlock checks.
 
@@ -255,6 +285,14 @@ class LockManager(ManagerCore[LockInfo]):
     :meth:`register_lock`) when you need a lock outside :meth:`acquire`, so
     that the manager sees every holder.
 
+    With ``backend=RedisLockBackend(...)`` the locks are shared by every
+    process using the same Redis server and namespace, with the same API
+    and checks (see :class:`RedisLockBackend` for what that guarantees).
+    The manager connects on first use (or on ``with manager:``) and runs a
+    lease renewal thread and a listener thread until :meth:`close`. Each
+    acquisition holds a :class:`Lease` (see :meth:`lease`), and releasing a
+    lock whose lease was lost raises :class:`LockLostError`.
+
     :param hierarchy: locks to register at once, in any form that
         :meth:`register_locks` accepts
     :param policy: what an order violation does: ``"raise"`` (the default)
@@ -267,7 +305,10 @@ class LockManager(ManagerCore[LockInfo]):
     :param long_hold_threshold: hold time in seconds past which releasing a
         lock logs a warning and :meth:`detect_potential_deadlocks` reports a
         lock still held; ``None`` turns both off
+    :param backend: where the locks live when processes share them; by
+        default (``None``) they live in this process only
     :raises ValueError: for an unknown policy or a negative threshold
+    :raises TypeError: for a backend that is not a :class:`RedisLockBackend`
 
     >>> manager = LockManager({"config": 10, "cache": 20})
     >>> with manager.acquire("cache", "config"):  # taken as config, then cache
@@ -290,21 +331,102 @@ class LockManager(ManagerCore[LockInfo]):
         policy: Policy = "raise",
         detect_deadlocks: bool = True,
         long_hold_threshold: float | None = 30.0,
+        backend: RedisLockBackend | None = None,
     ) -> None:
         super().__init__(
             policy=policy,
             detect_deadlocks=detect_deadlocks,
             long_hold_threshold=long_hold_threshold,
         )
+        if backend is not None and not isinstance(backend, RedisLockBackend):
+            raise TypeError(
+                "backend must be a RedisLockBackend or None, "
+                f"not {type(backend).__name__}"
+            )
+        self._backend = backend
+        self._session: ThreadLeaseSession | None = None
+        self._session_lock = threading.Lock()
+        self._acquisition = _Acquisition if backend is None else _SharedAcquisition
         self._local = threading.local()
         if hierarchy is not None:
             self.register_locks(hierarchy)
 
     def __repr__(self) -> str:
+        shared = "" if self._backend is None else f" backend={self._backend!r}"
         return (
             f"<{type(self).__name__} locks={len(self._records)} "
-            f"policy={self._policy!r}>"
+            f"policy={self._policy!r}{shared}>"
         )
+
+    # -- opening and closing (managers with a backend) -------------------------
+
+    @property
+    def backend(self) -> RedisLockBackend | None:
+        """Where the locks are shared, or ``None`` for this process only."""
+        return self._backend
+
+    def __enter__(self) -> LockManager:
+        """Connect to the backend now rather than on first use (if there is one).
+
+        :raises LockBackendError: if the backend cannot be reached
+        """
+        if self._backend is not None:
+            self._open_session()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop the background threads and disconnect from the backend.
+
+        Leases still held are released on the backend and marked lost (their
+        holders get :class:`LockLostError` when they release). Using the
+        manager again connects again. Without a backend this does nothing.
+        """
+        with self._session_lock:
+            session, self._session = self._session, None
+        if session is not None:
+            session.close()
+
+    def _open_session(self) -> ThreadLeaseSession:
+        session = self._session
+        if session is None:
+            with self._session_lock:
+                session = self._session
+                if session is None:
+                    assert self._backend is not None
+                    session = ThreadLeaseSession(self, self._backend)
+                    session.open()
+                    self._session = session
+        return session
+
+    def lease(self, name: str) -> Lease:
+        """Return the :class:`Lease` by which the calling thread holds ``name``.
+
+        Its ``fencing_token`` identifies this acquisition to the resources
+        the lock protects; ``lost`` tells whether it is still held.
+
+        :raises KeyError: if no lock has that name
+        :raises RuntimeError: without a backend, or if the calling thread
+            does not hold the lock
+        """
+        record = self._lookup(name)
+        session = self._session
+        holder = getattr(self._local, "holder", None)
+        lease = None if session is None else session.lease(name)
+        if lease is None or holder is None or record._owner is not holder:
+            if self._backend is None:
+                raise RuntimeError(
+                    f"lock {name!r} has no lease: its manager has no backend"
+                )
+            raise RuntimeError(f"the calling thread does not hold lock {name!r}")
+        return lease
 
     # -- registration ------------------------------------------------------
 
@@ -445,7 +567,7 @@ class LockManager(ManagerCore[LockInfo]):
                 raise ValueError(
                     f"timeout must be a number of seconds >= 0 or None, not {timeout!r}"
                 )
-            context = _Acquisition(self, plan, timeout, blocking)
+            context = self._acquisition(self, plan, timeout, blocking)
             if len(plan.contexts) < _MAX_CONTEXTS_PER_PLAN:
                 plan.contexts[timeout, blocking] = context
         return context
@@ -582,7 +704,121 @@ class LockManager(ManagerCore[LockInfo]):
                 f"cannot release lock {record._name!r} from "
                 f"thread {threading.current_thread().name!r}: {held}"
             )
-        self._release_levels(record._handle._plan.records, holder)
+        if self._backend is None:
+            self._release_levels(record._handle._plan.records, holder)
+        else:
+            self._exit_shared(record._handle._plan.records, holder)
+
+    # -- acquiring and releasing through a backend --------------------------------
+
+    def _enter_shared(
+        self,
+        plan: Plan[LockInfo],
+        timeout: float | None,
+        blocking: bool,
+        site: Site,
+    ) -> ThreadHolder:
+        """Take ``plan``: each lock's in-process lock, then its lease.
+
+        Both halves of one lock are taken before the next lock, so every
+        process takes the locks in the same ascending order. On an error,
+        releases what this call took.
+        """
+        session = self._open_session()
+        try:
+            holder: ThreadHolder = self._local.holder
+        except AttributeError:
+            holder = self._attach()
+        now = monotonic()
+        deadline = math.inf if timeout is None else now + timeout
+        records = plan.records
+        stack = holder.stack
+        checking = self._checking
+        count = 0
+        try:
+            for record in records:
+                if record._owner is holder:
+                    record._reentries += 1
+                    count += 1
+                    continue
+                if checking and stack:
+                    order = record._order
+                    if order is not None and order < holder.ceiling():
+                        self._declared_violation(record, holder, site)
+                    if record not in stack[-1]._after:
+                        self._learn(stack[-1], record, holder, site)
+                if record._retired:
+                    raise retired_error(record)
+                waited_here = not record._raw.acquire(False)
+                if waited_here:
+                    self._wait(record, holder, deadline, timeout, blocking, site)
+                try:
+                    waited = session.take(
+                        record, holder, site, deadline, timeout, blocking
+                    )
+                except BaseException:
+                    record._raw.release()
+                    raise
+                if waited:
+                    if not waited_here:
+                        record._contended += 1
+                    record._wait_total += waited
+                    if waited > record._wait_max:
+                        record._wait_max = waited
+                record._owner = holder
+                record._acquired_at = monotonic()
+                record._site = site
+                record._acquisitions += 1
+                stack.append(record)
+                count += 1
+        except BaseException:
+            if count:
+                # A lost lease was logged when it was lost; the first error wins.
+                with contextlib.suppress(LockLostError):
+                    self._exit_shared(records[:count], holder)
+            raise
+        if not plan.learned:
+            plan.check_learned()
+        return holder
+
+    def _exit_shared(self, records: tuple[LockInfo, ...], holder: ThreadHolder) -> None:
+        """Release one level of each of ``records``, last first, leases included.
+
+        :raises LockLostError: after releasing everything, if a lease was lost
+        """
+        now = monotonic()
+        stack = holder.stack
+        names: list[str] = []
+        released: list[LockInfo] = []
+        for record in records[::-1]:
+            if record._reentries:
+                record._reentries -= 1
+                continue
+            held = now - record._acquired_at
+            if held > record._hold_floor:
+                self._note_hold(record, held)
+            record._owner = None
+            top = stack.pop()
+            if top is not record:  # released out of order
+                stack.append(top)
+                stack.remove(record)
+            names.append(record._name)
+            released.append(record)
+        if not released:
+            return
+        session = self._session
+        try:
+            if session is None:
+                lost = [
+                    (name, "its manager was closed while it was held") for name in names
+                ]
+            else:
+                lost = session.release(names)
+        finally:
+            for record in released:
+                record._raw.release()
+        if lost:
+            raise lost_error(lost)
 
     # -- views -----------------------------------------------------------------
 
@@ -600,8 +836,22 @@ class LockManager(ManagerCore[LockInfo]):
         ``waiters`` (how many threads wait for it), ``waiting`` (which),
         ``hold_time`` (seconds held so far, or ``None``) and
         ``acquisition_site`` (``file:line in function``, or ``None``).
+
+        With a backend, each entry describes the holder wherever it is:
+        ``owner`` then reads like ``"thread 'w1' (pid 4242 on db-7)"``, and
+        the entry also has ``held_here`` (whether a thread of this manager
+        holds it), ``host``, ``pid``, ``fencing_token`` and
+        ``lease_expires_in`` (seconds); for a holder in another process,
+        ``depth`` is ``None`` and ``acquired_at`` is by the Redis server's
+        clock. ``waiters`` counts this manager's waiting threads only.
+
+        :raises LockBackendError: (with a backend) if Redis cannot be reached
         """
-        return self._status()
+        status = self._status()
+        if self._backend is not None:
+            holders = self._open_session().inspect(list(status))
+            self._merge_remote(status, holders)
+        return status
 
     def statistics(self) -> dict[str, LockUsageStatistics]:
         """Return each lock's contention statistics, by name."""

@@ -1,0 +1,779 @@
+"""Redis as the place where a lock manager's locks live: keys, scripts, clients.
+
+Every lock ``name`` of a ``namespace`` is three keys in one hash slot:
+
+* ``<namespace>:lock:{<name>}``: a hash that exists while some process holds
+  the lock: the holder's owner ``token`` (new for every acquisition), its
+  ``fence`` (fencing token), ``since`` (server time in microseconds),
+  ``holder``, ``host``, ``pid`` and ``site``. Its TTL is the lease.
+* ``<namespace>:lock:{<name>}:fence``: the last fencing token handed out;
+  it never expires, so tokens keep growing across holders.
+* ``<namespace>:lock:{<name>}:waiting``: exists (for a few seconds) while
+  some process waits for the lock; only then does a release publish the
+  lock's name on the channel ``<namespace>:released``, so that an
+  uncontended release costs no message.
+
+Each step is one Lua script, so it is atomic on the server: take (set the
+hash if absent, or report its holder and remaining TTL), renew (extend the
+TTL of the hashes whose token still matches), release (delete the hashes
+whose token still matches, and publish) and inspect (holders and TTLs for
+``get_lock_status()``).
+
+Nothing here imports redis-py at import time: ``cc.locks`` works without the
+``redis`` extra, and this module asks for it only when a backend connects.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import math
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+
+import anyio
+import anyio.to_thread
+
+from cc.locks._errors import LockBackendError
+
+if TYPE_CHECKING:
+    import redis
+    import redis.asyncio
+    import redis.client
+
+    from cc.locks._lease import Lease
+
+__all__ = [
+    "AsyncRedisLink",
+    "RedisLockBackend",
+    "RemoteHolder",
+    "SyncRedisLink",
+    "Taken",
+]
+
+_T = TypeVar("_T")
+
+
+class _Script:
+    """A Lua script and its SHA1, run with EVALSHA (EVAL when not cached)."""
+
+    __slots__ = ("sha", "text")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.sha = hashlib.sha1(text.encode()).hexdigest()
+
+
+# KEYS: lock, fence, waiting
+# ARGV: token, lease ms, holder, host, pid, site, waiting-marker ms
+# -> {1, fence, since_us} taken (again, for a retried call)
+# -> {0, pttl_ms, {holder, host, pid, since_us, site, fence}} held by another
+_TAKE = _Script("""
+local current = redis.call('HGET', KEYS[1], 'token')
+if current == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return {1, redis.call('HGET', KEYS[1], 'fence'), redis.call('HGET', KEYS[1], 'since')}
+end
+if current then
+  redis.call('SET', KEYS[3], '1', 'PX', ARGV[7])
+  return {0, redis.call('PTTL', KEYS[1]),
+    redis.call('HMGET', KEYS[1], 'holder', 'host', 'pid', 'since', 'site', 'fence')}
+end
+local now = redis.call('TIME')
+local since = now[1] .. string.format('%06d', tonumber(now[2]))
+local last = redis.call('GET', KEYS[2])
+if not last or tonumber(last) < tonumber(since) then
+  redis.call('SET', KEYS[2], since)
+end
+local fence = redis.call('INCR', KEYS[2])
+redis.call('HSET', KEYS[1], 'token', ARGV[1], 'fence', fence, 'since', since,
+  'holder', ARGV[3], 'host', ARGV[4], 'pid', ARGV[5], 'site', ARGV[6])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return {1, fence, since}
+""")
+
+# KEYS: lock 1, waiting 1, lock 2, waiting 2, ...
+# ARGV: channel, token 1, name 1, token 2, name 2, ...
+# -> per lock: 1 released, 0 no longer held by anyone, -1 held by another
+_RELEASE = _Script("""
+local result = {}
+for i = 1, #KEYS, 2 do
+  local current = redis.call('HGET', KEYS[i], 'token')
+  if current == ARGV[i + 1] then
+    redis.call('DEL', KEYS[i])
+    if redis.call('EXISTS', KEYS[i + 1]) == 1 then
+      redis.call('PUBLISH', ARGV[1], ARGV[i + 2])
+    end
+    result[#result + 1] = 1
+  elseif current then
+    result[#result + 1] = -1
+  else
+    result[#result + 1] = 0
+  end
+end
+return result
+""")
+
+# KEYS: locks; ARGV: lease ms, token 1, token 2, ...
+# -> per lock: 1 renewed, 0 no longer held by anyone, -1 held by another
+_RENEW = _Script("""
+local result = {}
+for i = 1, #KEYS do
+  local current = redis.call('HGET', KEYS[i], 'token')
+  if current == ARGV[i + 1] then
+    redis.call('PEXPIRE', KEYS[i], ARGV[1])
+    result[i] = 1
+  elseif current then
+    result[i] = -1
+  else
+    result[i] = 0
+  end
+end
+return result
+""")
+
+# KEYS: locks -> per lock {pttl_ms, {holder, host, pid, since_us, site, fence}}
+_INSPECT = _Script("""
+local result = {}
+for i = 1, #KEYS do
+  result[i] = {redis.call('PTTL', KEYS[i]),
+    redis.call('HMGET', KEYS[i], 'holder', 'host', 'pid', 'since', 'site', 'fence')}
+end
+return result
+""")
+
+
+def _text(value: object) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return str(value)
+
+
+@dataclass(frozen=True)
+class RemoteHolder:
+    """Who holds a shared lock, as its Redis hash says (any process, any host)."""
+
+    holder: str
+    host: str
+    pid: int | None
+    since: float | None  # time.time() seconds, by the server's clock
+    site: str | None
+    fencing_token: int | None
+    expires_in: float | None  # seconds left on its lease
+
+    def describe(self) -> str:
+        """Return e.g. ``task 'w1' (pid 4242 on db-7)``."""
+        return f"{self.holder} (pid {self.pid} on {self.host})"
+
+    @classmethod
+    def parse(cls, pttl: object, fields: object) -> RemoteHolder | None:
+        """Build one from a PTTL and the HMGET of the script replies."""
+        ttl = int(pttl)  # type: ignore[call-overload]
+        if ttl == -2 or not isinstance(fields, (list, tuple)) or fields[0] is None:
+            return None
+        holder, host, pid, since, site, fence = (_text(v) for v in fields)
+        return cls(
+            holder=holder or "an unknown holder",
+            host=host or "an unknown host",
+            pid=int(pid) if pid else None,
+            since=int(since) / 1e6 if since else None,
+            site=site or None,
+            fencing_token=int(fence) if fence else None,
+            expires_in=ttl / 1000 if ttl >= 0 else None,
+        )
+
+
+@dataclass(frozen=True)
+class Taken:
+    """The reply of one attempt to take a lock."""
+
+    ok: bool
+    fencing_token: int = 0
+    since: float = 0.0  # time.time() seconds, server clock
+    retry_in: float = 0.0  # seconds until the holder's lease ends
+    holder: RemoteHolder | None = None
+
+
+def _parse_taken(reply: Any) -> Taken:
+    if int(reply[0]) == 1:
+        return Taken(True, int(reply[1]), int(reply[2]) / 1e6)
+    ttl = int(reply[1])
+    return Taken(
+        False,
+        retry_in=max(ttl, 0) / 1000,
+        holder=RemoteHolder.parse(ttl, reply[2]),
+    )
+
+
+class _Keys:
+    """The key names of one namespace."""
+
+    __slots__ = ("channel", "prefix")
+
+    def __init__(self, namespace: str) -> None:
+        self.prefix = f"{namespace}:lock:"
+        self.channel = f"{namespace}:released"
+
+    def lock(self, name: str) -> str:
+        return f"{self.prefix}{{{name}}}"
+
+
+class RedisLockBackend:
+    """Share a lock manager's locks with every process using the same Redis.
+
+    Pass one to :class:`LockManager` or :class:`AsyncLockManager` as
+    ``backend=``: the manager keeps its API, its ordering rules and its
+    checks, and each lock becomes one key on the Redis server, so that
+    every manager using the same server, database and ``namespace`` shares
+    it, in any process on any host.
+
+    Each acquisition gets a new owner token and a lease (a TTL on the key)
+    that the manager renews in the background while the holder lives, so
+    that a crashed holder blocks others for at most ``lease`` seconds. Only
+    the token's owner can release it (an atomic compare-and-delete), and
+    each acquisition hands out a *fencing token*, a number that grows with
+    every acquisition of that lock (see :class:`Lease`): pass it along to
+    the storage you protect and let it refuse writes that carry an older
+    one. Waiters sleep until a release is published (Redis pub/sub), checking
+    again at least every ``recheck_interval`` seconds and when the holder's
+    lease would run out.
+
+    What one Redis server guarantees, and what it does not:
+
+    * Mutual exclusion holds while the server keeps its data and the
+      holder's process keeps renewing in time. A restart without
+      persistence, or a failover to a replica that had not received the
+      latest writes, forgets held locks: two holders can then overlap.
+    * A lease is time: a holder paused longer than its lease (a stopped
+      process, a long GC or swap, a clock jump on the server) loses the lock
+      without running any code. The manager notices at the next renewal or
+      release (``Lease.lost``, ``on_lost``, :class:`LockLostError`), but
+      the code of the paused block may already have acted. Fencing tokens,
+      checked by the protected resource, are the real protection.
+    * Redlock (the same lock on several independent servers) is not
+      offered: it still rests on bounded pauses and clock drift, and
+      gives no fencing token, so it buys no safety that a fencing token on
+      one server does not; use Redis' own replication for availability.
+
+    :param redis: where the server is: a URL (``redis://host:6379/0``,
+        ``rediss://...``, ``unix:///path?db=0``) from which the manager
+        makes the client it needs and closes it again, or a redis-py client
+        of your own that you close yourself: ``redis.asyncio.Redis`` for an
+        :class:`AsyncLockManager` on asyncio, ``redis.Redis`` for a
+        :class:`LockManager` (and for an :class:`AsyncLockManager` on trio,
+        where its calls run in worker threads)
+    :param namespace: the prefix of every key and channel; managers share a
+        lock when they use the same server, database, namespace and name
+    :param lease: seconds a lease lasts unless renewed; a crashed holder
+        blocks others at most this long
+    :param renew_interval: seconds between renewals of the held leases (one
+        round trip for all of them); a third of ``lease`` by default
+    :param recheck_interval: the longest a waiter sleeps before trying
+        again without having been told of a release
+    :param on_lost: called with the :class:`Lease` when a held lease is
+        found lost (from the renewal task or thread; it must not block)
+    :raises ValueError: for a bad interval or an empty namespace
+    :raises TypeError: for a ``redis`` argument that is neither a URL nor a
+        redis-py client
+
+    >>> backend = RedisLockBackend("redis://127.0.0.1:6379/0", namespace="shop")
+    >>> backend
+    <RedisLockBackend redis://127.0.0.1:6379/0 namespace='shop' lease=10.0 s>
+    """
+
+    def __init__(
+        self,
+        redis: str | redis.Redis | redis.asyncio.Redis,
+        *,
+        namespace: str = "cc-locks",
+        lease: float = 10.0,
+        renew_interval: float | None = None,
+        recheck_interval: float = 1.0,
+        on_lost: Callable[[Lease], object] | None = None,
+    ) -> None:
+        if not isinstance(namespace, str) or not namespace:
+            raise ValueError(f"namespace must be a non-empty str, not {namespace!r}")
+        if not _positive(lease):
+            raise ValueError(f"lease must be a number of seconds > 0, not {lease!r}")
+        if renew_interval is None:
+            renew_interval = lease / 3
+        elif not (_positive(renew_interval) and renew_interval < lease):
+            raise ValueError(
+                "renew_interval must be a number of seconds > 0 and shorter "
+                f"than the lease ({lease} s), not {renew_interval!r}"
+            )
+        if not _positive(recheck_interval):
+            raise ValueError(
+                "recheck_interval must be a number of seconds > 0, "
+                f"not {recheck_interval!r}"
+            )
+        if not (isinstance(redis, str) or _is_redis_client(redis)):
+            raise TypeError(
+                "redis must be a redis:// URL or a redis-py client "
+                f"(redis.Redis or redis.asyncio.Redis), not {type(redis).__name__}"
+            )
+        if on_lost is not None and not callable(on_lost):
+            raise TypeError(f"on_lost must be callable, not {type(on_lost).__name__}")
+        self._redis = redis
+        self._namespace = namespace
+        self._lease = float(lease)
+        self._renew_interval = float(renew_interval)
+        self._recheck_interval = float(recheck_interval)
+        self._on_lost = on_lost
+        self._keys = _Keys(namespace)
+
+    def __repr__(self) -> str:
+        where = self._redis if isinstance(self._redis, str) else type(self._redis)
+        return (
+            f"<{type(self).__name__} {where} namespace={self._namespace!r} "
+            f"lease={self._lease} s>"
+        )
+
+    @property
+    def namespace(self) -> str:
+        """The prefix of every key and channel of this backend."""
+        return self._namespace
+
+    @property
+    def lease(self) -> float:
+        """Seconds a lease lasts unless it is renewed."""
+        return self._lease
+
+    @property
+    def renew_interval(self) -> float:
+        """Seconds between two renewals of the held leases."""
+        return self._renew_interval
+
+    @property
+    def recheck_interval(self) -> float:
+        """The longest a waiter sleeps before trying again unprompted."""
+        return self._recheck_interval
+
+    def lock_key(self, name: str) -> str:
+        """Return the Redis key of the lock ``name`` (for inspection and tests).
+
+        >>> RedisLockBackend("redis://localhost", namespace="shop").lock_key("cart")
+        'shop:lock:{cart}'
+        """
+        return self._keys.lock(name)
+
+    # -- connecting ------------------------------------------------------------
+
+    def _client_options(self) -> dict[str, Any]:
+        # Our own clients do not retry on their own: a retried release could
+        # report a lease as lost that it released itself. The links retry the
+        # idempotent scripts instead. Timeouts keep a dead server from
+        # holding a caller, or the renewal, past the lease.
+        timeout = max(1.0, self._lease / 4)
+        return {
+            "socket_timeout": timeout,
+            "socket_connect_timeout": timeout,
+        }
+
+    def _where(self) -> str:
+        if isinstance(self._redis, str):
+            return self._redis
+        kwargs = getattr(
+            getattr(self._redis, "connection_pool", None), "connection_kwargs", {}
+        )
+        if "path" in kwargs:
+            return f"unix://{kwargs['path']}"
+        return f"redis://{kwargs.get('host', '?')}:{kwargs.get('port', '?')}"
+
+    def open_sync(self) -> SyncRedisLink:
+        """Connect a :class:`SyncRedisLink` (threads, and async without asyncio)."""
+        redis_module = _import_redis()
+        client = self._redis
+        if isinstance(client, str):
+            from redis.backoff import NoBackoff
+            from redis.retry import Retry
+
+            made: redis.Redis = redis_module.Redis.from_url(
+                client, retry=Retry(NoBackoff(), 0), **self._client_options()
+            )
+            return SyncRedisLink(made, self._keys, self._where(), owned=True)
+        if not isinstance(client, redis_module.Redis):
+            raise TypeError(
+                "a LockManager, or an AsyncLockManager outside asyncio, needs a "
+                f"redis.Redis client or a URL, not {type(client).__name__} "
+                "(redis.asyncio clients work only on asyncio)"
+            )
+        return SyncRedisLink(client, self._keys, self._where(), owned=False)
+
+    def open_async(self) -> AsyncRedisLink | ThreadedRedisLink:
+        """Connect the link an async manager needs on the running event loop."""
+        if not _running_on_asyncio():
+            return ThreadedRedisLink(self.open_sync())
+        _import_redis()
+        import redis.asyncio as redis_asyncio
+
+        client = self._redis
+        if isinstance(client, str):
+            from redis.asyncio.retry import Retry
+            from redis.backoff import NoBackoff
+
+            made: redis.asyncio.Redis = redis_asyncio.Redis.from_url(
+                client, retry=Retry(NoBackoff(), 0), **self._client_options()
+            )
+            return AsyncRedisLink(made, self._keys, self._where(), owned=True)
+        if not isinstance(client, redis_asyncio.Redis):
+            raise TypeError(
+                "an AsyncLockManager on asyncio needs a redis.asyncio.Redis "
+                f"client or a URL, not {type(client).__name__}"
+            )
+        return AsyncRedisLink(client, self._keys, self._where(), owned=False)
+
+
+def _positive(value: object) -> bool:
+    return (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and value > 0
+        and math.isfinite(value)
+    )
+
+
+def _is_redis_client(value: object) -> bool:
+    module = type(value).__module__
+    return module.startswith("redis.") and callable(getattr(value, "evalsha", None))
+
+
+def _import_redis() -> Any:
+    try:
+        import redis
+    except ImportError as exc:  # pragma: no cover - the extra is installed in CI
+        raise ImportError(
+            'RedisLockBackend needs redis-py: pip install "cc-locks[redis]"'
+        ) from exc
+    return redis
+
+
+def _running_on_asyncio() -> bool:
+    aio: Any = sys.modules.get("asyncio")
+    return aio is not None and aio._get_running_loop() is not None
+
+
+def _take_args(
+    token: str, lease_ms: int, holder: str, host: str, pid: int, site: str
+) -> tuple[str | int, ...]:
+    return (token, lease_ms, holder, host, pid, site, lease_ms + 2000)
+
+
+def _release_args(
+    keys: _Keys, names: Sequence[str], tokens: Sequence[str]
+) -> tuple[list[str], list[str]]:
+    script_keys: list[str] = []
+    args = [keys.channel]
+    for name, token in zip(names, tokens, strict=True):
+        lock = keys.lock(name)
+        script_keys += (lock, f"{lock}:waiting")
+        args += (token, name)
+    return script_keys, args
+
+
+class SyncRedisLink:
+    """The scripts and the release channel over redis-py's blocking client."""
+
+    def __init__(
+        self, client: redis.Redis, keys: _Keys, where: str, *, owned: bool
+    ) -> None:
+        import redis.exceptions
+
+        self._client = client
+        self._keys = keys
+        self.where = where
+        self._owned = owned
+        self._errors = redis.exceptions
+        self._pubsub: Any = None
+
+    def _run(self, script: _Script, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        client = self._client
+        errors = self._errors
+        for attempt in (1, 2):
+            try:
+                try:
+                    return client.evalsha(script.sha, len(keys), *keys, *args)
+                except errors.NoScriptError:
+                    return client.eval(script.text, len(keys), *keys, *args)
+            except (errors.ConnectionError, errors.TimeoutError) as exc:
+                if attempt == 2 or script is _RELEASE:
+                    raise _backend_error(self.where, exc) from exc
+            except errors.RedisError as exc:
+                raise _backend_error(self.where, exc) from exc
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def take(
+        self, name: str, token: str, lease_ms: int, holder: str, host: str,
+        pid: int, site: str,
+    ) -> Taken:  # fmt: skip
+        """Try to take ``name`` once."""
+        lock = self._keys.lock(name)
+        reply = self._run(
+            _TAKE,
+            (lock, f"{lock}:fence", f"{lock}:waiting"),
+            _take_args(token, lease_ms, holder, host, pid, site),
+        )
+        return _parse_taken(reply)
+
+    def release(self, names: Sequence[str], tokens: Sequence[str]) -> list[int]:
+        """Release each ``(name, token)``: 1 done, 0 expired, -1 taken over."""
+        keys, args = _release_args(self._keys, names, tokens)
+        return [int(r) for r in self._run(_RELEASE, keys, args)]
+
+    def renew(
+        self, names: Sequence[str], tokens: Sequence[str], lease_ms: int
+    ) -> list[int]:
+        """Renew each lease: 1 renewed, 0 expired, -1 taken over."""
+        keys = [self._keys.lock(name) for name in names]
+        return [int(r) for r in self._run(_RENEW, keys, (lease_ms, *tokens))]
+
+    def inspect(self, names: Sequence[str]) -> list[RemoteHolder | None]:
+        """Return the holder of each lock, or ``None`` where it is free."""
+        if not names:
+            return []
+        keys = [self._keys.lock(name) for name in names]
+        return [RemoteHolder.parse(*item) for item in self._run(_INSPECT, keys, ())]
+
+    def publish(self, message: str) -> None:
+        """Publish ``message`` on the release channel (to stop a listener)."""
+        try:
+            self._client.publish(self._keys.channel, message)
+        except self._errors.RedisError as exc:
+            raise _backend_error(self.where, exc) from exc
+
+    def subscribe(self) -> None:
+        """Subscribe to the release channel; return once the server confirmed."""
+        self.unsubscribe()
+        try:
+            # redis-py leaves the blocking client's pubsub() unannotated.
+            make_pubsub = cast("Callable[[], redis.client.PubSub]", self._client.pubsub)
+            pubsub = make_pubsub()
+            self._pubsub = pubsub
+            pubsub.subscribe(self._keys.channel)
+            while True:
+                message = pubsub.get_message(timeout=5.0)
+                if message is None:
+                    raise self._errors.TimeoutError("no subscription confirmation")
+                if message["type"] == "subscribe":
+                    return
+        except self._errors.RedisError as exc:
+            raise _backend_error(self.where, exc) from exc
+
+    def next_message(self, seconds: float) -> str | None:
+        """Wait up to ``seconds`` for a published name; ``None`` if none came."""
+        try:
+            message = self._pubsub.get_message(timeout=seconds)
+        except self._errors.RedisError as exc:
+            raise _backend_error(self.where, exc) from exc
+        if message is None or message["type"] != "message":
+            return None
+        return _text(message["data"])
+
+    def unsubscribe(self) -> None:
+        """Drop the subscription (and its connection), if any."""
+        pubsub, self._pubsub = self._pubsub, None
+        if pubsub is not None:
+            with contextlib.suppress(Exception):  # closing a broken socket
+                pubsub.close()
+
+    def close(self) -> None:
+        """Drop the subscription; close the client if the link made it."""
+        self.unsubscribe()
+        if self._owned:
+            self._client.close()
+
+
+class AsyncRedisLink:
+    """The scripts and the release channel over redis-py's asyncio client."""
+
+    def __init__(
+        self, client: redis.asyncio.Redis, keys: _Keys, where: str, *, owned: bool
+    ) -> None:
+        import redis.exceptions
+
+        self._client = client
+        self._keys = keys
+        self.where = where
+        self._owned = owned
+        self._errors = redis.exceptions
+        self._pubsub: Any = None
+
+    async def _run(
+        self, script: _Script, keys: Sequence[str], args: Sequence[Any]
+    ) -> Any:
+        client = self._client
+        errors = self._errors
+        for attempt in (1, 2):
+            try:
+                try:
+                    return await client.evalsha(script.sha, len(keys), *keys, *args)
+                except errors.NoScriptError:
+                    return await client.eval(script.text, len(keys), *keys, *args)
+            except (errors.ConnectionError, errors.TimeoutError) as exc:
+                if attempt == 2 or script is _RELEASE:
+                    raise _backend_error(self.where, exc) from exc
+            except errors.RedisError as exc:
+                raise _backend_error(self.where, exc) from exc
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def take(
+        self, name: str, token: str, lease_ms: int, holder: str, host: str,
+        pid: int, site: str,
+    ) -> Taken:  # fmt: skip
+        """Try to take ``name`` once."""
+        lock = self._keys.lock(name)
+        reply = await self._run(
+            _TAKE,
+            (lock, f"{lock}:fence", f"{lock}:waiting"),
+            _take_args(token, lease_ms, holder, host, pid, site),
+        )
+        return _parse_taken(reply)
+
+    async def release(self, names: Sequence[str], tokens: Sequence[str]) -> list[int]:
+        """Release each ``(name, token)``: 1 done, 0 expired, -1 taken over."""
+        keys, args = _release_args(self._keys, names, tokens)
+        return [int(r) for r in await self._run(_RELEASE, keys, args)]
+
+    async def renew(
+        self, names: Sequence[str], tokens: Sequence[str], lease_ms: int
+    ) -> list[int]:
+        """Renew each lease: 1 renewed, 0 expired, -1 taken over."""
+        keys = [self._keys.lock(name) for name in names]
+        return [int(r) for r in await self._run(_RENEW, keys, (lease_ms, *tokens))]
+
+    async def inspect(self, names: Sequence[str]) -> list[RemoteHolder | None]:
+        """Return the holder of each lock, or ``None`` where it is free."""
+        if not names:
+            return []
+        keys = [self._keys.lock(name) for name in names]
+        replies = await self._run(_INSPECT, keys, ())
+        return [RemoteHolder.parse(*item) for item in replies]
+
+    async def publish(self, message: str) -> None:
+        """Publish ``message`` on the release channel."""
+        try:
+            await self._client.publish(self._keys.channel, message)
+        except self._errors.RedisError as exc:
+            raise _backend_error(self.where, exc) from exc
+
+    async def subscribe(self) -> None:
+        """Subscribe to the release channel; return once the server confirmed."""
+        await self.unsubscribe()
+        try:
+            pubsub = self._client.pubsub()
+            self._pubsub = pubsub
+            await pubsub.subscribe(self._keys.channel)
+            while True:
+                message = await pubsub.get_message(timeout=5.0)
+                if message is None:
+                    raise self._errors.TimeoutError("no subscription confirmation")
+                if message["type"] == "subscribe":
+                    return
+        except self._errors.RedisError as exc:
+            raise _backend_error(self.where, exc) from exc
+
+    async def next_message(self, seconds: float) -> str | None:
+        """Wait up to ``seconds`` for a published name; ``None`` if none came."""
+        try:
+            message = await self._pubsub.get_message(timeout=seconds)
+        except self._errors.RedisError as exc:
+            raise _backend_error(self.where, exc) from exc
+        if message is None or message["type"] != "message":
+            return None
+        return _text(message["data"])
+
+    async def unsubscribe(self) -> None:
+        """Drop the subscription (and its connection), if any."""
+        pubsub, self._pubsub = self._pubsub, None
+        if pubsub is not None:
+            with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
+                await pubsub.aclose()
+
+    async def aclose(self) -> None:
+        """Drop the subscription; close the client if the link made it."""
+        await self.unsubscribe()
+        if self._owned:
+            with anyio.CancelScope(shield=True):
+                await self._client.aclose()
+
+
+class ThreadedRedisLink:
+    """A :class:`SyncRedisLink` driven from any async backend, in worker threads.
+
+    redis-py's asyncio client runs on asyncio only; on trio (or any other
+    anyio backend) each call runs the blocking client in a worker thread.
+    A call in progress is not abandoned when the caller is cancelled: its
+    reply is always seen, so a lock taken at that moment is released again.
+    """
+
+    def __init__(self, link: SyncRedisLink) -> None:
+        self._link = link
+        self.where = link.where
+        # The listener sits in a thread for long; it must not take one of
+        # the default limiter's tokens from the rest of the program.
+        self._listener_limiter = anyio.CapacityLimiter(1)
+
+    async def _call(self, func: Callable[..., _T], *args: Any) -> _T:
+        return await anyio.to_thread.run_sync(functools.partial(func, *args))
+
+    async def take(
+        self, name: str, token: str, lease_ms: int, holder: str, host: str,
+        pid: int, site: str,
+    ) -> Taken:  # fmt: skip
+        """Try to take ``name`` once."""
+        return await self._call(
+            self._link.take, name, token, lease_ms, holder, host, pid, site
+        )
+
+    async def release(self, names: Sequence[str], tokens: Sequence[str]) -> list[int]:
+        """Release each ``(name, token)``: 1 done, 0 expired, -1 taken over."""
+        return await self._call(self._link.release, names, tokens)
+
+    async def renew(
+        self, names: Sequence[str], tokens: Sequence[str], lease_ms: int
+    ) -> list[int]:
+        """Renew each lease: 1 renewed, 0 expired, -1 taken over."""
+        return await self._call(self._link.renew, names, tokens, lease_ms)
+
+    async def inspect(self, names: Sequence[str]) -> list[RemoteHolder | None]:
+        """Return the holder of each lock, or ``None`` where it is free."""
+        return await self._call(self._link.inspect, names)
+
+    async def publish(self, message: str) -> None:
+        """Publish ``message`` on the release channel."""
+        await self._call(self._link.publish, message)
+
+    async def subscribe(self) -> None:
+        """Subscribe to the release channel; return once the server confirmed."""
+        await anyio.to_thread.run_sync(
+            self._link.subscribe, limiter=self._listener_limiter
+        )
+
+    async def next_message(self, seconds: float) -> str | None:
+        """Wait up to ``seconds`` for a published name; ``None`` if none came."""
+        return await anyio.to_thread.run_sync(
+            self._link.next_message, seconds, limiter=self._listener_limiter
+        )
+
+    async def unsubscribe(self) -> None:
+        """Drop the subscription (and its connection), if any."""
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(
+                self._link.unsubscribe, limiter=self._listener_limiter
+            )
+
+    async def aclose(self) -> None:
+        """Drop the subscription; close the client if the link made it."""
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(
+                self._link.close, limiter=self._listener_limiter
+            )
+
+
+def _backend_error(where: str, exc: BaseException) -> LockBackendError:
+    return LockBackendError(f"Redis at {where} failed: {type(exc).__name__}: {exc}")
