@@ -5,7 +5,8 @@ runs on its own in a fresh interpreter (against the installed cc packages)
 and must exit with status 0 within a few seconds. When the block is followed
 by a fenced ``text`` block titled ``Output``, the program's standard output
 must match it exactly. A block that only includes an example program (a
-``--8<--`` snippet line) is checked to name a program of ``examples/``, which
+``--8<--`` snippet block, whose lines between two ``--8<--`` lines name the
+files) is checked to name programs of ``examples/``, which
 ``test_examples.py`` runs.
 """
 
@@ -30,7 +31,7 @@ _FENCE = re.compile(
     r"(?P<body>.*?)^(?P=indent)(?P=fence)[ \t]*$",
     re.MULTILINE | re.DOTALL,
 )
-_SNIPPET = re.compile(r'^\s*-{1,2}8<-{1,2}\s+"(?P<path>[^"]+)"\s*$')
+_SNIPPET_FENCE = "--8<--"
 
 
 @dataclass(frozen=True)
@@ -103,11 +104,15 @@ BLOCKS = [block for page in PAGES for block in collect_blocks(page)]
 
 
 def _snippet_paths(code: str) -> list[str] | None:
-    """The files a block includes, or ``None`` if it is ordinary code."""
-    lines = [line for line in code.splitlines() if line.strip()]
-    matches = [_SNIPPET.match(line) for line in lines]
-    if lines and all(matches):
-        return [m.group("path") for m in matches if m]
+    """The files a snippet block includes, or ``None`` for ordinary code.
+
+    Only the block form is used (``--8<--``, one path a line, ``--8<--``):
+    the one-line form ``--8<-- "path"`` happens to be valid Python, which
+    the formatter would rewrite.
+    """
+    lines = [line.strip() for line in code.splitlines() if line.strip()]
+    if len(lines) >= 3 and lines[0] == lines[-1] == _SNIPPET_FENCE:
+        return lines[1:-1]
     return None
 
 
