@@ -45,15 +45,19 @@ TEST_REQUIREMENTS = [
 nox.needs_version = ">=2024.3.2"
 nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.error_on_missing_interpreters = True
-nox.options.sessions = [
+# What CI needs. Plain ``nox`` runs the ``ci`` session, which runs these in
+# parallel worker processes; ``nox -s <name>`` runs any one of them directly.
+CI_SESSIONS = [
     "lint",
     "typecheck",
     "tests",
     "integration",
     "isolation",
     "release-e2e",
+    "docs",
     "demo",
 ]
+nox.options.sessions = ["ci"]
 
 
 def _expose_pyenv_interpreters() -> None:
@@ -328,7 +332,9 @@ def lint(session: nox.Session) -> None:
 @nox.session(python=DEFAULT_PYTHON)
 def typecheck(session: nox.Session) -> None:
     """mypy --strict over every package's sources and the noxfile."""
-    session.install("mypy>=1.10", "nox", "tomli", "pydantic>=2.6", "anyio[trio]>=4.5")
+    session.install(
+        "mypy>=1.10", "nox", "tomli", "pydantic>=2.6", "anyio[trio]>=4.5", "redis>=5"
+    )
     session.run(
         "mypy",
         "--strict",
@@ -805,3 +811,87 @@ def docs(session: nox.Session) -> None:
         *session.posargs,
         env={"CC_DOCS_SITE": str(site), "CC_CHROMIUM": chromium},
     )
+
+
+@nox.session(python=False)
+def ci(session: nox.Session) -> None:
+    """Run every CI session, several at a time, and summarise.
+
+    Most of the test time is spent waiting (timeouts, sleeps, process
+    start-up), so a few sessions side by side finish far sooner than one
+    after another, even on two cores. Each session's full output is printed
+    when it ends; the run fails if any session fails. ``-- --jobs N`` sets the
+    parallelism (default: the number of CPUs plus one).
+    """
+    import concurrent.futures
+
+    jobs = (os.cpu_count() or 2) + 1
+    args = list(session.posargs)
+    if args[:1] == ["--jobs"] and len(args) >= 2:
+        jobs = int(args[1])
+    listed = subprocess.run(
+        [sys.executable, "-m", "nox", "-f", str(ROOT / "noxfile.py"), "--list",
+         "--json", "-s", *CI_SESSIONS],
+        capture_output=True, text=True, check=True, cwd=ROOT,
+    )  # fmt: skip
+    import json
+
+    names = [entry["session"] for entry in json.loads(listed.stdout)]
+    # Debian packages first, one at a time: parallel sessions would otherwise
+    # race for apt's lock.
+    for programs in TEST_PROGRAMS.values():
+        for program, debian_package in programs.items():
+            _ensure_debian_package(session, program, debian_package)
+    _ensure_debian_package(session, "chromium", "chromium")
+    # The longest sessions first, so that they do not start last.
+    names.sort(key=lambda n: (not n.startswith(("docs", "release")), n))
+
+    def run_one(name: str) -> tuple[str, int, float, str]:
+        started = time.monotonic()
+        proc = subprocess.run(
+            [sys.executable, "-m", "nox", "-f", str(ROOT / "noxfile.py"),
+             "-s", name],
+            capture_output=True, text=True, cwd=ROOT, check=False,
+        )  # fmt: skip
+        return (
+            name,
+            proc.returncode,
+            time.monotonic() - started,
+            proc.stdout + proc.stderr,
+        )
+
+    results: list[tuple[str, int, float]] = []
+    test_counts: dict[str, tuple[int, int]] = {}
+    started = time.monotonic()
+    with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
+        for name, code, seconds, output in pool.map(run_one, names):
+            print(f"\n===== {name}: {'ok' if code == 0 else 'FAILED'} "
+                  f"in {seconds:.0f}s =====", flush=True)  # fmt: skip
+            print(output, flush=True)
+            results.append((name, code, seconds))
+            test_counts[name] = _pytest_counts(output)
+    print(
+        f"\n===== summary ({jobs} at a time, {time.monotonic() - started:.0f}s) ====="
+    )
+    for name, code, seconds in results:
+        print(f"  {'ok    ' if code == 0 else 'FAILED'} {seconds:6.0f}s  {name}")
+    passed_tests = sum(counts[0] for counts in test_counts.values())
+    failed_tests = sum(counts[1] for counts in test_counts.values())
+    print(f"pytest, all sessions: {passed_tests} passed, {failed_tests} failed")
+    failed = [name for name, code, _ in results if code]
+    if failed:
+        session.error(f"{len(failed)} of {len(results)} sessions failed: {failed}")
+
+
+def _pytest_counts(output: str) -> tuple[int, int]:
+    """Passed and failed test counts from pytest's closing lines in ``output``."""
+    passed = failed = 0
+    for line in output.splitlines():
+        if not re.match(r"^=+ .* in [\d.]+s", line):
+            continue
+        for number, what in re.findall(r"(\d+) (passed|failed|error)", line):
+            if what == "passed":
+                passed += int(number)
+            else:
+                failed += int(number)
+    return passed, failed
