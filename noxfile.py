@@ -52,6 +52,7 @@ CI_SESSIONS = [
     "typecheck",
     "tests",
     "integration",
+    "stress",
     "isolation",
     "release-e2e",
     "docs",
@@ -221,6 +222,25 @@ def integration(session: nox.Session) -> None:
         "-p",
         "no:cacheprovider",
         str(ROOT / "tests-integration"),
+        *session.posargs,
+    )
+
+
+@nox.session(python=DEFAULT_PYTHON)
+def stress(session: nox.Session) -> None:
+    """Load, fault and bad-input suites in tests-stress/ (meta-package installed).
+
+    Prints a short report of the load survived (items moved, faults injected,
+    checks passed) at the end.
+    """
+    _install_package(session, "cc-concurrency", *TEST_REQUIREMENTS)
+    session.run(
+        "pytest",
+        f"--rootdir={ROOT}",
+        f"-c={ROOT / 'pyproject.toml'}",
+        "-p",
+        "no:cacheprovider",
+        str(ROOT / "tests-stress"),
         *session.posargs,
     )
 
