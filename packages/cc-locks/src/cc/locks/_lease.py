@@ -187,6 +187,9 @@ class _LeaseBook:
         self._stop_message = f"\x00stop {self._id}"
         self._held: dict[str, Lease] = {}
         self._sites: dict[Site, str] = {}
+        # Whether the renewal loop sleeps until a lease is taken (it is woken
+        # then, and only then: not on every acquisition).
+        self._renewer_idle = False
         self.closed = False
 
     def _take_args(
@@ -393,12 +396,15 @@ class AsyncLeaseSession(_LeaseBook):
             next_at = self._next_renewal()
             if next_at == math.inf:
                 self._renew_wake = anyio.Event()
+                self._renewer_idle = True
                 await self._renew_wake.wait()
+                self._renewer_idle = False
                 continue
-            await anyio.sleep(next_at - monotonic())
+            delay = next_at - monotonic()
+            if delay > 0:
+                await anyio.sleep(delay)
+                continue
             leases = self._due()
-            if not leases:
-                continue
             sent = monotonic()
             try:
                 results = await self._link.renew(
@@ -454,7 +460,7 @@ class AsyncLeaseSession(_LeaseBook):
                     raise
                 if taken.ok:
                     self._new_lease(args, taken, sent)
-                    if len(self._held) == 1:
+                    if self._renewer_idle:
                         self._renew_wake.set()
                     return monotonic() - waiting_since if waiting_since else 0.0
                 now = monotonic()
@@ -493,8 +499,7 @@ class AsyncLeaseSession(_LeaseBook):
     async def release(self, names: Sequence[str]) -> list[tuple[str, str]]:
         """Release the leases held on ``names`` in one round trip.
 
-        Finishes even if the caller is cancelled meanwhile (within the
-        lease time).
+        Finishes even if the caller is cancelled meanwhile.
 
         :return: ``(name, reason)`` for each lease that was lost
         """
@@ -503,15 +508,16 @@ class AsyncLeaseSession(_LeaseBook):
             return _closed_release(names, leases)
         held = [lease for lease in leases if lease is not None]
         results: list[int] | None = None
-        error = "timed out"
+        error = ""
+        # Shielded: the lock is released even if the holder is cancelled
+        # meanwhile; a dead server is bounded by the client's socket timeout.
         with anyio.CancelScope(shield=True):
-            with anyio.move_on_after(self._lease_s):
-                try:
-                    results = await self._link.release(
-                        names, [lease.token for lease in held]
-                    )
-                except LockBackendError as exc:
-                    error = str(exc)
+            try:
+                results = await self._link.release(
+                    names, [lease.token for lease in held]
+                )
+            except LockBackendError as exc:
+                error = str(exc)
         return self._settle_release(held, results, error)
 
     async def inspect(self, names: Sequence[str]) -> list[RemoteHolder | None]:
@@ -623,7 +629,9 @@ class ThreadLeaseSession(_LeaseBook):
                     wait = self._next_renewal() - monotonic()
                     if wait <= 0:
                         break
-                    self._state.wait(None if wait == math.inf else wait)
+                    self._renewer_idle = wait == math.inf
+                    self._state.wait(None if self._renewer_idle else wait)
+                    self._renewer_idle = False
                 leases = self._due()
             sent = monotonic()
             try:
@@ -681,7 +689,7 @@ class ThreadLeaseSession(_LeaseBook):
                 if taken.ok:
                     with self._state:
                         self._new_lease(args, taken, sent)
-                        if len(self._held) == 1:
+                        if self._renewer_idle:
                             self._state.notify_all()
                     return monotonic() - waiting_since if waiting_since else 0.0
                 now = monotonic()
