@@ -364,19 +364,23 @@ class Report:
     deadlock_reports: list[str]
 
 
-def table(headers: list[str], rows: list[list[str]]) -> str:
-    """Format rows as a plain-text table, first column left-aligned."""
+def table(headers: list[str], rows: list[list[str]], *, labels: bool = True) -> str:
+    """Format rows as a plain-text table.
+
+    Numbers are right-aligned; with ``labels``, the first column holds row
+    labels and is left-aligned.
+    """
     widths = [
         max(len(headers[i]), *(len(row[i]) for row in rows))
         for i in range(len(headers))
     ]
 
     def line(cells: list[str]) -> str:
-        first, *rest = cells
-        return "  " + "  ".join(
-            [first.ljust(widths[0])]
-            + [cell.rjust(width) for cell, width in zip(rest, widths[1:], strict=True)]
-        )
+        aligned = [
+            cell.ljust(width) if labels and index == 0 else cell.rjust(width)
+            for index, (cell, width) in enumerate(zip(cells, widths, strict=True))
+        ]
+        return "  " + "  ".join(aligned)
 
     rule = "  " + "  ".join("-" * width for width in widths)
     return "\n".join([line(headers), rule, *(line(row) for row in rows)])
@@ -441,6 +445,7 @@ def summarize(report: Report) -> str:
         table(
             list(report.queue_metrics),
             [[str(value) for value in report.queue_metrics.values()]],
+            labels=False,
         ),
         "",
         "lock statistics",
