@@ -247,9 +247,9 @@ class _LeaseBook:
                     f"ends by itself within {self._lease_s:g} s"
                 )
             elif results[index] == 1:
-                continue
+                continue  # still ours: whatever the renewals said, none took it
             else:
-                reason = _release_reason(results[index])
+                reason = lease._lost_reason or _release_reason(results[index])
             lost.append((lease.name, reason))
         return lost
 
