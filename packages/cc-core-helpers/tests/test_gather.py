@@ -183,17 +183,22 @@ async def test_a_single_awaitable() -> None:
 async def test_each_awaitable_gets_its_own_copy_of_the_context() -> None:
     request_id.set("caller")
     seen: list[str] = []
+    kept: list[str] = []
 
     async def tags(value: str, wait: bool) -> None:
         seen.append(request_id.get())
         request_id.set(value)
         if wait:
-            await anyio.lowlevel.checkpoint()
-        assert request_id.get() == value
+            await anyio.sleep(0.001)
+        kept.append(request_id.get())
 
-    await async_gather(tags("a", False), tags("b", False), tags("c", True))
+    # Some finish at once (in the calling task), some wait (so later ones run
+    # in worker tasks): none sees another's value, nor leaks its own.
+    jobs = [tags(f"job{n}", wait=n % 3 == 0) for n in range(12)]
+    await async_gather(*jobs)
     await async_gather(tags("lone", True))
-    assert seen == ["caller"] * 4
+    assert seen == ["caller"] * 13
+    assert sorted(kept) == sorted([f"job{n}" for n in range(12)] + ["lone"])
     assert request_id.get() == "caller"
 
 
