@@ -17,6 +17,7 @@ import redis
 from cc.locks import LockManager, RedisLockBackend
 
 WORKER = Path(__file__).with_name("redis_worker.py")
+README = Path(__file__).resolve().parents[1] / "README.md"
 HIERARCHY = {"counter": 1, "a": 10, "b": 20, "victim": 30}
 
 
@@ -105,3 +106,14 @@ def test_a_killed_holder_blocks_others_only_until_its_lease_ends(
             assert manager.lease("victim").fencing_token > fence
         # The worker's lease was 0.6 s, renewed every 0.2 s: at most 0.6 s left.
         assert waited <= 1.0
+
+
+def test_readme_examples_with_a_server(redis_server: Any) -> None:
+    text = README.read_text()
+    blocks = [part.split("```", 1)[0] for part in text.split("```python\n")[1:]]
+    shared = [b for b in blocks if "RedisLockBackend" in b]
+    assert shared
+    for block in shared:
+        assert "redis://localhost:6379/0" in block
+        code = block.replace("redis://localhost:6379/0", redis_server.url)
+        exec(compile(code, str(README), "exec"), {"__name__": "readme"})
