@@ -1,0 +1,107 @@
+"""Hand-back paths that lose or duplicate items: the holes the soak steers round.
+
+Each test is the smallest reproducer of one bug found while building the
+soak, marked ``xfail(strict=True)``: it fails today, and turns into a failure
+of the suite ("XPASS(strict)") once the bug is fixed, as a reminder to
+remove the mark and to add the path to the soak in test_queue_soak.py.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import anyio
+import pytest
+
+from cc.queues import WorkQueue
+
+pytestmark = pytest.mark.anyio
+
+
+def _quiet_logger() -> logging.Logger:
+    logger = logging.getLogger("cc.stress.hand_back")
+    logger.propagate = False
+    logger.addHandler(logging.NullHandler())
+    return logger
+
+
+async def _forever(item: int) -> None:
+    await anyio.sleep_forever()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="cc-queues WorkQueue.stop(): when the host task is cancelled "
+    "(a deadline around 'async with queue', or a cancel from another task), "
+    "BoundedQueue.stop() hands the items back and re-raises the cancellation, "
+    "and WorkQueue.stop() never stores them, so WorkQueue.unprocessed stays "
+    "empty while metrics['handed_back'] counts them: the items are lost",
+)
+async def test_cancelled_work_queue_host_hands_items_back(kit: Any) -> None:
+    """Time out the task hosting a WorkQueue; every item must be in .unprocessed."""
+    queue = WorkQueue[int](maxsize=100, concurrency_limit=2, logger=_quiet_logger())
+    with anyio.move_on_after(0.05) as deadline:
+        async with queue:
+            await queue.process(_forever)
+            for item in range(20):
+                await queue.put(item)
+            await anyio.sleep_forever()  # both workers hold an item, 18 queued
+    assert deadline.cancelled_caught
+    assert queue.metrics["handed_back"] == 20
+    assert sorted(queue.unprocessed) == list(range(20))
+    kit.report.check("a cancelled WorkQueue host hands every item back")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="cc-queues WorkQueue.batch_process(): cancelled while _feed() "
+    "waits in put(), the item it took from the iterable is neither processed "
+    "nor handed back in .unprocessed: it is lost",
+)
+async def test_cancelled_batch_hands_back_the_item_being_fed(kit: Any) -> None:
+    """Cancel a batch whose queue is full: every item taken must come back."""
+    taken: list[int] = []
+
+    def source() -> Iterator[int]:
+        for item in range(100):
+            taken.append(item)
+            yield item
+
+    queue = WorkQueue[int](maxsize=2, concurrency_limit=2, logger=_quiet_logger())
+    with anyio.move_on_after(0.05):
+        await queue.batch_process(source(), _forever)
+    # Two items with the workers, two queued, one in the feeder's hands.
+    assert len(taken) == 5
+    assert sorted(queue.unprocessed) == taken
+    kit.report.check("a cancelled batch hands back every item it took")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="cc-queues WorkQueue.batch_process(): a batch interrupted with "
+    "nothing to hand back leaves .unprocessed as an earlier stop() left it, "
+    "so a caller re-submitting .unprocessed processes those items twice",
+)
+async def test_interrupted_empty_batch_clears_unprocessed(kit: Any) -> None:
+    """.unprocessed describes the latest stop or interrupted batch, not an older one."""
+    queue = WorkQueue[int](maxsize=10, concurrency_limit=2, logger=_quiet_logger())
+    async with queue:
+        await queue.process(_forever)
+        for item in range(5):
+            await queue.put(item)
+        await anyio.sleep(0.01)
+        assert sorted(await queue.stop(timeout=0)) == list(range(5))
+
+    def failing_source() -> Iterator[int]:
+        raise ValueError("the source fails before its first item")
+        yield 0  # pragma: no cover - makes this a generator
+
+    async def work(item: int) -> None:
+        pass
+
+    with pytest.raises(ValueError, match="source fails"):
+        await queue.batch_process(failing_source(), work)
+    assert queue.unprocessed == []
+    kit.report.check("an interrupted batch replaces .unprocessed")
