@@ -141,8 +141,9 @@ def test_worker_pool_deadline_hands_back(backend: str) -> None:
     output = run_example(
         "worker_pool.py", "--backend", backend, "--jobs", "5000", "--deadline", "0.1"
     )
-    handed_back = int(re.search(r"handed back unsent: (\d+)", output).group(1))  # type: ignore[union-attr]
-    assert handed_back > 0
+    handed_back = re.search(r"handed back unsent: (\d+)", output)
+    assert handed_back, output
+    assert int(handed_back.group(1)) > 0
     assert "every accepted e-mail is accounted for" in output
 
 

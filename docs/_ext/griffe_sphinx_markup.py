@@ -62,8 +62,8 @@ class SphinxMarkup(griffe.Extension):
                 lambda match: self._replace_role(obj, match), text
             )
         for member in obj.members.values():
-            if not member.is_alias:
-                self._rewrite_tree(member)  # type: ignore[arg-type]
+            if not isinstance(member, griffe.Alias):  # its target is rewritten
+                self._rewrite_tree(member)
 
     def _replace_role(self, context: griffe.Object, match: re.Match[str]) -> str:
         role, tilde, target = match.groups()

@@ -171,7 +171,9 @@ def main(argv: list[str] | None = None) -> int:
     """Render ``--input`` into ``--output``."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--input", type=Path, default=DEFAULT_INPUT)
-    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
+    parser.add_argument(
+        "--output", type=Path, default=DEFAULT_OUTPUT, help="a file, or - for stdout"
+    )
     parser.add_argument(
         "--measured-on",
         help="date of the run (default: the input file's modification date)",
@@ -183,8 +185,12 @@ def main(argv: list[str] | None = None) -> int:
         .date()
         .isoformat()
     )
-    args.output.write_text(render(data, measured_on), encoding="utf-8")
-    print(f"wrote {args.output} ({len(data['results'])} figures)")
+    markdown = render(data, measured_on)
+    if str(args.output) == "-":
+        sys.stdout.write(markdown)
+    else:
+        args.output.write_text(markdown, encoding="utf-8")
+        print(f"wrote {args.output} ({len(data['results'])} figures)")
     return 0
 
 
