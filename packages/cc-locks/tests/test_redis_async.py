@@ -29,6 +29,16 @@ pytestmark = pytest.mark.anyio
 
 HIERARCHY = {"a": 1, "b": 2, "c": 3}
 
+# The slowest tests run once per kind of link: uvloop drives the same
+# redis.asyncio client as asyncio, and trio drives the blocking one.
+one_per_link = pytest.mark.parametrize(
+    "anyio_backend",
+    [
+        pytest.param(("asyncio", {}), id="asyncio"),
+        pytest.param(("trio", {}), id="trio"),
+    ],
+)
+
 
 def backend(server: Any, namespace: str, **options: Any) -> RedisLockBackend:
     options.setdefault("lease", 1.0)
@@ -146,6 +156,7 @@ async def test_a_waiter_is_woken_by_the_release_not_by_polling(
         assert stats.contended_acquisitions == 1 and stats.max_wait_time > 0
 
 
+@one_per_link
 async def test_renewal_keeps_a_long_holder_alive(
     redis_server: Any, namespace: str
 ) -> None:
@@ -313,6 +324,7 @@ async def test_an_unreachable_server_is_a_clear_error(namespace: str) -> None:
             pass  # pragma: no cover
 
 
+@one_per_link
 async def test_a_server_restart_is_survived(
     own_redis_server: Any, namespace: str, caplog: pytest.LogCaptureFixture
 ) -> None:
