@@ -23,11 +23,12 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 DEFAULT_INPUT = HERE / "latest.json"
 DEFAULT_OUTPUT = HERE / "results.md"
-GROUP_ORDER = ["primitives", "queues", "locks", "core_helpers"]
+GROUP_ORDER = ["primitives", "queues", "locks", "locks on redis", "core_helpers"]
 GROUP_TITLES = {
     "primitives": "cc-primitives",
     "queues": "cc-queues",
     "locks": "cc-locks",
+    "locks on redis": "cc-locks on Redis",
     "core_helpers": "cc-core-helpers",
 }
 
