@@ -71,11 +71,7 @@ if not os.environ.get(SITE_VARIABLE):
     )
 
 SITE = Path(os.environ[SITE_VARIABLE]).resolve()
-PAGES = sorted(
-    path.relative_to(SITE).as_posix()
-    for path in SITE.rglob("*.html")
-    if path.name != "404.html"
-)
+PAGES = sorted(path.relative_to(SITE).as_posix() for path in SITE.rglob("*.html"))
 
 from playwright.sync_api import (  # noqa: E402 (only once the site is known)
     Browser,
