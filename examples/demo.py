@@ -209,7 +209,9 @@ class ProgressDisplay:
             width = max(10, min(40, columns - len(figures) - 4))
             filled = round(width * p.done / p.total)
             bar = self.full * filled + self.empty * (width - filled)
-            self.out.write(f"\r[{bar}] {figures}\x1b[K")
+            # Never wider than the terminal: a wrapped line cannot be redrawn.
+            line = f"[{bar}] {figures}"[: max(columns - 1, 1)]
+            self.out.write(f"\r{line}\x1b[K")
             self.out.flush()
             return
         tenth = 10 * p.done // p.total
