@@ -182,6 +182,26 @@ def _uv() -> str:
     return str(find_uv_bin())
 
 
+def _pytest(
+    session: nox.Session,
+    tests_dir: Path,
+    *options: str,
+    env: dict[str, str] | None = None,
+) -> None:
+    """Run pytest on ``tests_dir`` with the workspace configuration."""
+    session.run(
+        "pytest",
+        f"--rootdir={ROOT}",
+        f"-c={ROOT / 'pyproject.toml'}",
+        "-p",
+        "no:cacheprovider",
+        *options,
+        str(tests_dir),
+        *session.posargs,
+        env=env,
+    )
+
+
 @nox.session(python=PYTHONS)
 @nox.parametrize("package", PACKAGE_NAMES)
 def tests(session: nox.Session, package: str) -> None:
@@ -195,18 +215,13 @@ def tests(session: nox.Session, package: str) -> None:
     for program, debian_package in TEST_PROGRAMS.get(package, {}).items():
         variable = "CC_" + program.upper().replace("-", "_")
         env[variable] = _ensure_debian_package(session, program, debian_package)
-    session.run(
-        "pytest",
-        f"--rootdir={ROOT}",
-        f"-c={ROOT / 'pyproject.toml'}",
+    _pytest(
+        session,
+        tests_dir,
         f"--cov={pkg.module}",
         "--cov-branch",
         "--cov-report=term-missing:skip-covered",
         "--cov-fail-under=95",
-        "-p",
-        "no:cacheprovider",
-        str(tests_dir),
-        *session.posargs,
         env=env,
     )
 
@@ -215,15 +230,7 @@ def tests(session: nox.Session, package: str) -> None:
 def integration(session: nox.Session) -> None:
     """Cross-package tests in tests-integration/ against the installed meta-package."""
     _install_package(session, "cc-concurrency", *TEST_REQUIREMENTS)
-    session.run(
-        "pytest",
-        f"--rootdir={ROOT}",
-        f"-c={ROOT / 'pyproject.toml'}",
-        "-p",
-        "no:cacheprovider",
-        str(ROOT / "tests-integration"),
-        *session.posargs,
-    )
+    _pytest(session, ROOT / "tests-integration")
 
 
 @nox.session(python=DEFAULT_PYTHON)
@@ -234,15 +241,7 @@ def stress(session: nox.Session) -> None:
     checks passed) at the end.
     """
     _install_package(session, "cc-concurrency", *TEST_REQUIREMENTS)
-    session.run(
-        "pytest",
-        f"--rootdir={ROOT}",
-        f"-c={ROOT / 'pyproject.toml'}",
-        "-p",
-        "no:cacheprovider",
-        str(ROOT / "tests-stress"),
-        *session.posargs,
-    )
+    _pytest(session, ROOT / "tests-stress")
 
 
 def _imported_cc_modules(source_root: Path) -> set[str]:
@@ -837,14 +836,9 @@ def docs(session: nox.Session) -> None:
         env={"NO_MKDOCS_2_WARNING": "1"},  # Material's banner, not our warning
     )  # fmt: skip
     chromium = _ensure_debian_package(session, "chromium", "chromium")
-    session.run(
-        "pytest",
-        f"--rootdir={ROOT}",
-        f"-c={ROOT / 'pyproject.toml'}",
-        "-p",
-        "no:cacheprovider",
-        str(ROOT / "docs" / "tests"),
-        *session.posargs,
+    _pytest(
+        session,
+        ROOT / "docs" / "tests",
         env={"CC_DOCS_SITE": str(site), "CC_CHROMIUM": chromium},
     )
 
