@@ -46,6 +46,15 @@ async def test_sleep_returns(delay: float) -> None:
     assert await async_sleep(delay) is None
 
 
+class Seconds(float):
+    """A float subclass (like numpy.float64) is a number of seconds too."""
+
+
+async def test_sleep_and_wait_for_accept_float_subclasses() -> None:
+    await async_sleep(Seconds(0.001))
+    assert await async_wait_for(Work().run(0.001), Seconds(5)) == "done"
+
+
 async def test_sleep_is_cancellable() -> None:
     start = anyio.current_time()
     with anyio.move_on_after(0.01) as scope:

@@ -125,9 +125,10 @@ class AsyncMap(Generic[_R]):
       and only then starts the next ``limit`` calls. Nothing runs while the
       body of your loop runs, so a consumer that breaks out of the loop early
       (or raises) leaves nothing behind: no task, no cancel scope, nothing to
-      close, on every backend and without ``aclosing``. If you want the calls
-      to keep running while your loop body works, collect the list instead
-      (or use :func:`async_gather` with ``limit`` on chunks).
+      close, on every backend and without ``aclosing``. The price is that a
+      window waits for its slowest call before the next window starts; if you
+      want calls to keep running while your loop body works, await the list
+      instead.
     * It can also be used as ``async with async_map(...) as results:`` (or with
       :func:`contextlib.aclosing`); leaving the block closes it. :meth:`aclose`
       ends the iteration early: later ``__anext__`` calls raise
