@@ -437,6 +437,22 @@ async def test_a_lone_awaitable_failure_propagates_as_itself() -> None:
     assert caught.value is boom
 
 
+async def test_nested_gathers_cancel_every_level() -> None:
+    flight = Flight()
+
+    async def fails_deep_down() -> None:
+        await flight.wait_started(4)
+        raise ValueError("deep")
+
+    async def level(n: int) -> list[Any]:
+        return await async_gather(flight.job(n, 10), flight.job(n + 1, 10))
+
+    with pytest.raises(ValueError, match="deep"):
+        await async_gather(level(0), level(2), async_gather(fails_deep_down()))
+    assert sorted(flight.cancelled) == [0, 1, 2, 3]
+    assert flight.now == 0
+
+
 # -- cancellation from outside --------------------------------------------------
 
 
