@@ -1,4 +1,4 @@
-"""A rate limiter (generic cell rate algorithm) with first-in first-out waiters."""
+"""A rate limiter (exact sliding window) with first-in first-out waiters."""
 
 from __future__ import annotations
 
@@ -40,14 +40,17 @@ class _RateWaiter:
 
 
 class RateLimiter:
-    """Allow at most ``rate`` acquisitions per ``period`` seconds.
+    """Allow at most ``rate`` acquisitions in any window of ``period`` seconds.
 
-    This is the generic cell rate algorithm (a leaky bucket measured by a
-    "theoretical arrival time"): acquisitions are spread smoothly at one per
-    ``period / rate`` seconds, and an idle limiter accumulates credit for a
-    burst of up to ``rate`` at once. In any window of ``period`` seconds, at
-    most ``rate`` (plus the burst credit accrued before the window, itself at
-    most ``rate``) acquisitions succeed.
+    The limit is exact: the limiter remembers when each acquisition within
+    the last ``period`` was made (a sliding-window log), so no window of
+    ``period`` seconds, wherever it starts, ever holds more than ``rate``. An
+    idle limiter lets a burst of up to ``rate`` through at once; after that,
+    a slot frees up ``period`` seconds after the acquisition that used it.
+    (A leaky bucket or GCRA with the same burst allowance would let nearly
+    twice ``rate`` through in some windows; API quotas such as "100 calls a
+    minute" are windows.) Memory is one entry per acquisition made within the
+    last ``period`` (acquisitions at the same clock reading share one).
 
     Waiters are served first in, first out: only the task at the head of the
     queue sleeps until its turn, and a task that is cancelled while queued
@@ -70,11 +73,12 @@ class RateLimiter:
     """
 
     __slots__ = (
-        "_interval",
+        "_in_window",
+        "_log",
         "_period",
         "_rate",
         "_slack",
-        "_tat",
+        "_time_slack",
         "_total",
         "_waiters",
     )
@@ -82,10 +86,15 @@ class RateLimiter:
     def __init__(self, rate: float, period: float = 1.0) -> None:
         self._rate = check_positive_number("rate", rate, allow_inf=False)
         self._period = check_positive_number("period", period, allow_inf=False)
-        self._interval = self._period / self._rate
-        self._slack = self._interval * 1e-6
-        # Theoretical arrival time: when the bucket will be empty again.
-        self._tat = float("-inf")
+        # [time, amount] of every acquisition still inside the window, oldest
+        # first, and their sum.
+        self._log: deque[list[float]] = deque()
+        self._in_window = 0.0
+        # Sums of float amounts and large clock readings (trio's clock starts
+        # at a random offset) carry rounding residues; they must not turn into
+        # a refusal or an endless series of tiny sleeps.
+        self._slack = self._rate * 1e-9
+        self._time_slack = self._period * 1e-9
         self._total = 0.0
         self._waiters: deque[_RateWaiter] = deque()
 
@@ -125,33 +134,50 @@ class RateLimiter:
             )
         return value
 
+    def _expire(self, now: float) -> None:
+        horizon = now - self._period + self._time_slack
+        log = self._log
+        while log and log[0][0] <= horizon:
+            self._in_window -= log.popleft()[1]
+        if not log:
+            self._in_window = 0.0
+
     def _delay(self, amount: float, now: float) -> float:
-        """Seconds until ``amount`` conforms (<= 0 means it conforms now)."""
-        new_tat = max(self._tat, now) + amount * self._interval
-        delay = new_tat - now - self._period
-        # Clock values are large floats (trio's clock starts at a random
-        # offset): "now + interval - now" is not exactly the interval, and a
-        # rounding residue must not turn into an endless series of tiny sleeps.
-        return delay if delay > self._slack else 0.0
+        """Seconds until ``amount`` fits in the window (0.0: it fits now)."""
+        self._expire(now)
+        excess = self._in_window + amount - self._rate
+        if excess <= self._slack:
+            return 0.0
+        freed = 0.0
+        for stamp, used in self._log:  # oldest first: they leave first
+            freed += used
+            if freed >= excess - self._slack:
+                return max(stamp + self._period - now, self._time_slack)
+        raise AssertionError("unreachable: amount <= rate")  # pragma: no cover
 
     def _consume(self, amount: float, now: float) -> None:
-        self._tat = max(self._tat, now) + amount * self._interval
+        log = self._log
+        if log and log[-1][0] == now:
+            log[-1][1] += amount
+        else:
+            log.append([now, amount])
+        self._in_window += amount
         self._total += amount
 
     def has_capacity(self, amount: float = 1) -> bool:
         """Return whether ``acquire(amount)`` would succeed without waiting."""
         value = self._check_amount(amount)
-        return not self._waiters and self._delay(value, anyio.current_time()) <= 0
+        return not self._waiters and self._delay(value, anyio.current_time()) == 0.0
 
     async def acquire(self, amount: float = 1) -> None:
-        """Wait until ``amount`` acquisitions fit in the rate, then take them.
+        """Wait until ``amount`` more acquisitions fit in the window, then take them.
 
         :raises ValueError: for an amount that is not positive or exceeds the rate
         """
         value = self._check_amount(amount)
         if not self._waiters:
             now = anyio.current_time()
-            if self._delay(value, now) <= 0:
+            if self._delay(value, now) == 0.0:
                 self._consume(value, now)
                 return
         waiter = _RateWaiter(value)
@@ -163,7 +189,7 @@ class RateLimiter:
             while True:
                 now = anyio.current_time()
                 delay = self._delay(value, now)
-                if delay <= 0:
+                if delay == 0.0:
                     self._consume(value, now)
                     return
                 await anyio.sleep(delay)
@@ -181,19 +207,18 @@ class RateLimiter:
         if self._waiters:
             return False
         now = anyio.current_time()
-        if self._delay(value, now) <= 0:
+        if self._delay(value, now) == 0.0:
             self._consume(value, now)
             return True
         return False
 
     def statistics(self) -> RateLimiterStatistics:
         """Return the current capacity, waiters and the total acquired."""
-        now = anyio.current_time()
-        credit = (now + self._period - max(self._tat, now)) / self._interval
+        self._expire(anyio.current_time())
         return RateLimiterStatistics(
             rate=self._rate,
             period=self._period,
-            available=max(0.0, min(self._rate, credit)),
+            available=max(0.0, self._rate - self._in_window),
             tasks_waiting=len(self._waiters),
             total_acquired=self._total,
         )
