@@ -6,6 +6,7 @@ import logging
 import math
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
+from contextlib import aclosing
 
 import anyio
 import pytest
@@ -446,14 +447,15 @@ async def test_cancelling_batch_process_hands_back_unfinished_items(
         await settle()
         tg.cancel_scope.cancel()
     assert finished == [0, 1]
-    assert queue.unprocessed == [2, 3, 4, 5, 6]  # in hand, then the queue
+    # In hand, then the queue, then the one the feeder was putting.
+    assert queue.unprocessed == [2, 3, 4, 5, 6, 7]
     metrics = queue.metrics
-    assert metrics["handed_back"] == 5
+    assert metrics["handed_back"] == 6
     assert accounted(queue)
     assert queue.worker_count == 0
-    assert "interrupted with 5 unprocessed item(s)" in caplog.text
+    assert "interrupted with 6 unprocessed item(s)" in caplog.text
     assert await queue.stop() == []  # the idle main queue: nothing to stop
-    assert queue.unprocessed == [2, 3, 4, 5, 6]  # still there
+    assert queue.unprocessed == [2, 3, 4, 5, 6, 7]  # still there
 
 
 async def test_an_error_from_the_iterable_stops_the_batch() -> None:
@@ -570,3 +572,148 @@ async def test_metrics_add_up_across_batches_and_the_main_queue() -> None:
     assert [m["processed"] for m in seen_during_batch[3:7]] == [3, 4, 5, 6]
     assert queue.metrics["enqueued"] == 8
     assert queue.metrics["processed"] == 8
+
+
+# -- regressions ---------------------------------------------------------------
+
+
+async def test_two_concurrent_batches_cannot_both_take_the_whole_limit() -> None:
+    tracker = InFlight()
+    queue = WorkQueue[int](maxsize=10, concurrency_limit=2)
+    outcomes: list[object] = []
+
+    async def run_batch() -> None:
+        try:
+            outcomes.append(await queue.batch_process(range(10), tracker.work))
+        except ValueError as exc:
+            outcomes.append(exc)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(run_batch)
+        tg.start_soon(run_batch)
+    assert tracker.most == 2  # never 4
+    errors = [o for o in outcomes if isinstance(o, ValueError)]
+    assert len(errors) == 1
+    assert "exceed concurrency_limit=2" in str(errors[0])
+    assert tracker.calls == 10
+    assert queue.worker_count == 0
+    # The limit is free again once the batch is over.
+    summary = await queue.batch_process(range(4), tracker.work)
+    assert summary.succeeded == 4
+
+
+async def test_two_concurrent_process_calls_cannot_exceed_the_limit() -> None:
+    tracker = InFlight()
+    async with WorkQueue[int](maxsize=10, concurrency_limit=2) as queue:
+        refused: list[ValueError] = []
+
+        async def attach() -> None:
+            try:
+                await queue.process(tracker.work)
+            except ValueError as exc:
+                refused.append(exc)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(attach)
+            tg.start_soon(attach)
+        assert queue.worker_count == 2
+        assert len(refused) == 1
+        for item in range(20):
+            await queue.put(item, timeout=math.inf)
+        await queue.join()
+    assert tracker.most == 2
+    assert tracker.calls == 20
+
+
+async def test_a_process_call_refused_by_a_stopped_queue_frees_its_quota() -> None:
+    queue = WorkQueue[int](concurrency_limit=1)
+    with pytest.raises(QueueStateError):
+        await queue.process(InFlight().work)
+    async with queue:
+        await queue.process(InFlight().work)  # the failed call reserved nothing
+        assert queue.worker_count == 1
+
+
+def _quiet(name: str) -> logging.Logger:
+    logger = logging.getLogger(f"cc.queues.tests.{name}")
+    logger.propagate = False
+    logger.addHandler(logging.NullHandler())
+    return logger
+
+
+async def _forever(item: int) -> None:
+    await anyio.sleep_forever()
+
+
+async def test_a_cancelled_host_keeps_the_handed_back_items() -> None:
+    queue = WorkQueue[int](maxsize=100, concurrency_limit=2, logger=_quiet("host"))
+    with anyio.move_on_after(0.05) as deadline:
+        async with queue:
+            await queue.process(_forever)
+            for item in range(20):
+                await queue.put(item)
+            await anyio.sleep_forever()
+    assert deadline.cancelled_caught
+    assert queue.status is QueueStatus.STOPPED
+    assert queue.metrics["handed_back"] == 20
+    assert sorted(queue.unprocessed) == list(range(20))
+    assert accounted(queue)
+
+
+async def test_a_cancelled_batch_hands_back_the_item_it_was_feeding() -> None:
+    taken: list[int] = []
+
+    def source() -> Iterator[int]:
+        for item in range(100):
+            taken.append(item)
+            yield item
+
+    queue = WorkQueue[int](maxsize=2, concurrency_limit=2, logger=_quiet("feed"))
+    with anyio.move_on_after(0.05):
+        await queue.batch_process(source(), _forever)
+    assert len(taken) == 5  # two with the workers, two queued, one being fed
+    back = queue.unprocessed
+    assert sorted(back[:2]) == [0, 1]  # interrupted, in either order
+    assert back[2:] == [2, 3, 4]  # queued, then the one being fed
+    metrics = queue.metrics
+    assert metrics["enqueued"] == 5
+    assert metrics["handed_back"] == 5
+    assert accounted(queue)
+
+
+async def test_a_batch_stopped_from_its_async_source_hands_back_the_fed_item() -> None:
+    queue = WorkQueue[int](maxsize=1, concurrency_limit=1, logger=_quiet("afeed"))
+
+    async def source() -> AsyncIterator[int]:
+        for item in range(10):
+            yield item
+
+    async with aclosing(source()) as items:
+        with anyio.move_on_after(0.05):
+            await queue.batch_process(items, _forever)
+    assert queue.unprocessed == [0, 1, 2]  # in hand, queued, being fed
+    assert accounted(queue)
+
+
+async def test_an_interrupted_batch_with_nothing_to_hand_back_clears_unprocessed() -> (
+    None
+):
+    queue = WorkQueue[int](maxsize=10, concurrency_limit=2, logger=_quiet("clear"))
+    async with queue:
+        await queue.process(_forever)
+        for item in range(5):
+            await queue.put(item)
+        await settle()
+        assert sorted(await queue.stop(timeout=0)) == list(range(5))
+
+    def failing_source() -> Iterator[int]:
+        raise ValueError("the source fails before its first item")
+        yield 0  # pragma: no cover - makes this a generator
+
+    with pytest.raises(ValueError, match="source fails"):
+        await queue.batch_process(failing_source(), _forever)
+    assert queue.unprocessed == []
+    # A batch that finishes leaves .unprocessed alone.
+    summary = await queue.batch_process([], _forever)
+    assert summary.total == 0
+    assert queue.unprocessed == []

@@ -150,7 +150,10 @@ class WorkQueue(Generic[T]):
     ``concurrency_limit`` caps how many items are processed at once: it is
     the default worker count, and asking for more workers than it leaves
     room for (across :meth:`process` calls and running batches) raises
-    :class:`ValueError`. Optionally, ``rate_limit`` caps how many items
+    :class:`ValueError`. A call's share of the limit is reserved the moment it
+    is granted, before the call yields, so of two tasks asking at once for
+    more than is left, the second gets the :class:`ValueError`; a batch
+    holds its share until it returns. Optionally, ``rate_limit`` caps how many items
     *start* in any ``rate_window`` seconds (an exact sliding window shared by
     all workers, waited for after a worker takes an item and before it calls
     the worker function).
@@ -187,6 +190,7 @@ class WorkQueue(Generic[T]):
         "_concurrency_limit",
         "_logger",
         "_queue",
+        "_reserved",
         "_unprocessed",
         "_window",
     )
@@ -220,6 +224,10 @@ class WorkQueue(Generic[T]):
         self._batches: list[BoundedQueue[Any]] = []
         self._batch_metrics = dict.fromkeys(_METRIC_NAMES, 0)
         self._unprocessed: list[T] = []
+        # Workers granted by _worker_quota() and not counted by the main
+        # queue's worker_count: those of a process() call still starting, and
+        # those of each running batch (for the batch's whole run).
+        self._reserved = 0
 
     @classmethod
     def from_config(
@@ -360,14 +368,20 @@ class WorkQueue(Generic[T]):
         """Stop the queue and its workers (see :meth:`BoundedQueue.stop`).
 
         :param timeout: seconds to let busy workers finish, or ``None``
-        :return: the items handed back (also in :attr:`unprocessed`)
+        :return: the items handed back (also in :attr:`unprocessed`, even
+            when this call re-raises a cancellation of the calling task)
         :raises QueueStateError: if called from a task other than the one
             that started the queue
         """
-        leftovers = await self._queue.stop(timeout)
-        if self._queue.status is QueueStatus.STOPPED:
-            self._unprocessed = leftovers
-        return leftovers
+        queue = self._queue
+        running = queue.status is QueueStatus.PROCESSING
+        try:
+            return await queue.stop(timeout)
+        finally:
+            # Also when stop() re-raises a cancellation of the calling task
+            # (or a worker's crash): the items were handed back all the same.
+            if running and queue.status is QueueStatus.STOPPED:
+                self._unprocessed = queue.unprocessed
 
     async def put(self, item: T, timeout: float | None = None) -> bool:
         """Add an item, waiting for room (see :meth:`BoundedQueue.put`).
@@ -384,18 +398,30 @@ class WorkQueue(Generic[T]):
         await self._queue.join()
 
     def _worker_quota(self, num_workers: int | None) -> int:
+        """Grant ``count`` workers under the limit and reserve them at once.
+
+        The check and the reservation happen without yielding, so two tasks
+        asking at the same time cannot both pass it. The caller gives the
+        reservation back with :meth:`_release_quota`: :meth:`process` once
+        its workers are counted by the main queue (or failed to start), a
+        batch when it ends.
+        """
         limit = self._concurrency_limit
         if num_workers is None:
             count = 1 if limit is None else limit
         else:
             count = check_count("num_workers", num_workers)
-        running = self.worker_count
+        running = self._queue.worker_count + self._reserved
         if limit is not None and running + count > limit:
             raise ValueError(
                 f"starting {count} worker(s) next to the {running} running would "
                 f"exceed concurrency_limit={limit}"
             )
+        self._reserved += count
         return count
+
+    def _release_quota(self, count: int) -> None:
+        self._reserved -= count
 
     async def process(
         self,
@@ -417,10 +443,13 @@ class WorkQueue(Generic[T]):
         :raises QueueStateError: if the queue is not running
         """
         count = self._worker_quota(num_workers)
-        window = self._window
-        if window is not None:
-            worker_func = _rate_limited(window, worker_func)
-        await self._queue.start_workers(worker_func, count, error_handler)
+        try:
+            window = self._window
+            if window is not None:
+                worker_func = _rate_limited(window, worker_func)
+            await self._queue.start_workers(worker_func, count, error_handler)
+        finally:
+            self._release_quota(count)
 
     async def batch_process(
         self,
@@ -447,8 +476,12 @@ class WorkQueue(Generic[T]):
         :attr:`size` and :meth:`join` keep describing the queue fed by
         :meth:`put`. Errors are handled as in :meth:`process`. If the
         iterable raises, or the call is cancelled, the workers are cancelled
-        and the items accepted but not finished are handed back in
-        :attr:`unprocessed` before the exception propagates.
+        and the items taken from the iterable but not finished (interrupted,
+        then queued, then the one being put, if any) replace
+        :attr:`unprocessed` before the exception propagates (an interrupted
+        batch with nothing to hand back empties it); they are counted in
+        ``metrics["handed_back"]``, and ``metrics["enqueued"]`` counts every
+        item the batch took from the iterable.
 
         :param items: the items to process
         :param worker_func: the async function that processes one item
@@ -466,7 +499,6 @@ class WorkQueue(Generic[T]):
         :raises ValueError: if ``num_workers`` is below 1 or would exceed the
             concurrency limit
         """
-        count = self._worker_quota(num_workers)
         total = len(items) if isinstance(items, Sized) else None
         state: _BatchState[T, R] = _BatchState(
             worker_func,
@@ -480,28 +512,43 @@ class WorkQueue(Generic[T]):
         queue: BoundedQueue[tuple[int, T]] = BoundedQueue(
             self._queue.maxsize, math.inf, self._logger
         )
+        # The batch holds its share of the limit until it ends.
+        count = self._worker_quota(num_workers)
         self._batches.append(queue)
+        held: list[T] = []  # an item _feed() took but put() did not accept
+        finished = False
         try:
             await queue.start()
             try:
                 await queue.start_workers(state.run, count, state.on_error)
-                await _feed(queue, items)
+                await _feed(queue, items, held)
                 await queue.join()
             except BaseException:
                 await queue.stop(timeout=0)
                 raise
             await queue.stop()
+            finished = True
         finally:
+            self._release_quota(count)
             self._batches.remove(queue)
+            metrics = self._batch_metrics
             for name, value in queue.metrics.items():
-                self._batch_metrics[name] += value
-            if queue.unprocessed:
-                self._unprocessed = [item for _, item in queue.unprocessed]
-                self._logger.warning(
-                    "batch_process was interrupted with %d unprocessed item(s); "
-                    "they are in .unprocessed",
-                    len(self._unprocessed),
-                )
+                metrics[name] += value
+            if not finished:
+                # An interrupted batch always replaces .unprocessed, even with
+                # nothing to hand back, so that it never shows older items.
+                leftovers = [item for _, item in queue.unprocessed] + held
+                # The item read from the iterable but not accepted yet counts
+                # as taken and handed back, like the others.
+                metrics["enqueued"] += len(held)
+                metrics["handed_back"] += len(held)
+                self._unprocessed = leftovers
+                if leftovers:
+                    self._logger.warning(
+                        "batch_process was interrupted with %d unprocessed item(s); "
+                        "they are in .unprocessed",
+                        len(leftovers),
+                    )
         return BatchSummary(
             total=state.done,
             succeeded=state.done - state.failed,
@@ -525,15 +572,29 @@ def _rate_limited(
 
 
 async def _feed(
-    queue: BoundedQueue[tuple[int, T]], items: Iterable[T] | AsyncIterable[T]
+    queue: BoundedQueue[tuple[int, T]],
+    items: Iterable[T] | AsyncIterable[T],
+    held: list[T],
 ) -> None:
-    """Put each item with its position, reading the next only once it fits."""
+    """Put each item with its position, reading the next only once it fits.
+
+    If a ``put()`` is interrupted (cancelled, or the queue stopped), the item
+    it was adding is appended to ``held`` so that the caller can hand it back.
+    """
     index = 0
     if isinstance(items, AsyncIterable):
         async for item in items:
-            await queue.put((index, item))
+            try:
+                await queue.put((index, item))
+            except BaseException:
+                held.append(item)
+                raise
             index += 1
     else:
         for item in items:
-            await queue.put((index, item))
+            try:
+                await queue.put((index, item))
+            except BaseException:
+                held.append(item)
+                raise
             index += 1
