@@ -31,14 +31,6 @@ async def _forever(item: int) -> None:
     await anyio.sleep_forever()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="cc-queues WorkQueue.stop(): when the host task is cancelled "
-    "(a deadline around 'async with queue', or a cancel from another task), "
-    "BoundedQueue.stop() hands the items back and re-raises the cancellation, "
-    "and WorkQueue.stop() never stores them, so WorkQueue.unprocessed stays "
-    "empty while metrics['handed_back'] counts them: the items are lost",
-)
 async def test_cancelled_work_queue_host_hands_items_back(kit: Any) -> None:
     """Time out the task hosting a WorkQueue; every item must be in .unprocessed."""
     queue = WorkQueue[int](maxsize=100, concurrency_limit=2, logger=_quiet_logger())
@@ -54,12 +46,6 @@ async def test_cancelled_work_queue_host_hands_items_back(kit: Any) -> None:
     kit.report.check("a cancelled WorkQueue host hands every item back")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="cc-queues WorkQueue.batch_process(): cancelled while _feed() "
-    "waits in put(), the item it took from the iterable is neither processed "
-    "nor handed back in .unprocessed: it is lost",
-)
 async def test_cancelled_batch_hands_back_the_item_being_fed(kit: Any) -> None:
     """Cancel a batch whose queue is full: every item taken must come back."""
     taken: list[int] = []
@@ -78,12 +64,6 @@ async def test_cancelled_batch_hands_back_the_item_being_fed(kit: Any) -> None:
     kit.report.check("a cancelled batch hands back every item it took")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="cc-queues WorkQueue.batch_process(): a batch interrupted with "
-    "nothing to hand back leaves .unprocessed as an earlier stop() left it, "
-    "so a caller re-submitting .unprocessed processes those items twice",
-)
 async def test_interrupted_empty_batch_clears_unprocessed(kit: Any) -> None:
     """.unprocessed describes the latest stop or interrupted batch, not an older one."""
     queue = WorkQueue[int](maxsize=10, concurrency_limit=2, logger=_quiet_logger())
