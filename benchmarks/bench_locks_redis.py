@@ -8,8 +8,10 @@ Each figure is microseconds per acquisition of one lock (take, then let go):
   server round trip and the client library;
 * throughput with 8 processes contending for the same lock: wall time over
   all acquisitions of all processes. redis-py's Lock polls while it waits
-  (every ``sleep`` seconds, 0.1 s by default; 1 ms here, which favours it);
-  cc-locks waits for the published release.
+  (every ``sleep`` seconds, 0.1 s by default; 1 ms here, which favours it)
+  and lets the holder take the lock back at once; cc-locks queues the
+  waiters in Redis, first come first served, and a release wakes only the
+  next one.
 
 The module starts its own redis-server (``CC_REDIS_SERVER`` or the one on
 PATH) on a free port with a temporary directory, and stops it at the end;
@@ -285,7 +287,7 @@ def _collect(suite: Suite, url: str) -> None:
     )  # fmt: skip
     suite.record(
         GROUP, contended, CC_ASYNC, _contended(url, "cc", per_process),
-        "us/op", backend="asyncio", note="woken by the published release",
+        "us/op", backend="asyncio", note="FIFO: a release wakes the next waiter",
     )  # fmt: skip
     suite.goal(GROUP, contended, CC_ASYNC, RP_ASYNC, 1.5, backend="asyncio")
 

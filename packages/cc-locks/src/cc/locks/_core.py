@@ -477,11 +477,20 @@ class ManagerCore(Generic[RecordT]):
         remote: RemoteHolder | None,
         timeout: float | None,
         blocking: bool,
+        queued: bool = False,
     ) -> LockTimeoutError:
-        """Return the error for a lock that another process holds on the backend."""
+        """Return the error for a lock that another process holds on the backend.
+
+        ``queued``: the lock is free, but a process that queued for it
+        earlier is due to take it.
+        """
         if remote is None:
             holder = None
-            held = "by another process (whose lease ended just now)"
+            held = (
+                "for a process that queued for it earlier"
+                if queued
+                else "by another process (whose lease ended just now)"
+            )
         else:
             holder = remote.describe()
             held = f"by {holder}"

@@ -4,17 +4,21 @@ A manager with a backend still takes its in-process lock first (so only one
 of its threads or tasks at a time talks to Redis about a given lock), then
 the lock's Redis key. The sessions here do the Redis half:
 
-* ``take`` tries the take script; while another process holds the lock it
-  sleeps until that lock's release is published, the holder's lease would
-  run out, or ``recheck_interval`` passed, whichever comes first, and tries
-  again, within the caller's deadline.
+* ``take`` tries the take script; while another process holds the lock, or
+  an earlier waiter is due to take it, the script queues the caller (first
+  come, first served) and the caller sleeps until it is told that its turn
+  came, the holder's lease would run out, or ``recheck_interval`` passed,
+  whichever comes first, and tries again, within the caller's deadline.
+  Each try renews its place in the queue; a caller that gives up (timeout,
+  cancellation, error) leaves the queue at once, waking the next waiter.
 * one renewal loop (a task in the session's task group, or a thread)
   renews every held lease in one round trip, ``renew_interval`` after its
   last confirmation, and marks a lease lost when Redis says it is gone or
   when it could not be confirmed before it would have run out.
-* one listener (a task, or a thread) receives the release channel and wakes
-  the waiters of the lock named in each message. After a reconnection it
-  wakes every waiter, since messages may have been missed meanwhile.
+* one listener (a task, or a thread) receives the session's own wake channel
+  (a release publishes there only when this session's waiter is next) and
+  wakes the waiter of the lock named in each message. After a reconnection
+  it wakes every waiter, since messages may have been missed meanwhile.
 * ``release`` deletes the keys whose tokens still match, in one round trip,
   and reports the leases that were lost.
 """
@@ -60,6 +64,10 @@ _LISTEN_SLICE = 1.0
 _BACKOFF_FIRST, _BACKOFF_MAX = 0.05, 1.0
 # At most this many formatted acquisition sites are kept.
 _MAX_SITES = 1024
+# A waiter keeps its place in a lock's queue for recheck_interval plus this
+# (capped by recheck_interval itself) after each try: time enough to try
+# again while it lives; once it stops, it holds the others up no longer.
+_QUEUE_SLACK = 0.5
 
 
 class Lease:
@@ -179,6 +187,9 @@ class _LeaseBook:
         self._lease_ms = max(1, round(backend.lease * 1000))
         self._interval = backend.renew_interval
         self._recheck = backend.recheck_interval
+        self._queue_ms = max(
+            1, round((self._recheck + min(self._recheck, _QUEUE_SLACK)) * 1000)
+        )
         self._host = socket.gethostname()
         self._pid = os.getpid()
         self._id = secrets.token_hex(8)
@@ -306,7 +317,7 @@ class AsyncLeaseSession(_LeaseBook):
 
     def __init__(self, manager: ManagerCore[Any], backend: RedisLockBackend) -> None:
         super().__init__(manager, backend)
-        self._link: AsyncRedisLink | ThreadedRedisLink = backend.open_async()
+        self._link: AsyncRedisLink | ThreadedRedisLink = backend.open_async(self._id)
         self._wakeups: dict[str, anyio.Event] = {}
         self._renew_wake = anyio.Event()
         self._task_group: Any = None
@@ -446,48 +457,54 @@ class AsyncLeaseSession(_LeaseBook):
         name = record._name
         link = self._link
         manager = self._manager
+        queue_ms = self._queue_ms if blocking else 0
         waiting_since = 0.0
+        # Whether Redis may know this token (as a holder or in the queue)
+        # while we are not going to hold the lock: then forget it on the way out.
+        known = False
         try:
             while True:
                 wake = self._wakeups.get(name)
                 if wake is None:
                     wake = self._wakeups[name] = anyio.Event()
                 sent = monotonic()
-                try:
-                    taken = await link.take(*args)
-                except BaseException:
-                    await self._forget(name, args[1])
-                    raise
+                known = True
+                taken = await link.take(*args, queue_ms)
                 if taken.ok:
+                    known = False
                     self._new_lease(args, taken, sent)
                     if self._renewer_idle:
                         self._renew_wake.set()
                     return monotonic() - waiting_since if waiting_since else 0.0
+                known = blocking
                 now = monotonic()
                 if not blocking or now >= deadline:
                     raise manager._remote_unavailable(
-                        record, taken.holder, limit, blocking
+                        record, taken.holder, limit, blocking, taken.queued
                     )
                 if not waiting_since:
                     waiting_since = now
                     with manager._meta:
                         holder.waiting_for = record
                         record._waiting.append(holder)
-                pause = min(deadline - now, self._recheck)
-                if taken.holder is not None and taken.holder.expires_in is not None:
-                    pause = min(pause, taken.retry_in + 0.001)
+                pause = min(deadline - now, self._recheck, taken.retry_in + 0.001)
                 with anyio.move_on_after(pause):
                     await wake.wait()
                 if self.closed:
                     raise RuntimeError("the lock manager was closed while waiting")
         finally:
+            if known and not self.closed:
+                await self._forget(name, args[1])
             if waiting_since:
                 with manager._meta:
                     holder.waiting_for = None
                     record._waiting.remove(holder)
 
     async def _forget(self, name: str, token: str) -> None:
-        """After a failed or cancelled take, make sure ``token`` holds nothing."""
+        """After a failed or cancelled take, make sure ``token`` holds nothing.
+
+        It also leaves the lock's queue, waking the next waiter.
+        """
         with anyio.CancelScope(shield=True):
             # If Redis cannot be reached, the key (if any) expires by itself.
             with (
@@ -535,7 +552,7 @@ class ThreadLeaseSession(_LeaseBook):
 
     def __init__(self, manager: ManagerCore[Any], backend: RedisLockBackend) -> None:
         super().__init__(manager, backend)
-        self._link: SyncRedisLink = backend.open_sync()
+        self._link: SyncRedisLink = backend.open_sync(self._id)
         # Guards _held, the renewal thread's schedule and closed.
         self._state = threading.Condition(threading.Lock())
         # Waiters sleep on this; each release message bumps its lock's count.
@@ -675,42 +692,45 @@ class ThreadLeaseSession(_LeaseBook):
         name = record._name
         link = self._link
         manager = self._manager
+        queue_ms = self._queue_ms if blocking else 0
         waiting_since = 0.0
+        # Whether Redis may know this token (as a holder or in the queue)
+        # while we are not going to hold the lock: then forget it on the way out.
+        known = False
         try:
             while True:
                 with self._wake:
                     seen = self._releases.setdefault(name, 0)
                 sent = monotonic()
-                try:
-                    taken = link.take(*args)
-                except BaseException:
-                    self._forget(name, args[1])
-                    raise
+                known = True
+                taken = link.take(*args, queue_ms)
                 if taken.ok:
+                    known = False
                     with self._state:
                         self._new_lease(args, taken, sent)
                         if self._renewer_idle:
                             self._state.notify_all()
                     return monotonic() - waiting_since if waiting_since else 0.0
+                known = blocking
                 now = monotonic()
                 if not blocking or now >= deadline:
                     raise manager._remote_unavailable(
-                        record, taken.holder, limit, blocking
+                        record, taken.holder, limit, blocking, taken.queued
                     )
                 if not waiting_since:
                     waiting_since = now
                     with manager._meta:
                         holder.waiting_for = record
                         record._waiting.append(holder)
-                pause = min(deadline - now, self._recheck)
-                if taken.holder is not None and taken.holder.expires_in is not None:
-                    pause = min(pause, taken.retry_in + 0.001)
+                pause = min(deadline - now, self._recheck, taken.retry_in + 0.001)
                 with self._wake:
                     if self._releases[name] == seen and not self.closed:
                         self._wake.wait(pause)
                 if self.closed:
                     raise RuntimeError("the lock manager was closed while waiting")
         finally:
+            if known and not self.closed:
+                self._forget(name, args[1])
             if waiting_since:
                 with manager._meta:
                     holder.waiting_for = None

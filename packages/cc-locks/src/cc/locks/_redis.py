@@ -1,6 +1,6 @@
 """Redis as the place where a lock manager's locks live: keys, scripts, clients.
 
-Every lock ``name`` of a ``namespace`` is three keys in one hash slot:
+Every lock ``name`` of a ``namespace`` is four keys in one hash slot:
 
 * ``<namespace>:lock:{<name>}``: a hash that exists while some process holds
   the lock: the holder's owner ``token`` (new for every acquisition), its
@@ -8,15 +8,26 @@ Every lock ``name`` of a ``namespace`` is three keys in one hash slot:
   ``holder``, ``host``, ``pid`` and ``site``. Its TTL is the lease.
 * ``<namespace>:lock:{<name>}:fence``: the last fencing token handed out;
   it never expires, so tokens keep growing across holders.
-* ``<namespace>:lock:{<name>}:waiting``: exists (for a few seconds) while
-  some process waits for the lock; only then does a release publish the
-  lock's name on the channel ``<namespace>:released``, so that an
-  uncontended release costs no message.
+* ``<namespace>:lock:{<name>}:queue``: the waiters' tokens, first come
+  first; and ``...:queued``, a sorted set of the same tokens scored by the
+  server time (ms) until which each waiter's place holds. A waiter checks in
+  (tries again) at least every ``recheck_interval``, which renews its place;
+  one that stops checking in (crashed, cancelled without a word) loses its
+  place once that time passed, so it cannot hold up the others for longer.
+  Both keys expire when no waiter is left to renew them.
+
+A free lock goes to the first live waiter in the queue: a newcomer, and the
+holder that just let go, queue behind the waiters already there instead of
+barging past them. A release wakes only that first waiter, by publishing the
+lock's name on the channel ``<namespace>:wake:<session>`` of the waiter's
+session (the first part of its token), so that a release wakes one process,
+not all of them, and an uncontended release costs no message.
 
 Each step is one Lua script, so it is atomic on the server: take (set the
-hash if absent, or report its holder and remaining TTL), renew (extend the
-TTL of the hashes whose token still matches), release (delete the hashes
-whose token still matches, and publish) and inspect (holders and TTLs for
+hash if the lock is free and no earlier waiter is due, else queue and report
+the holder and its remaining TTL), renew (extend the TTL of the hashes whose
+token still matches), release (delete the hashes whose token still matches,
+leave the queue, and wake the next waiter) and inspect (holders and TTLs for
 ``get_lock_status()``).
 
 Nothing here imports redis-py at import time: ``cc.locks`` works without the
@@ -67,23 +78,75 @@ class _Script:
         self.sha = hashlib.sha1(text.encode()).hexdigest()
 
 
-# KEYS: lock, fence, waiting
-# ARGV: token, lease ms, holder, host, pid, site, waiting-marker ms
+# Shared by the take and release scripts: the first live waiter of a queue
+# (KEYS index q: the list, q + 1: the check-in times), after dropping the
+# waiters at its head that stopped checking in (crashed, or gone).
+_HEAD = """
+local function now_ms()
+  local now = redis.call('TIME')
+  return tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+end
+local function live_head(queue, times, now)
+  while true do
+    local head = redis.call('LINDEX', queue, 0)
+    if not head then
+      return false, 0
+    end
+    local until_ms = tonumber(redis.call('ZSCORE', times, head) or 0)
+    if until_ms > now then
+      return head, until_ms - now
+    end
+    redis.call('LPOP', queue)
+    redis.call('ZREM', times, head)
+  end
+end
+"""
+
+# KEYS: lock, fence, queue, check-in times
+# ARGV: token, lease ms, holder, host, pid, site, queue ms (0: do not queue)
 # -> {1, fence, since_us} taken (again, for a retried call)
 # -> {0, pttl_ms, {holder, host, pid, since_us, site, fence}} held by another
-_TAKE = _Script("""
+# -> {0, ms, {}} free, but an earlier waiter's turn lasts at most ms more
+_TAKE = _Script(
+    _HEAD
+    + """
 local current = redis.call('HGET', KEYS[1], 'token')
 if current == ARGV[1] then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
   return {1, redis.call('HGET', KEYS[1], 'fence'), redis.call('HGET', KEYS[1], 'since')}
 end
-if current then
-  redis.call('SET', KEYS[3], '1', 'PX', ARGV[7])
-  return {0, redis.call('PTTL', KEYS[1]),
-    redis.call('HMGET', KEYS[1], 'holder', 'host', 'pid', 'since', 'site', 'fence')}
+local now = false
+local head, head_ms = false, 0
+if redis.call('EXISTS', KEYS[3]) == 1 then
+  now = now_ms()
+  head, head_ms = live_head(KEYS[3], KEYS[4], now)
 end
-local now = redis.call('TIME')
-local since = now[1] .. string.format('%06d', tonumber(now[2]))
+if current or (head and head ~= ARGV[1]) then
+  local queue_ms = tonumber(ARGV[7])
+  if queue_ms > 0 then
+    now = now or now_ms()
+    if not redis.call('ZSCORE', KEYS[4], ARGV[1]) then
+      redis.call('RPUSH', KEYS[3], ARGV[1])
+    end
+    redis.call('ZADD', KEYS[4], now + queue_ms, ARGV[1])
+    for q = 3, 4 do
+      if redis.call('PTTL', KEYS[q]) < queue_ms then
+        redis.call('PEXPIRE', KEYS[q], queue_ms)
+      end
+    end
+  end
+  if current then
+    return {0, redis.call('PTTL', KEYS[1]),
+      redis.call('HMGET', KEYS[1], 'holder', 'host', 'pid', 'since', 'site', 'fence')}
+  end
+  return {0, head_ms, {}}
+end
+if head then
+  redis.call('LPOP', KEYS[3])
+  redis.call('ZREM', KEYS[4], head)
+end
+local time = redis.call('TIME')
+local since = time[1] .. string.format('%06d', tonumber(time[2]))
 local last = redis.call('GET', KEYS[2])
 if not last or tonumber(last) < tonumber(since) then
   redis.call('SET', KEYS[2], since)
@@ -93,29 +156,47 @@ redis.call('HSET', KEYS[1], 'token', ARGV[1], 'fence', fence, 'since', since,
   'holder', ARGV[3], 'host', ARGV[4], 'pid', ARGV[5], 'site', ARGV[6])
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return {1, fence, since}
-""")
+"""
+)
 
-# KEYS: lock 1, waiting 1, lock 2, waiting 2, ...
-# ARGV: channel, token 1, name 1, token 2, name 2, ...
+# KEYS: lock 1, queue 1, check-in times 1, lock 2, ...
+# ARGV: wake channel prefix, token 1, name 1, token 2, name 2, ...
 # -> per lock: 1 released, 0 no longer held by anyone, -1 held by another
-_RELEASE = _Script("""
+# A token still queued (a waiter that gave up) leaves its queue. When the
+# lock is free afterwards, the first live waiter, and only that one, is
+# told: its lock's name is published on its session's wake channel.
+_RELEASE = _Script(
+    _HEAD
+    + """
 local result = {}
-for i = 1, #KEYS, 2 do
+for i = 1, #KEYS, 3 do
+  local token = ARGV[(i - 1) / 3 * 2 + 2]
   local current = redis.call('HGET', KEYS[i], 'token')
-  if current == ARGV[i + 1] then
+  if current == token then
     redis.call('DEL', KEYS[i])
-    if redis.call('EXISTS', KEYS[i + 1]) == 1 then
-      redis.call('PUBLISH', ARGV[1], ARGV[i + 2])
-    end
+    current = false
     result[#result + 1] = 1
   elseif current then
     result[#result + 1] = -1
   else
     result[#result + 1] = 0
   end
+  if redis.call('EXISTS', KEYS[i + 1]) == 1 then
+    if redis.call('ZREM', KEYS[i + 2], token) == 1 then
+      redis.call('LREM', KEYS[i + 1], 1, token)
+    end
+    if not current then
+      local head = live_head(KEYS[i + 1], KEYS[i + 2], now_ms())
+      if head then
+        redis.call('PUBLISH', ARGV[1] .. string.match(head, '^[^:]+'),
+          ARGV[(i - 1) / 3 * 2 + 3])
+      end
+    end
+  end
 end
 return result
-""")
+"""
+)
 
 # KEYS: locks; ARGV: lease ms, token 1, token 2, ...
 # -> per lock: 1 renewed, 0 no longer held by anyone, -1 held by another
@@ -195,32 +276,46 @@ class Taken:
     ok: bool
     fencing_token: int = 0
     since: float = 0.0  # time.time() seconds, server clock
-    retry_in: float = 0.0  # seconds until the holder's lease ends
+    # seconds until the holder's lease ends, or the turn of the waiter
+    # ahead lapses (if it stopped checking in); inf: no end in sight
+    retry_in: float = 0.0
     holder: RemoteHolder | None = None
+    queued: bool = False  # free, but an earlier waiter is due to take it
 
 
 def _parse_taken(reply: Any) -> Taken:
     if int(reply[0]) == 1:
         return Taken(True, int(reply[1]), int(reply[2]) / 1e6)
     ttl = int(reply[1])
+    fields = reply[2]
     return Taken(
         False,
-        retry_in=max(ttl, 0) / 1000,
-        holder=RemoteHolder.parse(ttl, reply[2]),
+        retry_in=max(ttl, 0) / 1000 if ttl != -1 else math.inf,
+        holder=RemoteHolder.parse(ttl, fields) if fields else None,
+        queued=not fields,
     )
 
 
 class _Keys:
     """The key names of one namespace."""
 
-    __slots__ = ("channel", "prefix")
+    __slots__ = ("prefix", "wake_prefix")
 
     def __init__(self, namespace: str) -> None:
         self.prefix = f"{namespace}:lock:"
-        self.channel = f"{namespace}:released"
+        self.wake_prefix = f"{namespace}:wake:"
 
     def lock(self, name: str) -> str:
         return f"{self.prefix}{{{name}}}"
+
+    def queue(self, name: str) -> tuple[str, str, str]:
+        """Return the keys of the lock, its queue and its waiters' check-ins."""
+        lock = self.lock(name)
+        return lock, f"{lock}:queue", f"{lock}:queued"
+
+    def wake(self, session: str) -> str:
+        """Return the channel on which the waiters of ``session`` are woken."""
+        return f"{self.wake_prefix}{session}"
 
 
 class RedisLockBackend:
@@ -385,8 +480,11 @@ class RedisLockBackend:
             return f"unix://{kwargs['path']}"
         return f"redis://{kwargs.get('host', '?')}:{kwargs.get('port', '?')}"
 
-    def open_sync(self) -> SyncRedisLink:
-        """Connect a :class:`SyncRedisLink` (threads, and async without asyncio)."""
+    def open_sync(self, session: str) -> SyncRedisLink:
+        """Connect a :class:`SyncRedisLink` (threads, and async without asyncio).
+
+        ``session`` names the channel on which the link hears its turns.
+        """
         redis_module = _import_redis()
         client = self._redis
         if isinstance(client, str):
@@ -396,19 +494,19 @@ class RedisLockBackend:
             made: redis.Redis = redis_module.Redis.from_url(
                 client, retry=Retry(NoBackoff(), 0), **self._client_options()
             )
-            return SyncRedisLink(made, self._keys, self._where(), owned=True)
+            return SyncRedisLink(made, self._keys, session, self._where(), owned=True)
         if not isinstance(client, redis_module.Redis):
             raise TypeError(
                 "a LockManager, or an AsyncLockManager outside asyncio, needs a "
                 f"redis.Redis client or a URL, not {type(client).__name__} "
                 "(redis.asyncio clients work only on asyncio)"
             )
-        return SyncRedisLink(client, self._keys, self._where(), owned=False)
+        return SyncRedisLink(client, self._keys, session, self._where(), owned=False)
 
-    def open_async(self) -> AsyncRedisLink | ThreadedRedisLink:
+    def open_async(self, session: str) -> AsyncRedisLink | ThreadedRedisLink:
         """Connect the link an async manager needs on the running event loop."""
         if not _running_on_asyncio():
-            return ThreadedRedisLink(self.open_sync())
+            return ThreadedRedisLink(self.open_sync(session))
         _import_redis()
         import redis.asyncio as redis_asyncio
 
@@ -420,13 +518,13 @@ class RedisLockBackend:
             made: redis.asyncio.Redis = redis_asyncio.Redis.from_url(
                 client, retry=Retry(NoBackoff(), 0), **self._client_options()
             )
-            return AsyncRedisLink(made, self._keys, self._where(), owned=True)
+            return AsyncRedisLink(made, self._keys, session, self._where(), owned=True)
         if not isinstance(client, redis_asyncio.Redis):
             raise TypeError(
                 "an AsyncLockManager on asyncio needs a redis.asyncio.Redis "
                 f"client or a URL, not {type(client).__name__}"
             )
-        return AsyncRedisLink(client, self._keys, self._where(), owned=False)
+        return AsyncRedisLink(client, self._keys, session, self._where(), owned=False)
 
 
 def _positive(value: object) -> bool:
@@ -458,20 +556,18 @@ def _running_on_asyncio() -> bool:
     return aio is not None and aio._get_running_loop() is not None
 
 
-def _take_args(
-    token: str, lease_ms: int, holder: str, host: str, pid: int, site: str
-) -> tuple[str | int, ...]:
-    return (token, lease_ms, holder, host, pid, site, lease_ms + 2000)
+def _take_keys(keys: _Keys, name: str) -> tuple[str, str, str, str]:
+    lock, queue, queued = keys.queue(name)
+    return lock, f"{lock}:fence", queue, queued
 
 
 def _release_args(
     keys: _Keys, names: Sequence[str], tokens: Sequence[str]
 ) -> tuple[list[str], list[str]]:
     script_keys: list[str] = []
-    args = [keys.channel]
+    args = [keys.wake_prefix]
     for name, token in zip(names, tokens, strict=True):
-        lock = keys.lock(name)
-        script_keys += (lock, f"{lock}:waiting")
+        script_keys += keys.queue(name)
         args += (token, name)
     return script_keys, args
 
@@ -480,12 +576,19 @@ class SyncRedisLink:
     """The scripts and the release channel over redis-py's blocking client."""
 
     def __init__(
-        self, client: redis.Redis, keys: _Keys, where: str, *, owned: bool
+        self,
+        client: redis.Redis,
+        keys: _Keys,
+        session: str,
+        where: str,
+        *,
+        owned: bool,
     ) -> None:
         import redis.exceptions
 
         self._client = client
         self._keys = keys
+        self.channel = keys.wake(session)
         self.where = where
         self._owned = owned
         self._errors = redis.exceptions
@@ -509,14 +612,13 @@ class SyncRedisLink:
 
     def take(
         self, name: str, token: str, lease_ms: int, holder: str, host: str,
-        pid: int, site: str,
+        pid: int, site: str, queue_ms: int,
     ) -> Taken:  # fmt: skip
-        """Try to take ``name`` once."""
-        lock = self._keys.lock(name)
+        """Try to take ``name`` once; else queue for ``queue_ms`` (0: do not)."""
         reply = self._run(
             _TAKE,
-            (lock, f"{lock}:fence", f"{lock}:waiting"),
-            _take_args(token, lease_ms, holder, host, pid, site),
+            _take_keys(self._keys, name),
+            (token, lease_ms, holder, host, pid, site, queue_ms),
         )
         return _parse_taken(reply)
 
@@ -540,21 +642,21 @@ class SyncRedisLink:
         return [RemoteHolder.parse(*item) for item in self._run(_INSPECT, keys, ())]
 
     def publish(self, message: str) -> None:
-        """Publish ``message`` on the release channel (to stop a listener)."""
+        """Publish ``message`` on the link's wake channel (to stop its listener)."""
         try:
-            self._client.publish(self._keys.channel, message)
+            self._client.publish(self.channel, message)
         except self._errors.RedisError as exc:
             raise _backend_error(self.where, exc) from exc
 
     def subscribe(self) -> None:
-        """Subscribe to the release channel; return once the server confirmed."""
+        """Subscribe to the wake channel; return once the server confirmed."""
         self.unsubscribe()
         try:
             # redis-py leaves the blocking client's pubsub() unannotated.
             make_pubsub = cast("Callable[[], redis.client.PubSub]", self._client.pubsub)
             pubsub = make_pubsub()
             self._pubsub = pubsub
-            pubsub.subscribe(self._keys.channel)
+            pubsub.subscribe(self.channel)
             while True:
                 message = pubsub.get_message(timeout=5.0)
                 if message is None:
@@ -592,12 +694,19 @@ class AsyncRedisLink:
     """The scripts and the release channel over redis-py's asyncio client."""
 
     def __init__(
-        self, client: redis.asyncio.Redis, keys: _Keys, where: str, *, owned: bool
+        self,
+        client: redis.asyncio.Redis,
+        keys: _Keys,
+        session: str,
+        where: str,
+        *,
+        owned: bool,
     ) -> None:
         import redis.exceptions
 
         self._client = client
         self._keys = keys
+        self.channel = keys.wake(session)
         self.where = where
         self._owned = owned
         self._errors = redis.exceptions
@@ -623,14 +732,13 @@ class AsyncRedisLink:
 
     async def take(
         self, name: str, token: str, lease_ms: int, holder: str, host: str,
-        pid: int, site: str,
+        pid: int, site: str, queue_ms: int,
     ) -> Taken:  # fmt: skip
-        """Try to take ``name`` once."""
-        lock = self._keys.lock(name)
+        """Try to take ``name`` once; else queue for ``queue_ms`` (0: do not)."""
         reply = await self._run(
             _TAKE,
-            (lock, f"{lock}:fence", f"{lock}:waiting"),
-            _take_args(token, lease_ms, holder, host, pid, site),
+            _take_keys(self._keys, name),
+            (token, lease_ms, holder, host, pid, site, queue_ms),
         )
         return _parse_taken(reply)
 
@@ -655,19 +763,19 @@ class AsyncRedisLink:
         return [RemoteHolder.parse(*item) for item in replies]
 
     async def publish(self, message: str) -> None:
-        """Publish ``message`` on the release channel."""
+        """Publish ``message`` on the link's wake channel."""
         try:
-            await self._client.publish(self._keys.channel, message)
+            await self._client.publish(self.channel, message)
         except self._errors.RedisError as exc:
             raise _backend_error(self.where, exc) from exc
 
     async def subscribe(self) -> None:
-        """Subscribe to the release channel; return once the server confirmed."""
+        """Subscribe to the wake channel; return once the server confirmed."""
         await self.unsubscribe()
         try:
             pubsub = self._client.pubsub()
             self._pubsub = pubsub
-            await pubsub.subscribe(self._keys.channel)
+            await pubsub.subscribe(self.channel)
             while True:
                 message = await pubsub.get_message(timeout=5.0)
                 if message is None:
@@ -723,11 +831,11 @@ class ThreadedRedisLink:
 
     async def take(
         self, name: str, token: str, lease_ms: int, holder: str, host: str,
-        pid: int, site: str,
+        pid: int, site: str, queue_ms: int,
     ) -> Taken:  # fmt: skip
-        """Try to take ``name`` once."""
+        """Try to take ``name`` once; else queue for ``queue_ms`` (0: do not)."""
         return await self._call(
-            self._link.take, name, token, lease_ms, holder, host, pid, site
+            self._link.take, name, token, lease_ms, holder, host, pid, site, queue_ms
         )
 
     async def release(self, names: Sequence[str], tokens: Sequence[str]) -> list[int]:
@@ -745,11 +853,11 @@ class ThreadedRedisLink:
         return await self._call(self._link.inspect, names)
 
     async def publish(self, message: str) -> None:
-        """Publish ``message`` on the release channel."""
+        """Publish ``message`` on the link's wake channel."""
         await self._call(self._link.publish, message)
 
     async def subscribe(self) -> None:
-        """Subscribe to the release channel; return once the server confirmed."""
+        """Subscribe to the wake channel; return once the server confirmed."""
         await anyio.to_thread.run_sync(
             self._link.subscribe, limiter=self._listener_limiter
         )
