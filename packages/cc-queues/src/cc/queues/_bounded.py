@@ -70,6 +70,19 @@ _STOPPED = QueueStatus.STOPPED
 # Every this-many non-waiting operations on a queue, one is a full checkpoint.
 _CHECKPOINT_INTERVAL = 64
 
+# How long stop() waits for the workers of an orphaned queue to exit.
+_ORPHAN_GRACE = 1.0
+
+
+class _NoHost:
+    """Stands in for the host's coroutine when it cannot be watched."""
+
+    __slots__ = ()
+    cr_frame = True  # like a coroutine that has not finished
+
+
+_NO_HOST = _NoHost()
+
 
 class _Brief:
     """Formats an item for a log line lazily and at a bounded length."""
@@ -107,7 +120,21 @@ class BoundedQueue(Generic[T]):
     the backend refuses to close the task group: anyio raises a
     :class:`RuntimeError` about cancel scope nesting and trio reports
     "nursery misnesting". :meth:`stop` from any other task raises
-    :class:`QueueStateError` instead of corrupting the task group. While the
+    :class:`QueueStateError` instead of corrupting the task group.
+
+    If the starting task *ends* without stopping the queue (say
+    :meth:`start` ran in a child task), the backend reports it as above
+    and the queue notices too: :attr:`status` reads
+    :attr:`~QueueStatus.STOPPING`, :meth:`put`, :meth:`get` and
+    :meth:`start_workers` raise :class:`QueueStateError` saying so, and
+    :meth:`stop`, from any task, cancels the workers (waiting up to one
+    second for them to exit) and hands back every item queued or
+    interrupted; an item a worker drops even later is added to
+    :attr:`unprocessed` when it does. A cancel scope or task group that the
+    starting task opened after :meth:`start` and closed before :meth:`stop`
+    cannot be detected through anyio's public API: the backend raises when
+    it closes, the queue keeps running, and its starting task can still stop
+    it (and gets every item back) as usual. While the
     queue runs, its starting task is inside the queue's task group, so if a
     worker ever crashes (workers catch :class:`Exception`; only a
     :class:`BaseException` such as :class:`KeyboardInterrupt` gets through)
@@ -166,6 +193,7 @@ class BoundedQueue(Generic[T]):
         "_getters",
         "_handed_back",
         "_host",
+        "_host_coro",
         "_interrupted",
         "_items",
         "_logger",
@@ -183,6 +211,7 @@ class BoundedQueue(Generic[T]):
         "_woken_getters",
         "_woken_putters",
         "_workers",
+        "_workers_gone",
     )
 
     def __init__(
@@ -210,6 +239,10 @@ class BoundedQueue(Generic[T]):
         self._taken = 0
         self._task_group: TaskGroup | None = None
         self._host: object = None
+        # The host task's coroutine (its cr_frame is None once the task has
+        # ended), or a stand-in that always looks alive.
+        self._host_coro: Any = _NO_HOST
+        self._workers_gone: anyio.Event | None = None
         self._run = 0
         self._workers = 0
         self._interrupted: list[T] = []
@@ -230,8 +263,16 @@ class BoundedQueue(Generic[T]):
 
     @property
     def status(self) -> QueueStatus:
-        """Where the queue is in its lifecycle."""
-        return self._status
+        """Where the queue is in its lifecycle.
+
+        A running queue whose starting task has ended without stopping it
+        reports :attr:`~QueueStatus.STOPPING`: it refuses new work and waits
+        for :meth:`stop` (see the class documentation).
+        """
+        status = self._status
+        if status is _PROCESSING and self._host_coro.cr_frame is None:
+            return _STOPPING
+        return status
 
     @property
     def metrics(self) -> dict[str, int]:
@@ -327,7 +368,10 @@ class BoundedQueue(Generic[T]):
         task_group = anyio.create_task_group()
         await task_group.__aenter__()
         self._task_group = task_group
-        self._host = anyio.get_current_task().id
+        host = anyio.get_current_task()
+        self._host = host.id
+        coro = host.coro
+        self._host_coro = coro if hasattr(coro, "cr_frame") else _NO_HOST
         self._run += 1
         self._unprocessed = []
         self._status = _PROCESSING
@@ -350,7 +394,7 @@ class BoundedQueue(Generic[T]):
             first those whose processing was interrupted, then those still
             queued, in queue order
         :raises QueueStateError: if called from a task other than the one
-            that started the queue
+            that started the queue, while that task is still running
         :raises ValueError: for a negative or NaN ``timeout``
         :raises BaseExceptionGroup: if a worker crashed with a
             :class:`BaseException` (the queue is stopped all the same)
@@ -362,6 +406,8 @@ class BoundedQueue(Generic[T]):
             await checkpoint()
             return []
         if anyio.get_current_task().id != self._host:
+            if self._host_coro.cr_frame is None:
+                return await self._stop_orphaned(task_group)
             raise QueueStateError(
                 "stop() must be called by the task that started the queue, because "
                 "the workers' task group belongs to that task; signal that task "
@@ -380,6 +426,7 @@ class BoundedQueue(Generic[T]):
         finally:
             self._task_group = None
             self._host = None
+            self._host_coro = _NO_HOST
             # Every worker has exited (a task cancelled before its first step
             # never runs its own bookkeeping).
             self._workers = 0
@@ -387,6 +434,45 @@ class BoundedQueue(Generic[T]):
             self._interrupted = []
             self._hand_back(leftovers)
             self._status = _STOPPED
+        return leftovers
+
+    async def _stop_orphaned(self, task_group: TaskGroup) -> list[T]:
+        """Stop a queue whose host task ended without stopping it.
+
+        Its task group can no longer be closed (the backend has already
+        reported the misnesting, and has cancelled or is cancelling the
+        workers), so this cancels the workers, waits up to
+        ``_ORPHAN_GRACE`` seconds for them to exit, and hands back every
+        item queued or interrupted.
+        """
+        self._status = _STOPPING
+        queued = list(self._items)
+        self._items.clear()
+        self._release_waiters()
+        try:
+            task_group.cancel_scope.cancel()
+            if self._workers:
+                gone = self._workers_gone = anyio.Event()
+                with anyio.move_on_after(_ORPHAN_GRACE, shield=True):
+                    await gone.wait()
+            else:
+                await checkpoint()
+        finally:
+            self._workers_gone = None
+            self._task_group = None
+            self._host = None
+            self._host_coro = _NO_HOST
+            self._workers = 0
+            leftovers = self._interrupted + queued
+            self._interrupted = []
+            self._hand_back(leftovers)
+            self._status = _STOPPED
+        self._logger.warning(
+            "%s was stopped after the task that started it had ended without "
+            "stopping it; %d item(s) handed back",
+            type(self).__name__,
+            len(leftovers),
+        )
         return leftovers
 
     def _release_waiters(self) -> None:
@@ -444,7 +530,11 @@ class BoundedQueue(Generic[T]):
             raise TypeError(f"error_handler must be callable, got {error_handler!r}")
         await checkpoint()
         task_group = self._task_group
-        if self._status is not _PROCESSING or task_group is None:
+        if (
+            self._status is not _PROCESSING
+            or task_group is None
+            or self._host_coro.cr_frame is None
+        ):
             raise self._not_running("start_workers")
         name = getattr(worker_func, "__qualname__", type(worker_func).__qualname__)
         for _ in range(count):
@@ -482,13 +572,21 @@ class BoundedQueue(Generic[T]):
                         self._finish_one()
                 except BaseException:
                     # Cancelled by stop(timeout) (or a crash): hand it back.
-                    self._interrupted.append(item)
+                    if self._status is _STOPPED:
+                        # Too late for the stop() of an orphaned queue.
+                        self._unprocessed.append(item)
+                        self._handed_back += 1
+                        self._finish_one()
+                    else:
+                        self._interrupted.append(item)
                     raise
                 else:
                     self._processed += 1
                     self._finish_one()
         finally:
             self._workers -= 1
+            if not self._workers and self._workers_gone is not None:
+                self._workers_gone.set()
 
     async def _report_error(
         self, exc: Exception, item: T, error_handler: ErrorHandler[T] | None
@@ -507,6 +605,15 @@ class BoundedQueue(Generic[T]):
 
     def _not_running(self, operation: str) -> QueueStateError:
         status = self._status
+        if status is _PROCESSING:  # but its host task has ended
+            return QueueStateError(
+                f"{operation}() refused: the task that started this queue has "
+                "ended without stopping it, leaving the queue's task group open "
+                "(the task that calls start() must also call stop(), and must "
+                "not end in between); call 'await queue.stop()' from any task to "
+                "hand back the items still queued",
+                _STOPPING,
+            )
         return QueueStateError(
             f"{operation}() needs a running queue, but this one is {status.value}; "
             "start it with 'await queue.start()' or 'async with queue:'",
@@ -537,7 +644,7 @@ class BoundedQueue(Generic[T]):
             this call waits (the item was not added)
         :raises ValueError: for a negative or NaN ``timeout``
         """
-        if self._status is not _PROCESSING:
+        if self._status is not _PROCESSING or self._host_coro.cr_frame is None:
             raise self._not_running("put")
         if timeout is not None:
             timeout = check_timeout("timeout", timeout)
@@ -611,7 +718,7 @@ class BoundedQueue(Generic[T]):
         :raises QueueStateError: if the queue is not running, or stops while
             this call waits
         """
-        if self._status is not _PROCESSING:
+        if self._status is not _PROCESSING or self._host_coro.cr_frame is None:
             raise self._not_running("get")
         self._since_checkpoint += 1
         if self._since_checkpoint >= _CHECKPOINT_INTERVAL:

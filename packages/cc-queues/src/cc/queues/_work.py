@@ -374,7 +374,8 @@ class WorkQueue(Generic[T]):
             that started the queue
         """
         queue = self._queue
-        running = queue.status is QueueStatus.PROCESSING
+        running = queue.status is not QueueStatus.STOPPED
+        running = running and queue.status is not QueueStatus.IDLE
         try:
             return await queue.stop(timeout)
         finally:
