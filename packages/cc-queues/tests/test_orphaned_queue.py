@@ -40,11 +40,22 @@ async def test_a_queue_started_by_an_ended_task_refuses_work_and_stops() -> None
     queue = BoundedQueue[int](maxsize=4, logger=quiet())
     await run_and_end(queue.start)
     assert queue.status is QueueStatus.STOPPING
-    with pytest.raises(QueueStateError, match=ORPHANED) as put_error:
-        await queue.put(1)
-    assert put_error.value.current_state is QueueStatus.STOPPING
     with pytest.raises(QueueStateError, match=ORPHANED):
-        await queue.get()
+        await queue.get()  # it would have to wait: refused at once
+    # A put() that need not wait checks on its periodic checkpoint (every
+    # 64th call); the items accepted until then are handed back by stop().
+    accepted = 0
+    with pytest.raises(QueueStateError, match=ORPHANED) as put_error:
+        for item in range(64):
+            await queue.put(item, timeout=0)
+            accepted += 1
+    assert put_error.value.current_state is QueueStatus.STOPPING
+    assert 0 <= accepted < 64
+    gotten: list[int] = []
+    with pytest.raises(QueueStateError, match=ORPHANED):
+        for _ in range(64):
+            gotten.append(await queue.get())  # the items accepted, then refused
+    assert gotten == list(range(accepted))
 
     async def work(item: int) -> None:
         raise AssertionError("never called")  # pragma: no cover
@@ -53,7 +64,7 @@ async def test_a_queue_started_by_an_ended_task_refuses_work_and_stops() -> None
         await queue.start_workers(work, 1)
     assert await queue.stop() == []  # from a task other than the ended host
     assert queue.status is QueueStatus.STOPPED
-    assert queue.metrics["enqueued"] == 0
+    assert queue.metrics["enqueued"] == accepted
     async with queue:  # usable again
         assert await queue.put(5)
         assert await queue.get() == 5
@@ -78,7 +89,8 @@ async def test_stop_after_the_host_ended_hands_back_every_item() -> None:
     await run_and_end(host)
     assert queue.status is QueueStatus.STOPPING
     with pytest.raises(QueueStateError, match=ORPHANED):
-        await queue.put(99)
+        for item in range(6, 100):  # refused once full, or on a checkpoint
+            await queue.put(item, timeout=0)
     back = await queue.stop()
     assert queue.status is QueueStatus.STOPPED
     assert queue.worker_count == 0
@@ -87,10 +99,10 @@ async def test_stop_after_the_host_ended_hands_back_every_item() -> None:
     # The backend cancelled the orphaned workers (they hand their item back)
     # or let them finish it: either way each item comes out exactly once.
     everything = sorted(processed + queue.unprocessed)
-    assert everything == list(range(6))
+    accepted = queue.metrics["enqueued"]
+    assert everything == list(range(accepted))
     assert back == queue.unprocessed or sorted(back + processed) == everything
     metrics = queue.metrics
-    assert metrics["enqueued"] == 6
     assert metrics["enqueued"] == (
         metrics["processed"] + metrics["errors"] + metrics["handed_back"]
     )

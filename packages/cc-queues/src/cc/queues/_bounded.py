@@ -126,7 +126,11 @@ class BoundedQueue(Generic[T]):
     :meth:`start` ran in a child task), the backend reports it as above
     and the queue notices too: :attr:`status` reads
     :attr:`~QueueStatus.STOPPING`, :meth:`put`, :meth:`get` and
-    :meth:`start_workers` raise :class:`QueueStateError` saying so, and
+    :meth:`start_workers` raise :class:`QueueStateError` saying so (a
+    :meth:`put` or :meth:`get` that need not wait checks only on its
+    periodic checkpoint, so up to 63 of them may still succeed first: the
+    check costs more than the hand-off itself; the items they add are not
+    lost), and
     :meth:`stop`, from any task, cancels the workers (waiting up to one
     second for them to exit) and hands back every item queued or
     interrupted; an item a worker drops even later is added to
@@ -644,7 +648,7 @@ class BoundedQueue(Generic[T]):
             this call waits (the item was not added)
         :raises ValueError: for a negative or NaN ``timeout``
         """
-        if self._status is not _PROCESSING or self._host_coro.cr_frame is None:
+        if self._status is not _PROCESSING:
             raise self._not_running("put")
         if timeout is not None:
             timeout = check_timeout("timeout", timeout)
@@ -652,11 +656,15 @@ class BoundedQueue(Generic[T]):
         if self._since_checkpoint >= _CHECKPOINT_INTERVAL:
             self._since_checkpoint = 0
             await checkpoint()
+            if self._host_coro.cr_frame is None:  # the host task has ended
+                raise self._not_running("put")
             # Anything may have happened meanwhile (even a stop): start over.
             return await self.put(item, timeout)
         if len(self._items) + self._woken_putters < self._maxsize:
             self._admit(item)
             return True
+        if self._host_coro.cr_frame is None:  # the host task has ended
+            raise self._not_running("put")
         wait = self._timeout if timeout is None else timeout
         if wait > 0 and await self._wait_for_room(wait):
             self._admit(item)
@@ -718,15 +726,20 @@ class BoundedQueue(Generic[T]):
         :raises QueueStateError: if the queue is not running, or stops while
             this call waits
         """
-        if self._status is not _PROCESSING or self._host_coro.cr_frame is None:
+        if self._status is not _PROCESSING:
             raise self._not_running("get")
         self._since_checkpoint += 1
         if self._since_checkpoint >= _CHECKPOINT_INTERVAL:
             self._since_checkpoint = 0
             await checkpoint()
+            if self._host_coro.cr_frame is None:  # the host task has ended
+                raise self._not_running("get")
             return await self.get()  # re-check everything after the yield
-        if len(self._items) <= self._woken_getters and not await self._wait_for_item():
-            raise self._stopped_while_waiting("get")
+        if len(self._items) <= self._woken_getters:
+            if self._host_coro.cr_frame is None:  # the host task has ended
+                raise self._not_running("get")
+            if not await self._wait_for_item():
+                raise self._stopped_while_waiting("get")
         item = self._take()
         self._taken += 1
         return item
