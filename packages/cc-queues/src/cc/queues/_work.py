@@ -10,11 +10,11 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Generic, TypeVar
 
+from cc.primitives import RateLimiter
 from cc.queues._bounded import BoundedQueue, ErrorHandler, WorkerFunc, _Brief
 from cc.queues._config import QueueConfig
 from cc.queues._status import QueueStatus
 from cc.queues._validation import check_count, check_timeout
-from cc.queues._window import StartWindow
 
 __all__ = ["BatchSummary", "ProgressCallback", "WorkQueue"]
 
@@ -77,7 +77,7 @@ class _BatchState(Generic[T, R]):
         self,
         worker_func: Callable[[T], Awaitable[R]],
         error_handler: ErrorHandler[T] | None,
-        window: StartWindow | None,
+        window: RateLimiter | None,
         collect: bool,
         on_progress: ProgressCallback | None,
         total: int | None,
@@ -98,7 +98,7 @@ class _BatchState(Generic[T, R]):
     async def run(self, entry: tuple[int, T]) -> None:
         index, item = entry
         if self.window is not None:
-            await self.window.wait_turn()
+            await self.window.acquire()
         result = await self.worker_func(item)
         if self.collect:
             self.results[index] = result
@@ -153,10 +153,11 @@ class WorkQueue(Generic[T]):
     :class:`ValueError`. A call's share of the limit is reserved the moment it
     is granted, before the call yields, so of two tasks asking at once for
     more than is left, the second gets the :class:`ValueError`; a batch
-    holds its share until it returns. Optionally, ``rate_limit`` caps how many items
-    *start* in any ``rate_window`` seconds (an exact sliding window shared by
-    all workers, waited for after a worker takes an item and before it calls
-    the worker function).
+    holds its share until it returns. Optionally, ``rate_limit`` caps how
+    many items *start* in any ``rate_window`` seconds: a
+    :class:`cc.primitives.RateLimiter` (an exact sliding window) shared by all
+    workers, waited for after a worker takes an item and before it calls the
+    worker function.
 
     :param maxsize: the most items the queue holds, at least 1
     :param timeout: how long :meth:`put` waits for room by default, in seconds
@@ -212,7 +213,7 @@ class WorkQueue(Generic[T]):
             if concurrency_limit is None
             else check_count("concurrency_limit", concurrency_limit)
         )
-        self._window: StartWindow | None = None
+        self._window: RateLimiter | None = None
         if rate_limit is not None:
             limit = check_count("rate_limit", rate_limit)
             window = check_timeout("rate_window", rate_window)
@@ -220,7 +221,7 @@ class WorkQueue(Generic[T]):
                 raise ValueError(
                     f"rate_window must be a positive finite number, got {rate_window!r}"
                 )
-            self._window = StartWindow(limit, window)
+            self._window = RateLimiter(limit, period=window)
         self._batches: list[BoundedQueue[Any]] = []
         self._batch_metrics = dict.fromkeys(_METRIC_NAMES, 0)
         self._unprocessed: list[T] = []
@@ -327,7 +328,7 @@ class WorkQueue(Generic[T]):
     def rate_limit(self) -> tuple[int, float] | None:
         """``(items, seconds)``: at most that many starts per window, or ``None``."""
         window = self._window
-        return None if window is None else (window.limit, window.window)
+        return None if window is None else (int(window.rate), window.period)
 
     @property
     def unprocessed(self) -> list[T]:
@@ -560,13 +561,13 @@ class WorkQueue(Generic[T]):
 
 
 def _rate_limited(
-    window: StartWindow, worker_func: WorkerFunc[T]
+    window: RateLimiter, worker_func: WorkerFunc[T]
 ) -> Callable[[T], Awaitable[Any]]:
     """Wrap ``worker_func`` so that each call first waits for its turn."""
 
     @functools.wraps(worker_func)
     async def wait_then_work(item: T) -> Any:
-        await window.wait_turn()
+        await window.acquire()
         return await worker_func(item)
 
     return wait_then_work
