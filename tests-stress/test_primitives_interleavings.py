@@ -469,8 +469,7 @@ class PrimitivesMachine(RuleBasedStateMachine):
             self.report.check("primitives back to their initial state")
             for what, count in world.outcomes.items():
                 if what.endswith(" steps"):
-                    self.report.moved("primitive operations (state machine)", count)", count
-                    )
+                    self.report.moved("primitive operations (state machine)", count)
                 else:
                     self.report.fault(f"primitives (state machine): {what}", count)
         finally:
