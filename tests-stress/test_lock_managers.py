@@ -156,16 +156,6 @@ def _check_counts(manager: Any, total: Tally, where: str) -> None:
 EXPIRED_DEADLINE_BUG = "can't specify a timeout for a non-blocking call"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="cc-locks LockManager._wait (_thread.py) calls "
-    "RLock.acquire(remaining > 0, max(remaining, -1)): once the deadline has "
-    "passed (timeout=0, or a set whose earlier locks used up the budget) that "
-    "is acquire(False, <timeout>), and threading raises ValueError(\"can't "
-    "specify a timeout for a non-blocking call\") instead of the manager's "
-    "LockTimeoutError (ManagedLock.acquire(timeout=0) raises it too instead "
-    "of returning False)",
-)
 @pytest.mark.parametrize("how", ["manager.acquire", "ManagedLock.acquire"])
 def test_thread_timeout_zero_on_a_held_lock_times_out(kit: Any, how: str) -> None:
     """timeout=0 on a lock another thread holds: a timeout, not a ValueError."""
@@ -360,15 +350,6 @@ async def _task_worker(
 
 
 @pytest.mark.anyio
-@pytest.mark.xfail(
-    strict=True,
-    reason="cc-locks ManagerCore._unavailable (_core.py) names the holder from "
-    "record._owner, which is None from the moment a release hands the raw "
-    "cc.primitives Lock to the next waiting task until that task runs; under "
-    "contention that is most of the time, and the LockTimeoutError says 'held "
-    "by no holder the manager knows of (it may be used outside the manager, or "
-    "was released just now)' with holder=None while a managed task holds it",
-)
 async def test_task_timeout_names_the_task_the_lock_was_handed_to(kit: Any) -> None:
     """A lock handed to a waiting task that has not run yet: name that task."""
     manager = AsyncLockManager({"a": 1})

@@ -456,7 +456,13 @@ class ManagerCore(Generic[RecordT]):
         self, record: RecordT, timeout: float | None, blocking: bool
     ) -> LockTimeoutError:
         owner = record._owner
-        if owner is None:
+        handed_to = None if owner is not None else self._handed_to(record)
+        if handed_to is not None:
+            # Released and handed straight to a waiting task that has not
+            # run yet: that task is the holder.
+            holder = handed_to
+            held = f"by {holder}, to which it was just handed"
+        elif owner is None:
             holder = None
             held = (
                 "by no holder the manager knows of (it may be used outside "
@@ -470,6 +476,14 @@ class ManagerCore(Generic[RecordT]):
                 f"{format_site(record._site)}"
             )
         return self._timeout_error(record, timeout, blocking, holder, held)
+
+    def _handed_to(self, record: RecordT) -> str | None:
+        """Name the task a released lock was handed to, if it has not run yet."""
+        statistics = getattr(record._raw, "statistics", None)
+        if statistics is None:
+            return None  # a threading lock: no hand-off
+        owner = statistics().owner
+        return None if owner is None else f"task {owner!r}"
 
     def _remote_unavailable(
         self,

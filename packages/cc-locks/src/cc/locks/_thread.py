@@ -680,7 +680,13 @@ class LockManager(ManagerCore[LockInfo]):
                 acquired = record._raw.acquire()
             else:
                 remaining = deadline - start
-                acquired = record._raw.acquire(remaining > 0, max(remaining, -1))
+                # threading refuses a timeout with blocking=False, so a spent
+                # deadline (timeout=0, or used up by earlier locks of the set)
+                # is one last non-blocking try.
+                if remaining > 0:
+                    acquired = record._raw.acquire(True, remaining)
+                else:
+                    acquired = record._raw.acquire(False)
         finally:
             with self._meta:
                 holder.waiting_for = None
