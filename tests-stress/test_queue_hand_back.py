@@ -1,9 +1,11 @@
-"""Hand-back paths that lose or duplicate items: the holes the soak steers round.
+"""Hand-back paths that once lost or duplicated items: their smallest reproducers.
 
-Each test is the smallest reproducer of one bug found while building the
-soak, marked ``xfail(strict=True)``: it fails today, and turns into a failure
-of the suite ("XPASS(strict)") once the bug is fixed, as a reminder to
-remove the mark and to add the path to the soak in test_queue_soak.py.
+Each test pins down one bug found while building the soak (since fixed in
+cc-queues): a WorkQueue whose host task is cancelled handing nothing back in
+``.unprocessed``; a cancelled batch losing the item its feeder held; an
+interrupted batch with nothing to hand back leaving an older ``.unprocessed``
+in place. The soak (test_queue_soak.py) now runs these paths at random too;
+these keep the exact cases cheap to read and to run.
 """
 
 from __future__ import annotations

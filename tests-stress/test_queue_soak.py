@@ -30,10 +30,12 @@ back to what it was after a warm-up episode.
 
 from __future__ import annotations
 
+import gc
 import math
 import random
 import weakref
-from collections.abc import AsyncIterator, Iterator
+from collections import Counter
+from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -100,6 +102,9 @@ class Ledger:
     handler_raised: int = 0
     progress_calls: int = 0
     progress_raised: int = 0
+    # Cancel this scope once this many items were processed (a batch's caller).
+    cancel_at: float = math.inf
+    cancel_scope: anyio.CancelScope | None = None
 
     def worker(self) -> Any:
         """Return the worker function, which records what it processed."""
@@ -117,6 +122,8 @@ class Ledger:
             if job.id in processed:
                 self.duplicates.append(f"processed twice: {job!r}")
             processed.add(job.id)
+            if len(processed) == self.cancel_at and self.cancel_scope is not None:
+                self.cancel_scope.cancel()
             return job.id
 
         return work
@@ -260,13 +267,21 @@ class Soak:
             assert metrics == expected, f"metrics {metrics} != {expected} {where}"
         self.report.check("ledger balanced by item id")
 
-    def check_released(self, samples: Samples, where: str) -> None:
+    async def check_released(self, samples: Samples, where: str) -> None:
         """Check that no sampled item is still referenced by anything."""
         alive = [ref() for ref in samples if ref() is not None]
         if alive:  # maybe only in a reference cycle: collect, then look again
             del alive
-            import gc
-
+            gc.collect()
+            alive = [ref() for ref in samples if ref() is not None]
+        if alive:
+            # The event loop may keep the last cancellation it delivered to
+            # this task (and, through its traceback, the episode's frames)
+            # until the next one: deliver one, then look again.
+            del alive
+            with anyio.CancelScope() as scope:
+                scope.cancel()
+                await checkpoint()
             gc.collect()
             alive = [ref() for ref in samples if ref() is not None]
         assert not alive, f"items still referenced after the episode: {alive} {where}"
@@ -288,7 +303,7 @@ class Soak:
         report.fault("producers cancelled", ledger.producers_cancelled)
         report.fault("puts rejected by backpressure", ledger.rejected)
         report.fault("progress callback failures", ledger.progress_raised)
-        report.fault(f"queue episodes: {kind}")
+        report.fault(f"queue runs: {kind}")
         for what, count in counts.items():
             if count:
                 report.fault(what, count)
@@ -314,7 +329,7 @@ class Soak:
             "host cancelled": self.host_cancelled_episode,
         }[kind]
         taken, samples = await episode(size)
-        self.check_released(samples, self.kit.where(episode=self.episode))
+        await self.check_released(samples, self.kit.where(episode=self.episode))
         return taken
 
     async def workers_episode(self, size: int) -> tuple[int, Samples]:
@@ -406,82 +421,147 @@ class Soak:
         return len(accepted), samples
 
     async def batch_episode(self, size: int) -> tuple[int, Samples]:
-        """Run batch_process over a source that may fail part-way."""
+        """Run one to three batches on one WorkQueue, some of them interrupted.
+
+        A batch runs to its end, or its source fails part-way, or its caller
+        is cancelled once it has processed some items (the feeder then holds
+        an item it could not put). After each batch, ``.unprocessed`` holds
+        exactly what that batch handed back (nothing, for one that ended).
+        """
         rng = self.rng
         jobs = self.jobs(size)
         samples = [weakref.ref(job) for job in rng.sample(jobs, 32)]
-        fail_at = rng.choice([None, rng.randrange(size)])
-        use_async = rng.random() < 0.5
-        collect = rng.random() < 0.3
         maxsize = rng.choice([1, 4, 64, 512])
         workers = rng.randint(2, 32)
-        where = self.kit.where(
-            episode=self.episode,
-            batch=dict(size=size, fail_at=fail_at, maxsize=maxsize, workers=workers),
-        )
-        ledger = Ledger()
-        taken = ledger.accepted
-        first_id = jobs[0].id
-
-        def source() -> Iterator[Job]:
-            for job in jobs:
-                if job.id - first_id == fail_at:
-                    raise SourceFault(job.id)
-                taken.add(job.id)
-                yield job
-
-        async def async_source() -> AsyncIterator[Job]:
-            for job in source():
-                if job.code == OK_YIELD:
-                    await checkpoint()
-                yield job
-
         logger, tally = self.kit.logger("soak")
         queue = WorkQueue[Job](
             maxsize=maxsize, concurrency_limit=workers, logger=logger
         )
-        summary = None
-        try:
-            summary = await queue.batch_process(
-                async_source() if use_async else source(),
-                ledger.worker(),
-                error_handler=ledger.error_handler(),
-                collect_results=collect,
-                on_progress=ledger.progress(),
+        batches = rng.randint(1, 3)
+        totals: Counter[str] = Counter()
+        taken_in_all = 0
+        for number in range(batches):
+            mine = jobs[number::batches]
+            ledger = Ledger()
+            how = rng.choice(["to the end", "source fails", "cancelled"])
+            fail_at = rng.randrange(len(mine)) if how == "source fails" else None
+            if how == "cancelled":
+                ledger.cancel_at = rng.randint(1, len(mine))
+            where = self.kit.where(
+                episode=self.episode,
+                batch=dict(number=number, how=how, fail_at=fail_at,
+                           cancel_at=ledger.cancel_at, size=len(mine),
+                           maxsize=maxsize, workers=workers),
+            )  # fmt: skip
+            before = queue.unprocessed
+            summary = await self.one_batch(queue, ledger, mine, fail_at, where)
+            interrupted = summary is None
+            # An interrupted batch replaces .unprocessed with what it handed
+            # back (maybe nothing); a finished one leaves it as it was.
+            back = [job.id for job in queue.unprocessed] if interrupted else []
+            if not interrupted:
+                assert queue.unprocessed == before, f"changed by a batch {where}"
+            self.check_balance(ledger, ledger.accepted, back, None, where)
+            finished = len(ledger.processed) + len(ledger.errored)
+            assert ledger.progress_calls == finished, where
+            if summary is not None:
+                assert summary.total == finished, where
+                assert summary.succeeded == len(ledger.processed), where
+                assert summary.failed == len(ledger.errored), where
+                self.report.check("batch summary matches the ledger")
+            totals.update(
+                enqueued=len(ledger.accepted),
+                processed=len(ledger.processed),
+                errors=len(ledger.errored),
+                handed_back=len(back),
+                handler_raised=ledger.handler_raised,
+                progress_raised=ledger.progress_raised,
             )
-        except SourceFault:
-            assert fail_at is not None, where
-        else:
-            assert fail_at is None, f"the source's failure was not raised {where}"
-        back = [job.id for job in queue.unprocessed]
-        assert fail_at is not None or not back, f"a finished batch handed back {where}"
-        self.check_balance(ledger, taken, back, queue.metrics, where)
-        assert tally.count("error handler") == ledger.handler_raised, where
-        assert tally.count("progress callback") == ledger.progress_raised, where
-        finished = len(ledger.processed) + len(ledger.errored)
-        assert ledger.progress_calls == finished, where
-        if summary is not None:
-            assert summary.total == finished, where
-            assert summary.succeeded == len(ledger.processed), where
-            assert summary.failed == len(ledger.errored), where
-            if collect:
-                assert set(summary.results.values()) == ledger.processed, where
-                assert len(summary.errors) == len(ledger.errored), where
-            self.report.check("batch summary matches the ledger")
+            taken_in_all += len(ledger.accepted)
+            self.tally(
+                ledger,
+                "batch",
+                **{
+                    f"batches interrupted ({how})": interrupted,
+                    "items handed back by an interrupted batch": len(back),
+                },
+            )
+        where = self.kit.where(episode=self.episode, batches=batches)
+        expected = {
+            "enqueued": totals["enqueued"],
+            "processed": totals["processed"],
+            "errors": totals["errors"],
+            "backpressure_events": 0,
+            "handed_back": totals["handed_back"],
+        }
+        assert queue.metrics == expected, f"{queue.metrics} != {expected} {where}"
+        assert tally.count("error handler") == totals["handler_raised"], where
+        assert tally.count("progress callback") == totals["progress_raised"], where
         assert queue.worker_count == 0, where
         self.kit.assert_no_new_tasks(self.baseline_tasks, episode=self.episode)
-        self.tally(
-            ledger,
-            "batch",
-            **{
-                "batch sources failed part-way": fail_at is not None,
-                "items handed back by an interrupted batch": len(back),
-            },
-        )
-        return len(taken), samples
+        return taken_in_all, samples
+
+    async def one_batch(
+        self,
+        queue: WorkQueue[Job],
+        ledger: Ledger,
+        jobs: list[Job],
+        fail_at: int | None,
+        where: str,
+    ) -> Any:
+        """Run one batch; return its summary, or None if it was interrupted."""
+        rng = self.rng
+        taken = ledger.accepted
+
+        def planned() -> Iterator[Job]:
+            for index, job in enumerate(jobs):
+                if index == fail_at:
+                    raise SourceFault(job.id)
+                yield job
+
+        # An item counts as taken once the source hands it to the batch.
+        def source() -> Iterator[Job]:
+            for job in planned():
+                taken.add(job.id)
+                yield job
+
+        async def async_source() -> AsyncIterator[Job]:
+            for job in planned():
+                if job.code == OK_YIELD:
+                    await checkpoint()
+                taken.add(job.id)
+                yield job
+
+        collect = rng.random() < 0.3
+        summary = None
+        # batch_process leaves the iterable to its owner, who closes it.
+        items = async_source() if rng.random() < 0.5 else source()
+        with anyio.CancelScope() as scope:
+            ledger.cancel_scope = scope
+            try:
+                summary = await queue.batch_process(
+                    items,
+                    ledger.worker(),
+                    error_handler=ledger.error_handler(),
+                    collect_results=collect,
+                    on_progress=ledger.progress(),
+                )
+            except SourceFault:
+                assert fail_at is not None, where
+            else:
+                assert fail_at is None, f"the source's failure was lost {where}"
+            finally:
+                with anyio.CancelScope(shield=True):
+                    await _close(items)
+        if scope.cancelled_caught:
+            assert summary is None, where
+        if summary is not None and collect:
+            assert set(summary.results.values()) == ledger.processed, where
+            assert len(summary.errors) == len(ledger.errored), where
+        return summary
 
     async def host_cancelled_episode(self, size: int) -> tuple[int, Samples]:
-        """Cancel the task hosting a BoundedQueue inside its async with block."""
+        """Cancel the task hosting a queue inside its async with block."""
         rng = self.rng
         jobs = self.jobs(size)
         samples = [weakref.ref(job) for job in rng.sample(jobs, 32)]
@@ -489,14 +569,24 @@ class Soak:
         maxsize = rng.choice([1, 8, 64])
         workers = rng.randint(1, 16)
         cancel_at = rng.randint(1, size)
+        kind = rng.choice(["WorkQueue", "BoundedQueue"])
         where = self.kit.where(
             episode=self.episode,
-            host=dict(maxsize=maxsize, workers=workers, cancel_at=cancel_at),
+            host=dict(kind=kind, maxsize=maxsize, workers=workers, cancel_at=cancel_at),
         )
         ledger = Ledger()
         accepted = ledger.accepted
         logger, tally = self.kit.logger("soak")
-        queue = BoundedQueue[Job](maxsize=maxsize, timeout=math.inf, logger=logger)
+        queue: Any
+        if kind == "WorkQueue":
+            queue = WorkQueue[Job](
+                maxsize=maxsize,
+                timeout=math.inf,
+                concurrency_limit=workers,
+                logger=logger,
+            )
+        else:
+            queue = BoundedQueue[Job](maxsize=maxsize, timeout=math.inf, logger=logger)
 
         async def produce(mine: list[Job], host: anyio.CancelScope) -> None:
             for job in mine:
@@ -511,9 +601,14 @@ class Soak:
 
         with anyio.CancelScope() as host:
             async with anyio.create_task_group() as tg, queue:
-                await queue.start_workers(
-                    ledger.worker(), workers, ledger.error_handler()
-                )
+                if kind == "WorkQueue":
+                    await queue.process(
+                        ledger.worker(), error_handler=ledger.error_handler()
+                    )
+                else:
+                    await queue.start_workers(
+                        ledger.worker(), workers, ledger.error_handler()
+                    )
                 for me in range(producers):
                     tg.start_soon(produce, jobs[me::producers], host)
                 await anyio.sleep_forever()
@@ -527,11 +622,18 @@ class Soak:
             ledger,
             "host cancelled",
             **{
-                "host tasks cancelled mid-flight": 1,
+                f"host tasks cancelled mid-flight ({kind})": 1,
                 "items handed back by a cancelled host": len(back),
             },
         )
         return len(accepted), samples
+
+
+async def _close(items: Iterator[Job] | AsyncIterator[Job]) -> None:
+    if isinstance(items, AsyncGenerator):
+        await items.aclose()
+    elif isinstance(items, Generator):
+        items.close()
 
 
 async def test_queue_soak_balances_every_item(kit: Any, backend: str) -> None:
