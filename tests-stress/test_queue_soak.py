@@ -10,7 +10,8 @@ through. An episode is one of three kinds, drawn from the seeded plan:
   error); producers cancel one another, blocked in ``put()`` or between two
   puts; full queues reject items (backpressure). The queue is then drained,
   or stopped mid-flight with ``stop()`` (busy workers finish),
-  ``stop(timeout=0)`` or ``stop(timeout=a few ms)``.
+  ``stop(timeout=0)`` or ``stop(timeout=a few ms)``. Some queues have a
+  start-rate limit, which no window may exceed.
 * **batch**: :meth:`WorkQueue.batch_process` over a generator or an async
   generator that raises part-way (or not), with failing workers, failing
   error handlers and failing progress callbacks.
@@ -56,6 +57,8 @@ MEMORY_SLACK_BLOCKS = 3_000
 # What a worker does with an item (Job.code).
 OK_NOW, OK_YIELD, OK_SLEEP, FAIL_NOW, FAIL_YIELD, FAIL_TWICE = range(6)
 SLEEP = 0.0005
+# How much later than the rate limiter a worker may read the clock.
+CLOCK_SKEW = 0.0015
 
 
 class Job:
@@ -105,12 +108,18 @@ class Ledger:
     # Cancel this scope once this many items were processed (a batch's caller).
     cancel_at: float = math.inf
     cancel_scope: anyio.CancelScope | None = None
+    # When each item started, for queues with a start-rate limit.
+    starts: list[float] | None = None
 
     def worker(self) -> Any:
         """Return the worker function, which records what it processed."""
         processed = self.processed
 
+        starts = self.starts
+
         async def work(job: Job) -> int:
+            if starts is not None:
+                starts.append(anyio.current_time())
             code = job.code
             if code in (OK_YIELD, FAIL_YIELD):
                 await checkpoint()
@@ -185,6 +194,8 @@ class WorkerPlan:
     stop_at: float  # accepted items after which the queue is stopped
     # producer -> {its n-th put: producers it cancels just before}
     cancels: dict[int, dict[int, list[int]]]
+    # (items, seconds): the queue's start-rate limit, or None
+    rate: tuple[int, float] | None
 
     @classmethod
     def draw(cls, rng: random.Random, items: int) -> WorkerPlan:
@@ -210,6 +221,9 @@ class WorkerPlan:
             stop_timeout={"now": 0.0, "timeout": rng.choice([0.0005, 0.003])}.get(stop),
             stop_at=math.inf if stop == "drain" else rng.randint(1, items),
             cancels=cancels,
+            rate=(rng.choice([100, 400]), rng.choice([0.01, 0.02]))
+            if rng.random() < 0.15
+            else None,
         )
 
 
@@ -345,7 +359,11 @@ class Soak:
             timeout=0.002,
             concurrency_limit=plan.workers,
             logger=logger,
+            rate_limit=None if plan.rate is None else plan.rate[0],
+            rate_window=1.0 if plan.rate is None else plan.rate[1],
         )
+        if plan.rate is not None:
+            ledger.starts = []
         producers = len(plan.put_timeouts)
         scopes = [anyio.CancelScope() for _ in range(producers)]
         stop_now = anyio.Event()
@@ -408,6 +426,10 @@ class Soak:
             assert not back, f"a drained queue handed items back {where}"
         self.check_balance(ledger, accepted, back, queue.metrics, where)
         assert tally.count("error handler") == ledger.handler_raised, where
+        if plan.rate is not None and ledger.starts is not None:
+            excess = _rate_excess(ledger.starts, *plan.rate)
+            assert not excess, f"start-rate limit exceeded: {excess} {where}"
+            self.report.check("start-rate limit kept over every window")
         self.check_stopped(queue, where)
         self.kit.assert_no_new_tasks(self.baseline_tasks, episode=self.episode)
         self.tally(
@@ -627,6 +649,25 @@ class Soak:
             },
         )
         return len(accepted), samples
+
+
+def _rate_excess(starts: list[float], limit: int, window: float) -> list[str]:
+    """Windows of (almost) ``window`` seconds with more than ``limit`` starts.
+
+    Start times are read as each worker function begins, a little after the
+    limiter's own reading, and uvloop's clock ticks in whole milliseconds, so
+    the window checked is 1.5 ms short of ``window``.
+    """
+    times = sorted(starts)
+    span = window - CLOCK_SKEW
+    excess = []
+    first = 0
+    for last, now in enumerate(times):
+        while now - times[first] > span:
+            first += 1
+        if last - first + 1 > limit:
+            excess.append(f"{last - first + 1} starts within {span} s")
+    return excess[:3]
 
 
 async def _close(items: Iterator[Job] | AsyncIterator[Job]) -> None:
