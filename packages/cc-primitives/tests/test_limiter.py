@@ -179,3 +179,12 @@ async def test_release_wakes_next_waiter() -> None:
 
 def test_repr() -> None:
     assert repr(CapacityLimiter(3)) == "<CapacityLimiter borrowed=0/3 waiting=0>"
+
+
+async def test_unhashable_borrower_is_named() -> None:
+    limiter = CapacityLimiter(1)
+    with pytest.raises(TypeError, match="borrower must be hashable"):
+        await limiter.acquire_on_behalf_of([])
+    with pytest.raises(TypeError, match="borrower must be hashable"):
+        limiter.acquire_on_behalf_of_nowait({})
+    assert limiter.borrowed_tokens == 0

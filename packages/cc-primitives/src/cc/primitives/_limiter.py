@@ -141,6 +141,7 @@ class CapacityLimiter:
         """Borrow a token for ``borrower``, waiting (FIFO) if none is free.
 
         :raises RuntimeError: if ``borrower`` already holds a token
+        :raises TypeError: if ``borrower`` is not hashable
         """
         if self.acquire_on_behalf_of_nowait(borrower):
             return
@@ -161,8 +162,16 @@ class CapacityLimiter:
 
         :return: whether the token was borrowed
         :raises RuntimeError: if ``borrower`` already holds or awaits a token
+        :raises TypeError: if ``borrower`` is not hashable
         """
-        if borrower in self._borrowers or borrower in self._waiters:
+        try:
+            known = borrower in self._borrowers or borrower in self._waiters
+        except TypeError:
+            raise TypeError(
+                f"borrower must be hashable (a task, a name, an id), not "
+                f"{type(borrower).__name__}"
+            ) from None
+        if known:
             raise RuntimeError(
                 f"{_borrower_name(borrower)!r} already holds (or is waiting for) "
                 "a token of this CapacityLimiter; a borrower may hold only one"
