@@ -36,12 +36,15 @@ async def _forever(item: int) -> None:
 async def test_cancelled_work_queue_host_hands_items_back(kit: Any) -> None:
     """Time out the task hosting a WorkQueue; every item must be in .unprocessed."""
     queue = WorkQueue[int](maxsize=100, concurrency_limit=2, logger=_quiet_logger())
-    with anyio.move_on_after(0.05) as deadline:
+    with anyio.CancelScope() as deadline:
         async with queue:
             await queue.process(_forever)
             for item in range(20):
                 await queue.put(item)
-            await anyio.sleep_forever()  # both workers hold an item, 18 queued
+            # The deadline is set once every item is in, however slow the
+            # machine: both workers then hold an item and 18 are queued.
+            deadline.deadline = anyio.current_time() + 0.02
+            await anyio.sleep_forever()
     assert deadline.cancelled_caught
     assert queue.metrics["handed_back"] == 20
     assert sorted(queue.unprocessed) == list(range(20))
@@ -51,16 +54,26 @@ async def test_cancelled_work_queue_host_hands_items_back(kit: Any) -> None:
 async def test_cancelled_batch_hands_back_the_item_being_fed(kit: Any) -> None:
     """Cancel a batch whose queue is full: every item taken must come back."""
     taken: list[int] = []
+    fifth_taken = anyio.Event()
 
     def source() -> Iterator[int]:
         for item in range(100):
             taken.append(item)
+            if len(taken) == 5:
+                fifth_taken.set()
             yield item
 
+    async def cancel_when_the_feeder_blocks(batch: anyio.CancelScope) -> None:
+        # Two items with the workers, two queued, one in the feeder's hands.
+        await fifth_taken.wait()
+        await anyio.sleep(0.01)
+        batch.cancel()
+
     queue = WorkQueue[int](maxsize=2, concurrency_limit=2, logger=_quiet_logger())
-    with anyio.move_on_after(0.05):
-        await queue.batch_process(source(), _forever)
-    # Two items with the workers, two queued, one in the feeder's hands.
+    async with anyio.create_task_group() as tg:
+        with anyio.CancelScope() as batch:
+            tg.start_soon(cancel_when_the_feeder_blocks, batch)
+            await queue.batch_process(source(), _forever)
     assert len(taken) == 5
     assert sorted(queue.unprocessed) == taken
     kit.report.check("a cancelled batch hands back every item it took")
@@ -73,7 +86,6 @@ async def test_interrupted_empty_batch_clears_unprocessed(kit: Any) -> None:
         await queue.process(_forever)
         for item in range(5):
             await queue.put(item)
-        await anyio.sleep(0.01)
         assert sorted(await queue.stop(timeout=0)) == list(range(5))
 
     def failing_source() -> Iterator[int]:
