@@ -47,7 +47,12 @@ from anyio.lowlevel import checkpoint
 
 from cc.queues._errors import QueueStateError
 from cc.queues._status import QueueStatus
-from cc.queues._validation import check_count, check_timeout
+from cc.queues._validation import (
+    check_async_callable,
+    check_count,
+    check_logger,
+    check_timeout,
+)
 
 __all__ = ["BoundedQueue", "ErrorHandler", "WorkerFunc"]
 
@@ -168,8 +173,9 @@ class BoundedQueue(Generic[T]):
         logger, a child of ``cc.queues``)
     :raises ValueError: for a ``maxsize`` below 1 or a negative or NaN
         ``timeout``
-    :raises TypeError: for a ``maxsize`` that is not an int or a ``timeout``
-        that is not a number
+    :raises TypeError: for a ``maxsize`` that is not an int, a ``timeout``
+        that is not a number or a ``logger`` that is not a
+        :class:`logging.Logger`
 
     >>> import anyio
     >>> from cc.queues import BoundedQueue
@@ -226,6 +232,7 @@ class BoundedQueue(Generic[T]):
     ) -> None:
         self._maxsize = check_count("maxsize", maxsize)
         self._timeout = check_timeout("timeout", timeout)
+        logger = check_logger("logger", logger)
         self._logger = _logger if logger is None else logger
         self._status = _IDLE
         self._items: deque[T] = deque()
@@ -524,14 +531,15 @@ class BoundedQueue(Generic[T]):
             the item whose processing raised it
         :raises ValueError: if ``num_workers`` is below 1
         :raises TypeError: if ``num_workers`` is not an int or a function is
-            not callable
+            not callable; a function that is not ``async def`` is checked on
+            each call instead, and one that returns no awaitable (a sync
+            function) fails the item with a :class:`TypeError` naming it
         :raises QueueStateError: if the queue is not running
         """
         count = check_count("num_workers", num_workers)
-        if not callable(worker_func):
-            raise TypeError(f"worker_func must be callable, got {worker_func!r}")
-        if error_handler is not None and not callable(error_handler):
-            raise TypeError(f"error_handler must be callable, got {error_handler!r}")
+        worker_func = check_async_callable("worker_func", worker_func)
+        if error_handler is not None:
+            error_handler = check_async_callable("error_handler", error_handler)
         await checkpoint()
         task_group = self._task_group
         if (

@@ -2,9 +2,22 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
+import logging
 import math
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
-__all__ = ["check_count", "check_timeout"]
+__all__ = [
+    "check_async_callable",
+    "check_callable",
+    "check_count",
+    "check_logger",
+    "check_timeout",
+]
+
+_F = TypeVar("_F", bound=Callable[..., Awaitable[Any]])
 
 
 def check_count(name: str, value: object) -> int:
@@ -36,3 +49,60 @@ def check_timeout(name: str, value: object) -> float:
             f"{name} must be >= 0 seconds (math.inf waits forever), got {value!r}"
         )
     return number
+
+
+def check_logger(name: str, value: object) -> logging.Logger | None:
+    """Return ``value`` if it is a :class:`logging.Logger` or ``None``.
+
+    :raises TypeError: for anything else
+    """
+    if value is not None and not isinstance(value, logging.Logger):
+        raise TypeError(
+            f"{name} must be a logging.Logger or None, not {type(value).__name__}"
+        )
+    return value
+
+
+def check_callable(name: str, value: object) -> None:
+    """Check that ``value`` is callable.
+
+    :raises TypeError: if it is not
+    """
+    if not callable(value):
+        raise TypeError(f"{name} must be callable, got {value!r}")
+
+
+def _is_async(func: object) -> bool:
+    if inspect.iscoroutinefunction(func):
+        return True
+    call = getattr(type(func), "__call__", None)  # noqa: B004
+    return inspect.iscoroutinefunction(call)
+
+
+def check_async_callable(name: str, func: _F) -> _F:
+    """Return ``func`` if it is an async function, else a checking adapter.
+
+    An ``async def`` function (also behind :func:`functools.partial`, a bound
+    method, or an object whose ``__call__`` is ``async def``) is returned as
+    it is. Any other callable may still return awaitables (a lambda returning
+    a coroutine): it is wrapped so that each call checks that it did, and a
+    call that returned something else (a sync function) raises
+    :class:`TypeError` naming ``name``.
+
+    :raises TypeError: if ``func`` is not callable
+    """
+    check_callable(name, func)
+    if _is_async(func):
+        return func
+
+    @functools.wraps(func)
+    async def checked(*args: Any) -> Any:
+        result = func(*args)
+        if not inspect.isawaitable(result):
+            raise TypeError(
+                f"{name} must be an async function (or return an awaitable); "
+                f"{func!r} returned {type(result).__name__}"
+            )
+        return await result
+
+    return checked  # type: ignore[return-value]

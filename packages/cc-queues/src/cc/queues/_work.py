@@ -14,7 +14,13 @@ from cc.primitives import RateLimiter
 from cc.queues._bounded import BoundedQueue, ErrorHandler, WorkerFunc, _Brief
 from cc.queues._config import QueueConfig
 from cc.queues._status import QueueStatus
-from cc.queues._validation import check_count, check_timeout
+from cc.queues._validation import (
+    check_async_callable,
+    check_callable,
+    check_count,
+    check_logger,
+    check_timeout,
+)
 
 __all__ = ["BatchSummary", "ProgressCallback", "WorkQueue"]
 
@@ -170,6 +176,8 @@ class WorkQueue(Generic[T]):
     :raises ValueError: for a ``maxsize``, ``concurrency_limit`` or
         ``rate_limit`` below 1, or a negative ``timeout`` or a
         ``rate_window`` that is not positive and finite
+    :raises TypeError: for an argument of the wrong type (a ``logger`` that
+        is not a :class:`logging.Logger`, a ``maxsize`` that is not an int)
 
     >>> import anyio
     >>> from cc.queues import WorkQueue
@@ -206,6 +214,7 @@ class WorkQueue(Generic[T]):
         rate_limit: int | None = None,
         rate_window: float = 1.0,
     ) -> None:
+        logger = check_logger("logger", logger)
         self._logger = _logger if logger is None else logger
         self._queue: BoundedQueue[T] = BoundedQueue(maxsize, timeout, self._logger)
         self._concurrency_limit = (
@@ -249,6 +258,7 @@ class WorkQueue(Generic[T]):
         :param rate_limited: whether to switch the start-rate limit on
         :param timeout: how long :meth:`put` waits for room by default
         :param logger: where worker errors are logged
+        :raises TypeError: if ``config`` is not a :class:`QueueConfig`
 
         >>> from cc.queues import QueueConfig, WorkQueue
         >>> config = QueueConfig(queue_capacity=8, concurrency_limit=2)
@@ -256,6 +266,10 @@ class WorkQueue(Generic[T]):
         >>> queue.maxsize, queue.concurrency_limit, queue.rate_limit
         (8, 2, (8, 1.0))
         """
+        if not isinstance(config, QueueConfig):
+            raise TypeError(
+                f"config must be a QueueConfig, not {type(config).__name__}"
+            )
         return cls(
             maxsize=config.queue_capacity,
             timeout=timeout,
@@ -444,6 +458,7 @@ class WorkQueue(Generic[T]):
             concurrency limit together with the workers already running
         :raises QueueStateError: if the queue is not running
         """
+        worker_func = check_async_callable("worker_func", worker_func)
         count = self._worker_quota(num_workers)
         try:
             window = self._window
@@ -500,8 +515,25 @@ class WorkQueue(Generic[T]):
         :return: the counts, and the results and errors if asked for
         :raises ValueError: if ``num_workers`` is below 1 or would exceed the
             concurrency limit
+        :raises TypeError: if ``items`` is not iterable, a function is not
+            callable, or ``num_workers`` is not an int (before any worker
+            starts); a ``worker_func`` that is not ``async def`` and returns
+            no awaitable fails each item with a :class:`TypeError` naming it
         """
         total = len(items) if isinstance(items, Sized) else None
+        if not isinstance(items, AsyncIterable):
+            try:
+                items = iter(items)  # the same iterator is read by _feed()
+            except TypeError:
+                raise TypeError(
+                    "items must be an iterable or an async iterable, "
+                    f"not {type(items).__name__}"
+                ) from None
+        worker_func = check_async_callable("worker_func", worker_func)
+        if error_handler is not None:
+            error_handler = check_async_callable("error_handler", error_handler)
+        if on_progress is not None:
+            check_callable("on_progress", on_progress)
         state: _BatchState[T, R] = _BatchState(
             worker_func,
             error_handler,
