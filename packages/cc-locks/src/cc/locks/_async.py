@@ -15,6 +15,7 @@ from cc.locks._core import (
     LockHierarchy,
     ManagerCore,
     Policy,
+    check_timeout,
     find_wait_cycle,
     parse_hierarchy,
     retired_error,
@@ -545,7 +546,9 @@ class AsyncLockManager(ManagerCore[AsyncLockInfo]):
             lock another task holds
         :return: an async context manager holding the locks inside its block
         :raises KeyError: if a name is not registered
-        :raises ValueError: without names, or for a negative timeout
+        :raises TypeError: for a name that is not a str, or a timeout that is
+            not a number
+        :raises ValueError: without names, or for a negative or NaN timeout
         :raises LockOrderError: (on entering) if the task holds a lock of a
             higher order than one asked for, or the order contradicts a
             learned one, and the policy is ``"raise"``
@@ -555,11 +558,14 @@ class AsyncLockManager(ManagerCore[AsyncLockInfo]):
             lock was taken and ``blocking`` is ``False``; the message names the
             lock, its holder and where the holder acquired it
         """
-        if timeout is not None and not timeout >= 0:
-            raise ValueError(
-                f"timeout must be a number of seconds >= 0 or None, not {timeout!r}"
-            )
-        plan = self._plans.get(names)
+        if timeout is not None and not (
+            (timeout.__class__ is float or timeout.__class__ is int) and timeout >= 0
+        ):
+            check_timeout(timeout)
+        try:
+            plan = self._plans.get(names)
+        except TypeError:  # an unhashable name: _plan() says which
+            plan = None
         if plan is None:
             plan = self._plan(names)
         frame = _getframe(1)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import math
+import numbers
 import threading
 import time
 from collections import deque
@@ -38,7 +39,7 @@ from cc.locks._records import (
 if TYPE_CHECKING:
     from cc.locks._redis import RemoteHolder
 
-__all__ = ["LockHierarchy", "ManagerCore", "Policy"]
+__all__ = ["LockHierarchy", "ManagerCore", "Policy", "check_name", "check_timeout"]
 
 logger = logging.getLogger("cc.locks")
 
@@ -78,6 +79,37 @@ def retired_error(record: LockRecord[Any]) -> RuntimeError:
 
 
 Entry = tuple[str, Union[int, None], str, Any]  # noqa: UP007
+
+
+def check_timeout(timeout: Any, forever: str = "None") -> Any:
+    """Return ``timeout`` if it is a number of seconds >= 0; raise otherwise.
+
+    The caller handles its own "wait as long as it takes" value (``forever``,
+    named in the messages) before calling this.
+
+    :raises TypeError: for anything but a real number (a bool is not one)
+    :raises ValueError: for a negative number or NaN
+    """
+    if timeout.__class__ is not float and (
+        isinstance(timeout, bool) or not isinstance(timeout, numbers.Real)
+    ):
+        raise TypeError(
+            f"timeout must be a number of seconds or {forever}, "
+            f"not {type(timeout).__name__} ({timeout!r})"
+        )
+    if not timeout >= 0:
+        raise ValueError(
+            f"timeout must be a number of seconds >= 0 or {forever}, not {timeout!r}"
+        )
+    return timeout
+
+
+def check_name(name: object) -> None:
+    """Raise :class:`TypeError` unless ``name`` can be a lock's name (a str)."""
+    if not isinstance(name, str):
+        raise TypeError(
+            f"a lock name must be a str, not {type(name).__name__} ({name!r})"
+        )
 
 
 def _validate_entry(name: object, order: object, description: object) -> None:
@@ -292,6 +324,7 @@ class ManagerCore(Generic[RecordT]):
         return records
 
     def _lookup(self, name: str) -> RecordT:
+        check_name(name)
         try:
             return self._records[name]
         except KeyError:

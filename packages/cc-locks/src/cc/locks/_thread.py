@@ -14,6 +14,7 @@ from cc.locks._core import (
     LockHierarchy,
     ManagerCore,
     Policy,
+    check_timeout,
     find_wait_cycle,
     parse_hierarchy,
     retired_error,
@@ -86,8 +87,9 @@ class ManagedLock:
         :param timeout: seconds to wait at most; ``-1`` waits as long as it
             takes
         :return: whether the lock was acquired
+        :raises TypeError: for a timeout that is not a number
         :raises ValueError: for a timeout with ``blocking=False``, or a
-            negative timeout other than ``-1``
+            negative timeout other than ``-1``, or NaN
         :raises LockOrderError: if the acquisition breaks the lock order and
             the policy is ``"raise"``
         :raises DeadlockError: if waiting would close a wait-for cycle
@@ -98,10 +100,8 @@ class ManagedLock:
             limit = None
         elif not blocking:
             raise ValueError("can't specify a timeout for a non-blocking call")
-        elif not timeout >= 0:
-            raise ValueError(f"timeout must be -1 or a number >= 0, not {timeout!r}")
         else:
-            limit = timeout
+            limit = check_timeout(timeout, forever="-1")
         manager = self._manager
         enter = manager._enter if manager._backend is None else manager._enter_shared
         try:
@@ -548,7 +548,9 @@ class LockManager(ManagerCore[LockInfo]):
             lock another thread holds
         :return: a context manager holding the locks inside its block
         :raises KeyError: if a name is not registered
-        :raises ValueError: without names, or for a negative timeout
+        :raises TypeError: for a name that is not a str, or a timeout that is
+            not a number
+        :raises ValueError: without names, or for a negative or NaN timeout
         :raises LockOrderError: (on entering) if the thread holds a lock of a
             higher order than one asked for, or the order contradicts a
             learned one, and the policy is ``"raise"``
@@ -558,17 +560,25 @@ class LockManager(ManagerCore[LockInfo]):
             lock was taken and ``blocking`` is ``False``; the message names the
             lock, its holder and where the holder acquired it
         """
-        plan = self._plans.get(names)
+        try:
+            plan = self._plans.get(names)
+        except TypeError:  # an unhashable name: _plan() says which
+            plan = None
         if plan is None:
             plan = self._plan(names)
-        context = plan.contexts.get((timeout, blocking))
+        try:
+            context = plan.contexts.get((timeout, blocking))
+        except TypeError:  # an unhashable timeout: refused below
+            context = None
         if context is None:
-            if timeout is not None and not timeout >= 0:
-                raise ValueError(
-                    f"timeout must be a number of seconds >= 0 or None, not {timeout!r}"
-                )
+            # Only here, where a context is made, is the timeout checked:
+            # the cached ones were made for valid timeouts.
+            if timeout is not None:
+                check_timeout(timeout)
             context = self._acquisition(self, plan, timeout, blocking)
-            if len(plan.contexts) < _MAX_CONTEXTS_PER_PLAN:
+            # A timeout equal to 0 or 1 is never cached: as a dict key it is
+            # equal to False or True, which would then skip the check above.
+            if len(plan.contexts) < _MAX_CONTEXTS_PER_PLAN and timeout not in (0, 1):
                 plan.contexts[timeout, blocking] = context
         return context
 
@@ -684,7 +694,11 @@ class LockManager(ManagerCore[LockInfo]):
                 # deadline (timeout=0, or used up by earlier locks of the set)
                 # is one last non-blocking try.
                 if remaining > 0:
-                    acquired = record._raw.acquire(True, remaining)
+                    # threading refuses a timeout above TIMEOUT_MAX (about 292
+                    # years) with OverflowError: a huge finite one waits.
+                    acquired = record._raw.acquire(
+                        True, min(remaining, threading.TIMEOUT_MAX)
+                    )
                 else:
                     acquired = record._raw.acquire(False)
         finally:
