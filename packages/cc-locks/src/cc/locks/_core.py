@@ -97,7 +97,7 @@ def check_timeout(timeout: Any, forever: str = "None") -> Any:
             f"timeout must be a number of seconds or {forever}, "
             f"not {type(timeout).__name__} ({timeout!r})"
         )
-    if not timeout >= 0:
+    if timeout < 0 or timeout != timeout:  # negative, or NaN
         raise ValueError(
             f"timeout must be a number of seconds >= 0 or {forever}, not {timeout!r}"
         )
