@@ -11,7 +11,7 @@ through. An episode is one of three kinds, drawn from the seeded plan:
   puts; full queues reject items (backpressure). The queue is then drained,
   or stopped mid-flight with ``stop()`` (busy workers finish),
   ``stop(timeout=0)`` or ``stop(timeout=a few ms)``. Some queues have a
-  start-rate limit, which no window may exceed.
+  start-rate limit, which the run as a whole must keep.
 * **batch**: :meth:`WorkQueue.batch_process` over a generator or an async
   generator that raises part-way (or not), with failing workers, failing
   error handlers and failing progress callbacks.
@@ -57,8 +57,6 @@ MEMORY_SLACK_BLOCKS = 3_000
 # What a worker does with an item (Job.code).
 OK_NOW, OK_YIELD, OK_SLEEP, FAIL_NOW, FAIL_YIELD, FAIL_TWICE = range(6)
 SLEEP = 0.0005
-# How much later than the rate limiter a worker may read the clock.
-CLOCK_SKEW = 0.0015
 
 
 class Job:
@@ -404,6 +402,7 @@ class Soak:
                 producers_done.set()
                 stop_now.set()
 
+        started = anyio.current_time()
         async with anyio.create_task_group() as tg:
             await queue.start()
             await queue.process(
@@ -427,9 +426,9 @@ class Soak:
         self.check_balance(ledger, accepted, back, queue.metrics, where)
         assert tally.count("error handler") == ledger.handler_raised, where
         if plan.rate is not None and ledger.starts is not None:
-            excess = _rate_excess(ledger.starts, *plan.rate)
+            excess = _rate_excess(ledger.starts, started, *plan.rate)
             assert not excess, f"start-rate limit exceeded: {excess} {where}"
-            self.report.check("start-rate limit kept over every window")
+            self.report.check("start-rate limit kept")
         self.check_stopped(queue, where)
         self.kit.assert_no_new_tasks(self.baseline_tasks, episode=self.episode)
         self.tally(
@@ -651,23 +650,25 @@ class Soak:
         return len(accepted), samples
 
 
-def _rate_excess(starts: list[float], limit: int, window: float) -> list[str]:
-    """Windows of (almost) ``window`` seconds with more than ``limit`` starts.
+def _rate_excess(
+    starts: list[float], since: float, limit: int, window: float
+) -> str | None:
+    """Say how a run's starts exceed the start-rate limit, if they do.
 
-    Start times are read as each worker function begins, a little after the
-    limiter's own reading, and uvloop's clock ticks in whole milliseconds, so
-    the window checked is 1.5 ms short of ``window``.
+    At most ``limit`` items start in any ``window`` seconds, so at most
+    ``limit * (span / window + 1)`` in a run whose starts all fall within
+    ``span`` seconds. Workers read the clock a little after the limiter, by
+    a margin a loaded machine makes unpredictable; the bound only grows with
+    it, so it holds however late they read. (The exactness of the window
+    itself is checked in virtual time, in test_primitives_interleavings.py.)
     """
-    times = sorted(starts)
-    span = window - CLOCK_SKEW
-    excess = []
-    first = 0
-    for last, now in enumerate(times):
-        while now - times[first] > span:
-            first += 1
-        if last - first + 1 > limit:
-            excess.append(f"{last - first + 1} starts within {span} s")
-    return excess[:3]
+    if not starts:
+        return None
+    span = max(starts) - since
+    bound = limit * (span / window + 1)
+    if len(starts) > bound:
+        return f"{len(starts)} starts in {span:.4f} s, at most {bound:.0f} allowed"
+    return None
 
 
 async def _close(items: Iterator[Job] | AsyncIterator[Job]) -> None:
