@@ -15,14 +15,20 @@ under ``anyio.fail_after`` on every backend. A bare ``AttributeError``, a
 ``TypeError`` from deep inside (which names no argument) or an error of
 another type fails the row.
 
-Rows marked ``bug`` are known bugs (``xfail(strict=True)``); the reason says
-what is wrong and where.
+A row may carry ``bug="..."``: a known bug, run as ``xfail(strict=True)``
+with that reason, so that the fix shows up as a failure to clean up. None is
+open now: the rows of the bugs this table found pass since their fixes.
+
+Generated junk (hypothesis) then goes through the numeric and typed
+arguments: each is accepted exactly when it is valid, and refused with the
+documented error naming the argument otherwise.
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
+import numbers
 import re
 import threading
 import time
@@ -521,6 +527,9 @@ TARGETS = [
     Target("LockManager long_hold_threshold", lambda v: LockManager(long_hold_threshold=v), (ValueError,), "long_hold_threshold", None),
     Target("LockManager order", lambda v: LockManager().register_lock("a", v), (TypeError,), "order",
            lambda v: v is None or _is_int(v)),
+    Target("LockManager.acquire timeout", lambda v: _acquire_now(_thread_manager(), "a", timeout=v), (TypeError, ValueError), "timeout",
+           lambda v: v is None or (isinstance(v, numbers.Real) and not isinstance(v, bool) and not math.isnan(v) and v >= 0)),
+    Target("LockManager.acquire name", lambda v: _acquire_now(_thread_manager(), v), (TypeError, KeyError), "lock", None),
 ]  # fmt: skip
 
 
