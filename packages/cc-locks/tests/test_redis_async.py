@@ -203,7 +203,12 @@ async def test_a_lost_lease_is_flagged_and_raised_at_release(
                         pytest.fail("b is still held")  # pragma: no cover
         assert isinstance(caught.value, ConcurrencyError)
         assert caught.value.lock_names == ("a",)
-        assert "another holder had taken the lock" in caught.value.reasons[0]
+        # Which the release reports depends on whether the renewal noticed
+        # the loss before or after the other manager took the lock.
+        assert (
+            "another holder had taken the lock" in caught.value.reasons[0]
+            or "its lease had expired" in caught.value.reasons[0]
+        )
         # Everything was released all the same.
         assert holder.held_locks() == []
         async with other.acquire("a", "b", blocking=False):

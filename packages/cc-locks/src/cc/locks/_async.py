@@ -13,6 +13,7 @@ import anyio
 
 from cc.locks._core import (
     LockHierarchy,
+    ManagedLockBase,
     ManagerCore,
     Policy,
     check_timeout,
@@ -39,7 +40,7 @@ __all__ = ["AsyncLockInfo", "AsyncLockManager", "AsyncManagedLock"]
 _MAX_SPARE_HOLDERS = 64
 
 
-class AsyncManagedLock:
+class AsyncManagedLock(ManagedLockBase["AsyncLockInfo"]):
     """A lock registered with an :class:`AsyncLockManager`, used like a Lock.
 
     It behaves like :class:`cc.primitives.Lock` (reentrant, owned by the task
@@ -61,31 +62,8 @@ class AsyncManagedLock:
     'depth 2'
     """
 
-    __slots__ = ("_manager", "_plan", "_record")
-
-    def __init__(self, manager: AsyncLockManager, record: AsyncLockInfo) -> None:
-        self._manager = manager
-        self._record = record
-        self._plan: Plan[AsyncLockInfo] = Plan((record,), checking=False)
-
-    @property
-    def name(self) -> str:
-        """The name the lock is registered under."""
-        return self._record._name
-
-    @property
-    def info(self) -> AsyncLockInfo:
-        """The lock's :class:`AsyncLockInfo` record."""
-        return self._record
-
-    def __repr__(self) -> str:
-        record = self._record
-        state = "unlocked" if record._owner is None else f"held by {record.owner}"
-        return f"<{type(self).__name__} {record._name!r} {state}>"
-
-    def _check_registered(self) -> None:
-        if self._record._retired:
-            raise retired_error(self._record)
+    __slots__ = ()
+    _manager: AsyncLockManager
 
     async def acquire(self) -> bool:
         """Acquire the lock, waiting as long as it takes; re-enter if held.

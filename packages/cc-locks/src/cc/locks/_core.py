@@ -226,6 +226,41 @@ def _describe_cycle(start: Holder, path: list[tuple[LockRecord[Any], Holder]]) -
     return ", ".join(parts)
 
 
+class ManagedLockBase(Generic[RecordT]):
+    """What the thread and task flavours of a managed lock share.
+
+    A managed lock is a handle on one registered lock that goes through its
+    manager's checks; the subclasses add the acquire and release methods of
+    their world (threads or tasks).
+    """
+
+    __slots__ = ("_manager", "_plan", "_record")
+
+    def __init__(self, manager: Any, record: RecordT) -> None:
+        self._manager = manager
+        self._record = record
+        self._plan: Plan[RecordT] = Plan((record,), checking=False)
+
+    @property
+    def name(self) -> str:
+        """The name the lock is registered under."""
+        return self._record._name
+
+    @property
+    def info(self) -> RecordT:
+        """The lock's registration record (a ``LockInfo`` or ``AsyncLockInfo``)."""
+        return self._record
+
+    def __repr__(self) -> str:
+        record = self._record
+        state = "unlocked" if record._owner is None else f"held by {record.owner}"
+        return f"<{type(self).__name__} {record._name!r} {state}>"
+
+    def _check_registered(self) -> None:
+        if self._record._retired:
+            raise retired_error(self._record)
+
+
 class ManagerCore(Generic[RecordT]):
     """Registration, checks and reports shared by both lock managers."""
 

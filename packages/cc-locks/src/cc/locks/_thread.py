@@ -12,6 +12,7 @@ from typing import Any
 
 from cc.locks._core import (
     LockHierarchy,
+    ManagedLockBase,
     ManagerCore,
     Policy,
     check_timeout,
@@ -37,7 +38,7 @@ __all__ = ["LockInfo", "LockManager", "ManagedLock"]
 _MAX_CONTEXTS_PER_PLAN = 8
 
 
-class ManagedLock:
+class ManagedLock(ManagedLockBase["LockInfo"]):
     """A lock registered with a :class:`LockManager`, used like an RLock.
 
     Acquiring it directly goes through the same checks as
@@ -53,31 +54,8 @@ class ManagedLock:
     "thread 'MainThread'"
     """
 
-    __slots__ = ("_manager", "_plan", "_record")
-
-    def __init__(self, manager: LockManager, record: LockInfo) -> None:
-        self._manager = manager
-        self._record = record
-        self._plan: Plan[LockInfo] = Plan((record,), checking=False)
-
-    @property
-    def name(self) -> str:
-        """The name the lock is registered under."""
-        return self._record._name
-
-    @property
-    def info(self) -> LockInfo:
-        """The lock's :class:`LockInfo` record."""
-        return self._record
-
-    def __repr__(self) -> str:
-        record = self._record
-        state = "unlocked" if record._owner is None else f"held by {record.owner}"
-        return f"<{type(self).__name__} {record._name!r} {state}>"
-
-    def _check_registered(self) -> None:
-        if self._record._retired:
-            raise retired_error(self._record)
+    __slots__ = ()
+    _manager: LockManager
 
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
         """Acquire the lock, like :meth:`threading.RLock.acquire`.
