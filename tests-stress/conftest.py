@@ -58,8 +58,12 @@ class StressReport:
             f"seed {self.seed} (replay the fault plan with {SEED_VARIABLE}="
             f"{self.seed}); {time.monotonic() - self.started:.1f} s"
         ]
+        queue_items = sum(
+            n for what, n in self.items.items() if what.startswith("items accepted")
+        )
+        out.append(f"queue items through WorkQueue/BoundedQueue: {queue_items:,}")
         for title, tally in (
-            ("items moved", self.items),
+            ("items and operations moved", self.items),
             ("faults injected", self.faults),
             ("checks passed", self.checks),
         ):
@@ -179,8 +183,6 @@ class LogTally(logging.Handler):
         super().__init__(logging.DEBUG)
         self.records: Counter[str] = Counter()
         self.failed_item_ids: list[int] = []
-        self.messages: list[str] = []
-        self.keep_messages = False
 
     def emit(self, record: logging.LogRecord) -> None:
         template = str(record.msg)
@@ -189,8 +191,6 @@ class LogTally(logging.Handler):
             found = self._ID.search(record.getMessage())
             if found:
                 self.failed_item_ids.append(int(found.group(1)))
-        if self.keep_messages:
-            self.messages.append(record.getMessage())
 
     def count(self, prefix: str) -> int:
         """Return how many records had a message template starting with ``prefix``."""
