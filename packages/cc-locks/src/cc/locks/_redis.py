@@ -460,10 +460,10 @@ class RedisLockBackend:
     # -- connecting ------------------------------------------------------------
 
     def _client_options(self) -> dict[str, Any]:
-        # Our own clients do not retry on their own: a retried release could
-        # report a lease as lost that it released itself. The links retry the
-        # idempotent scripts instead. Timeouts keep a dead server from
-        # holding a caller, or the renewal, past the lease.
+        # Our own clients do not retry on their own: the links retry each
+        # script once themselves, and decide what a retried release means.
+        # Timeouts keep a dead server from holding a caller, or the renewal,
+        # past the lease.
         timeout = max(1.0, self._lease / 4)
         return {
             "socket_timeout": timeout,
@@ -604,7 +604,12 @@ class SyncRedisLink:
                 except errors.NoScriptError:
                     return client.eval(script.text, len(keys), *keys, *args)
             except (errors.ConnectionError, errors.TimeoutError) as exc:
-                if attempt == 2 or script is _RELEASE:
+                # One more try, releases included: a pooled connection that
+                # went stale across a server restart fails without running
+                # the command. Should the first release have run after all,
+                # the retry finds the key gone and the lease is reported lost
+                # (a LockLostError either way; never a silent success).
+                if attempt == 2:
                     raise _backend_error(self.where, exc) from exc
             except errors.RedisError as exc:
                 raise _backend_error(self.where, exc) from exc
@@ -724,7 +729,12 @@ class AsyncRedisLink:
                 except errors.NoScriptError:
                     return await client.eval(script.text, len(keys), *keys, *args)
             except (errors.ConnectionError, errors.TimeoutError) as exc:
-                if attempt == 2 or script is _RELEASE:
+                # One more try, releases included: a pooled connection that
+                # went stale across a server restart fails without running
+                # the command. Should the first release have run after all,
+                # the retry finds the key gone and the lease is reported lost
+                # (a LockLostError either way; never a silent success).
+                if attempt == 2:
                     raise _backend_error(self.where, exc) from exc
             except errors.RedisError as exc:
                 raise _backend_error(self.where, exc) from exc
