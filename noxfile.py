@@ -60,6 +60,7 @@ nox.options.error_on_missing_interpreters = True
 # parallel worker processes; ``nox -s <name>`` runs any one of them directly.
 CI_SESSIONS = [
     "lint",
+    "tools",
     "typecheck",
     "tests",
     "integration",
@@ -384,6 +385,21 @@ def isolation(session: nox.Session) -> None:
 
 
 @nox.session(python=DEFAULT_PYTHON)
+def tools(session: nox.Session) -> None:
+    """The tests of the release and changelog tools in tools/."""
+    session.install(
+        "-r",
+        str(TOOLS / "requirements-release.txt"),
+        "pytest>=8",
+        "pytest-timeout>=2.3",
+    )
+    session.run(
+        "python", "-m", "pytest", f"--rootdir={ROOT}", f"-c={ROOT / 'pyproject.toml'}",
+        "-p", "no:cacheprovider", str(TOOLS / "tests"), *session.posargs,
+    )  # fmt: skip
+
+
+@nox.session(python=DEFAULT_PYTHON)
 def lint(session: nox.Session) -> None:
     """Ruff lint and format check over the whole repository."""
     session.install("ruff>=0.6")
@@ -395,7 +411,13 @@ def lint(session: nox.Session) -> None:
 def typecheck(session: nox.Session) -> None:
     """mypy --strict over every package's sources and the noxfile."""
     session.install(
-        "mypy>=1.10", "nox", "tomli", "pydantic>=2.6", "anyio[trio]>=4.5", "redis>=5"
+        "mypy>=1.10",
+        "nox",
+        "tomli",
+        "pydantic>=2.6",
+        "anyio[trio]>=4.5",
+        "redis>=5",
+        "pytest>=8",
     )
     session.run(
         "mypy",
@@ -456,18 +478,22 @@ def _next_version(current: str, bump: str) -> str:
     raise ValueError(f"expected major, minor, patch or X.Y.Z, got {bump!r}")
 
 
-def _move_unreleased_notes(changelog: Path, version: str, date: str) -> None:
-    text = changelog.read_text()
-    head, sep, rest = text.partition("## Unreleased\n")
-    if not sep:
-        raise ValueError(f"{changelog} has no '## Unreleased' section")
-    notes, nxt, tail = rest.partition("\n## ")
-    if not notes.strip():
-        raise ValueError(f"nothing under '## Unreleased' in {changelog}")
-    changelog.write_text(
-        f"{head}## Unreleased\n\n## {version} - {date}\n{notes.rstrip()}\n"
-        + (f"\n## {tail}" if nxt else "")
-    )
+def _assemble_changelog(
+    session: nox.Session, pkg: Package, version: str, date: str
+) -> None:
+    """Move the package's news fragments into its CHANGELOG.md (towncrier)."""
+    fragments = [
+        p for p in (pkg.path / "changelog.d").glob("*.md") if p.name != "README.md"
+    ]
+    if not fragments:
+        raise ValueError(
+            f"no news fragments in {pkg.path / 'changelog.d'}: write the notes first"
+        )
+    session.run(
+        "towncrier", "build", "--yes", "--config", str(TOOLS / "towncrier.toml"),
+        "--dir", str(pkg.path), "--version", version, "--date", date,
+        silent=True,
+    )  # fmt: skip
 
 
 def _compatible_range(version: str) -> str:
@@ -515,9 +541,10 @@ def _raise_dependents(
 def release(session: nox.Session) -> None:
     """Prepare a release: ``nox -s release -- <package> <major|minor|patch|X.Y.Z>``.
 
-    Refuses a dirty tree; bumps the version, moves the changelog's Unreleased
-    notes under the new version and date, raises the lower bound on the
-    package in its dependents where needed, commits and tags
+    Refuses a dirty tree; bumps the version, assembles the package's news
+    fragments (changelog.d/) into its changelog under the new version and
+    date, raises the lower bound on the package in its dependents where
+    needed, commits and tags
     ``<package>-v<version>``. Rerunning after success does nothing.
     """
     if len(session.posargs) != 2:
@@ -543,8 +570,9 @@ def release(session: nox.Session) -> None:
     date = os.environ.get(RELEASE_DATE_ENV) or datetime.date.today().isoformat()
     about = _about_file(pkg)
     about.write_text(VERSION_RE.sub(f'__version__ = "{version}"', about.read_text()))
+    session.install("-r", str(TOOLS / "requirements-release.txt"))
     try:
-        _move_unreleased_notes(pkg.path / "CHANGELOG.md", version, date)
+        _assemble_changelog(session, pkg, version, date)
     except ValueError as exc:
         _git(session, "checkout", "--", str(about))
         session.error(str(exc))
