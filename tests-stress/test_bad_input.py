@@ -59,6 +59,7 @@ CASE_LIMIT = 5.0
 NAN = math.nan
 INF = math.inf
 HUGE = 10**100
+TOO_BIG = 10**400  # an int beyond the float range
 
 
 @dataclass(frozen=True)
@@ -148,6 +149,28 @@ async def _lock_release_unlocked() -> None:
     Lock().release()
 
 
+async def _lock_exit_after_handing_it_on() -> None:
+    """Exit a Lock's block after release() handed the lock to a waiter.
+
+    The exit must refuse (naming the new owner) and leave that owner's hold
+    alone.
+    """
+    lock = Lock()
+    refused: RuntimeError | None = None
+    async with anyio.create_task_group() as tg:
+        try:
+            async with lock:
+                tg.start_soon(lock.acquire)
+                await anyio.wait_all_tasks_blocked()
+                lock.release()
+        except RuntimeError as error:
+            refused = error
+        assert lock.statistics().depth == 1, "the new owner's hold was touched"
+        tg.cancel_scope.cancel()
+    if refused is not None:
+        raise refused
+
+
 async def _condition_wait_unlocked() -> None:
     await Condition().wait()
 
@@ -212,10 +235,14 @@ SYNC_CASES = [
     Case("Semaphore max_value='3'", lambda: Semaphore(1, max_value="3"), TypeError, "max_value"),
     Case("Semaphore release above max_value", lambda: Semaphore(1, max_value=1).release(), ValueError, "max_value"),
     Case("Semaphore huge initial_value", lambda: Semaphore(HUGE), None),
+    Case("Semaphore initial_value=10**400", lambda: Semaphore(TOO_BIG), None),
     Case("CapacityLimiter total_tokens=0", lambda: CapacityLimiter(0), ValueError, "total_tokens"),
     Case("CapacityLimiter total_tokens=-1", lambda: CapacityLimiter(-1), ValueError, "total_tokens"),
     Case("CapacityLimiter total_tokens=-inf", lambda: CapacityLimiter(-INF), ValueError, "total_tokens"),
+    Case("CapacityLimiter total_tokens=0.5", lambda: CapacityLimiter(0.5), ValueError, "total_tokens"),
+    Case("CapacityLimiter total_tokens=-10**400", lambda: CapacityLimiter(-TOO_BIG), ValueError, "total_tokens"),
     Case("CapacityLimiter total_tokens=1.5", lambda: CapacityLimiter(1.5), TypeError, "total_tokens"),
+    Case("CapacityLimiter total_tokens=2.0", lambda: CapacityLimiter(2.0), TypeError, "total_tokens"),
     Case("CapacityLimiter total_tokens=nan", lambda: CapacityLimiter(NAN), TypeError, "total_tokens"),
     Case("CapacityLimiter total_tokens=None", lambda: CapacityLimiter(None), TypeError, "total_tokens"),
     Case("CapacityLimiter total_tokens='3'", lambda: CapacityLimiter("3"), TypeError, "total_tokens"),
@@ -224,6 +251,7 @@ SYNC_CASES = [
     Case("CapacityLimiter set total_tokens='x'", lambda: setattr(CapacityLimiter(2), "total_tokens", "x"), TypeError, "total_tokens"),
     Case("CapacityLimiter total_tokens=inf", lambda: CapacityLimiter(INF), None),
     Case("CapacityLimiter huge total_tokens", lambda: CapacityLimiter(HUGE), None),
+    Case("CapacityLimiter total_tokens=10**400", lambda: CapacityLimiter(TOO_BIG), None),
     Case("Condition lock='x'", lambda: Condition("x"), TypeError, "lock"),
     Case("Condition lock=asyncio.Lock()", lambda: Condition(asyncio.Lock()), TypeError, "lock"),
     Case("Condition lock=threading.Lock()", lambda: Condition(threading.Lock()), TypeError, "lock"),
@@ -239,6 +267,8 @@ SYNC_CASES = [
     Case("RateLimiter period=nan", lambda: RateLimiter(1, NAN), ValueError, "period"),
     Case("RateLimiter period=inf", lambda: RateLimiter(1, INF), ValueError, "period"),
     Case("RateLimiter period='1'", lambda: RateLimiter(1, "1"), TypeError, "period"),
+    Case("RateLimiter rate=10**400", lambda: RateLimiter(TOO_BIG), ValueError, "rate"),
+    Case("RateLimiter period=10**400", lambda: RateLimiter(1, TOO_BIG), ValueError, "period"),
     Case("RateLimiter huge rate", lambda: RateLimiter(1e300), None),
     # cc.queues ---------------------------------------------------------------
     Case("QueueConfig queue_capacity=0", lambda: _config(queue_capacity=0), pydantic.ValidationError, "queue_capacity"),
@@ -340,6 +370,7 @@ SYNC_CASES = [
 ASYNC_CASES = [
     # cc.primitives -------------------------------------------------------------
     Case("Lock.release unlocked", _lock_release_unlocked, RuntimeError, "not locked"),
+    Case("Lock exit after handing it on", _lock_exit_after_handing_it_on, RuntimeError, "another task"),
     Case("Condition.wait without the lock", _condition_wait_unlocked, RuntimeError, "wait"),
     Case("Condition.notify n=-1", lambda: Condition().notify(-1), ValueError, "n"),
     Case("Condition.notify n='1'", lambda: Condition().notify("1"), TypeError, "n"),
@@ -352,6 +383,7 @@ ASYNC_CASES = [
     Case("RateLimiter.acquire amount=nan", lambda: RateLimiter(5).acquire(NAN), ValueError, "amount"),
     Case("RateLimiter.acquire amount=inf", lambda: RateLimiter(5).acquire(INF), ValueError, "amount"),
     Case("RateLimiter.acquire amount>rate", lambda: RateLimiter(5).acquire(6), ValueError, "amount"),
+    Case("RateLimiter.acquire amount=10**400", lambda: RateLimiter(5).acquire(TOO_BIG), ValueError, "amount"),
     Case("RateLimiter.acquire amount='1'", lambda: RateLimiter(5).acquire("1"), TypeError, "amount"),
     Case("RateLimiter.acquire amount=None", lambda: RateLimiter(5).acquire(None), TypeError, "amount"),
     Case("RateLimiter.try_acquire amount=0", lambda: _async_value(RateLimiter(5).try_acquire(0)), ValueError, "amount"),
