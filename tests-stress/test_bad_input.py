@@ -59,6 +59,7 @@ CASE_LIMIT = 5.0
 NAN = math.nan
 INF = math.inf
 HUGE = 10**100
+BEYOND_FLOAT = 10**400  # an int no float can hold: as a duration, forever
 
 
 @dataclass(frozen=True)
@@ -191,6 +192,23 @@ async def _async_acquire(*names: Any, **kwargs: Any) -> None:
         pass
 
 
+async def _async_acquire_held(seconds: Any) -> None:
+    """Wait up to ``seconds`` for a lock another task holds for 50 ms."""
+    manager = AsyncLockManager({"a": 1})
+    held = anyio.Event()
+
+    async def hold() -> None:
+        async with manager.acquire("a"):
+            held.set()
+            await anyio.sleep(0.05)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(hold)
+        await held.wait()
+        async with manager.acquire("a", timeout=seconds):
+            pass
+
+
 def _config(**fields: Any) -> QueueConfig:
     return QueueConfig(**fields)
 
@@ -320,13 +338,19 @@ SYNC_CASES = [
     Case("acquire name=['a']", lambda: _acquire_now(_thread_manager(), ["a"]), TypeError, "name"),
     Case("acquire huge timeout, free lock", lambda: _acquire_now(_thread_manager(), "a", timeout=1e300), None),
     Case("acquire huge timeout, held lock", lambda: _wait_for_thread_held_lock(1e10), None),
+    Case("acquire timeout=10**400, free lock", lambda: _acquire_now(_thread_manager(), "a", timeout=BEYOND_FLOAT), None),
+    Case("acquire timeout=10**400, held lock", lambda: _wait_for_thread_held_lock(BEYOND_FLOAT), None),
+    Case("acquire blocking='False'", lambda: _thread_manager().acquire("a", blocking="False"), TypeError, "blocking"),
+    Case("acquire blocking=None", lambda: _thread_manager().acquire("a", blocking=None), TypeError, "blocking"),
+    Case("LockManager long_hold_threshold=10**400", lambda: _acquire_now(LockManager({"a": 1}, long_hold_threshold=BEYOND_FLOAT), "a"), None),
+    Case("ManagedLock.acquire timeout=10**400", lambda: _thread_manager().get_lock("a").acquire(timeout=BEYOND_FLOAT), None),
+    Case("ManagedLock.acquire blocking=None", lambda: _thread_manager().get_lock("a").acquire(None), TypeError, "blocking"),
     Case("get_lock unknown name", lambda: _thread_manager().get_lock("nope"), KeyError, "nope"),
     Case("ManagedLock.acquire timeout=-5", lambda: _thread_manager().get_lock("a").acquire(timeout=-5), ValueError, "timeout"),
     Case("ManagedLock.acquire blocking=False, timeout=1", lambda: _thread_manager().get_lock("a").acquire(False, 1), ValueError, "timeout"),
     Case("ManagedLock.release unheld", lambda: _thread_manager().get_lock("a").release(), RuntimeError, "not held"),
     Case("AsyncLockManager policy='x'", lambda: AsyncLockManager(policy="x"), ValueError, "policy"),
     Case("AsyncLockManager order='x'", lambda: AsyncLockManager({"a": "x"}), TypeError, "order"),
-    Case("AsyncLockManager lock=threading.Lock()", lambda: AsyncLockManager([("a", 1)])._register_entries([("b", 2, "", threading.Lock())]), TypeError, "lock"),
     # cc.core_helpers (sync entry point) ---------------------------------------
     Case("async_run main=5", lambda: async_run(5), ValidationError, "main"),
     Case("async_run main=coroutine", lambda: async_run(_coroutine()), ValidationError, "main"),
@@ -386,7 +410,11 @@ ASYNC_CASES = [
     Case("AsyncLockManager.acquire timeout=nan", lambda: _async_acquire("a", timeout=NAN), ValueError, "timeout"),
     Case("AsyncLockManager.acquire timeout='1'", lambda: _async_acquire("a", timeout="1"), TypeError, "timeout"),
     Case("AsyncLockManager.acquire huge timeout", lambda: _async_acquire("a", timeout=1e300), None),
+    Case("AsyncLockManager.acquire timeout=10**400, held lock", lambda: _async_acquire_held(BEYOND_FLOAT), None),
+    Case("AsyncLockManager.acquire blocking='False'", lambda: _async_acquire("a", blocking="False"), TypeError, "blocking"),
+    Case("AsyncLockManager long_hold_threshold=10**400", lambda: AsyncLockManager(long_hold_threshold=BEYOND_FLOAT).get_lock_status(), None),
     Case("AsyncLockManager.register_lock name=None", lambda: AsyncLockManager().register_lock(None, 1), TypeError, "name"),
+    Case("AsyncLockManager lock=threading.Lock()", lambda: AsyncLockManager().register_lock("b", 2, lock=threading.Lock()), TypeError, "lock"),
     Case("AsyncLockManager.register_lock lock='x'", lambda: AsyncLockManager().register_lock("a", 1, lock="x"), TypeError, "lock"),
     Case("AsyncLockManager.get_lock unknown", lambda: AsyncLockManager().get_lock("nope"), KeyError, "nope"),
     # cc.core_helpers ---------------------------------------------------------------
