@@ -131,18 +131,11 @@ async def _running_work_queue(
 
 
 async def _sync_worker_is_refused() -> None:
-    """Start a sync worker function: refused at once, or each failure names it."""
-    reported: list[BaseException] = []
-
-    async def on_error(exc: Exception, item: int) -> None:
-        reported.append(exc)
-
+    """Start a sync worker function: its first call stops the work, raised once."""
     async with BoundedQueue[int](maxsize=4) as queue:
-        await queue.start_workers(_sync_function, 1, on_error)
+        await queue.start_workers(_sync_function, 1)
         await queue.put(1)
-        await queue.join()
-    # Not refused: then the error reported for the item must say why.
-    raise reported[0]
+        await queue.join()  # cancelled; leaving the block raises the TypeError
 
 
 async def _lock_release_unlocked() -> None:
@@ -318,6 +311,8 @@ SYNC_CASES = [
     Case("BoundedQueue timeout=None", lambda: BoundedQueue(1, None), TypeError, "timeout"),
     Case("BoundedQueue timeout='1'", lambda: BoundedQueue(1, "1"), TypeError, "timeout"),
     Case("BoundedQueue huge maxsize, timeout=inf", lambda: BoundedQueue(HUGE, INF), None),
+    Case("BoundedQueue timeout=10**400", lambda: BoundedQueue(1, 10**400), None),
+    Case("BoundedQueue timeout=-10**400", lambda: BoundedQueue(1, -(10**400)), ValueError, "timeout"),
     Case("WorkQueue maxsize=0", lambda: WorkQueue(0), ValueError, "maxsize"),
     Case("WorkQueue timeout=-1", lambda: WorkQueue(timeout=-1), ValueError, "timeout"),
     Case("WorkQueue concurrency_limit=0", lambda: WorkQueue(concurrency_limit=0), ValueError, "concurrency_limit"),
@@ -336,6 +331,10 @@ SYNC_CASES = [
     Case("WorkQueue.from_config(dict)", lambda: WorkQueue.from_config({"queue_capacity": 3}), TypeError, "config"),
     Case("WorkQueue.from_config timeout=-1", lambda: WorkQueue.from_config(QueueConfig(), timeout=-1), ValueError, "timeout"),
     Case("WorkQueue huge limits", lambda: WorkQueue(maxsize=HUGE, concurrency_limit=HUGE, rate_limit=HUGE), None),
+    Case("WorkQueue rate_limit=10**400", lambda: WorkQueue(rate_limit=10**400), ValueError, "rate_limit"),
+    Case("WorkQueue rate_window=10**400", lambda: WorkQueue(rate_limit=1, rate_window=10**400), ValueError, "rate_window"),
+    Case("WorkQueue timeout=10**400", lambda: WorkQueue(timeout=10**400, concurrency_limit=10**400), None),
+    Case("WorkQueue.from_config rate_limited='yes'", lambda: WorkQueue.from_config(QueueConfig(), rate_limited="yes"), TypeError, "rate_limited"),
     # cc.locks ------------------------------------------------------------------
     Case("LockManager policy='strict'", lambda: LockManager(policy="strict"), ValueError, "policy"),
     Case("LockManager policy=None", lambda: LockManager(policy=None), ValueError, "policy"),
@@ -419,6 +418,8 @@ ASYNC_CASES = [
     Case("BoundedQueue.put timeout=nan", lambda: _running_queue(lambda q: q.put(1, timeout=NAN)), ValueError, "timeout"),
     Case("BoundedQueue.put timeout='1'", lambda: _running_queue(lambda q: q.put(1, timeout="1")), TypeError, "timeout"),
     Case("BoundedQueue.put huge timeout", lambda: _running_queue(lambda q: q.put(1, timeout=1e300)), None),
+    Case("BoundedQueue.put timeout=10**400", lambda: _running_queue(lambda q: q.put(1, timeout=10**400)), None),
+    Case("BoundedQueue.stop timeout=10**400", lambda: _running_queue(lambda q: q.stop(timeout=10**400)), None),
     Case("BoundedQueue.stop timeout=-1", lambda: _running_queue(lambda q: q.stop(timeout=-1)), ValueError, "timeout"),
     Case("BoundedQueue.stop timeout='0'", lambda: BoundedQueue[int]().stop(timeout="0"), TypeError, "timeout"),
     Case("BoundedQueue.task_done too often", lambda: _running_queue(lambda q: _async_value(q.task_done())), ValueError, "task_done"),
@@ -434,6 +435,8 @@ ASYNC_CASES = [
     Case("WorkQueue.batch_process num_workers=0", lambda: WorkQueue[int]().batch_process([1], _async_function, 0), ValueError, "num_workers"),
     Case("WorkQueue.batch_process items=5", lambda: WorkQueue[int]().batch_process(5, _async_function), TypeError, "items"),
     Case("WorkQueue.batch_process worker_func=None", lambda: WorkQueue[int]().batch_process([1], None), TypeError, "worker_func"),
+    Case("WorkQueue.batch_process sync worker_func", lambda: WorkQueue[int]().batch_process([1, 2], _sync_function), TypeError, "worker_func"),
+    Case("WorkQueue.batch_process collect_results='no'", lambda: WorkQueue[int]().batch_process([1], _async_function, collect_results="no"), TypeError, "collect_results"),
     # cc.locks ------------------------------------------------------------------------
     Case("AsyncLockManager.acquire() without names", lambda: _async_acquire(), ValueError, "name"),
     Case("AsyncLockManager.acquire unknown name", lambda: _async_acquire("nope"), KeyError, "nope"),
