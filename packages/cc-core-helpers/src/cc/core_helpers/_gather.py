@@ -8,6 +8,7 @@ from typing import Any, Literal, TypeVar, overload
 from cc.core_helpers._errors import ValidationError
 from cc.core_helpers._pool import JobPool
 from cc.core_helpers._validation import (
+    check_flag,
     check_limit,
     close_coroutines,
     describe,
@@ -124,7 +125,8 @@ async def async_gather(
     :return: the results, in the order of ``awaitables``
     :raises ValidationError: if no awaitable is given ("At least one awaitable
         must be provided"), if an argument is not awaitable or is given twice,
-        or if ``limit`` is not ``None`` or an integer of at least 1
+        if ``limit`` is not ``None`` or an integer of at least 1, or if
+        ``return_exceptions`` is not a bool
     :raises Exception: the first failure, as itself (see above)
 
     >>> import anyio
@@ -143,6 +145,7 @@ async def async_gather(
         raise ValidationError("At least one awaitable must be provided")
     try:
         limit_value = check_limit(limit, allow_none=True)
+        check_flag("return_exceptions", return_exceptions)
         seen: dict[int, int] = {}
         for position, awaitable in enumerate(awaitables):
             if not is_awaitable(awaitable):

@@ -17,7 +17,12 @@ from typing import Any, Generic, Literal, TypeVar, overload
 
 from cc.core_helpers._errors import ValidationError
 from cc.core_helpers._pool import FatalError, JobPool
-from cc.core_helpers._validation import check_limit, describe, is_awaitable
+from cc.core_helpers._validation import (
+    check_flag,
+    check_limit,
+    describe,
+    is_awaitable,
+)
 
 __all__ = ["AsyncMap", "async_map"]
 
@@ -275,8 +280,9 @@ def async_map(
         itself are always raised
     :return: an :class:`AsyncMap`, to be awaited or iterated over once
     :raises ValidationError: if ``func`` is not callable, ``iterable`` is
-        neither iterable nor async iterable, or ``limit`` is not an integer of
-        at least 1 (raised by the call itself, before anything runs); when
+        neither iterable nor async iterable, ``limit`` is not an integer of
+        at least 1 or ``return_exceptions`` is not a bool (raised by the call
+        itself, before anything runs); when
         ``func`` returns something that is not awaitable (raised by the
         ``await`` or ``async for``)
 
@@ -299,6 +305,7 @@ def async_map(
             f"func must be callable (an async function), got {describe(func)}"
         )
     limit_value = int(check_limit(limit, allow_none=False))
+    check_flag("return_exceptions", return_exceptions)
     source: Iterator[Any] | AsyncIterator[Any]
     if hasattr(type(iterable), "__aiter__"):
         source = aiter(iterable)  # type: ignore[arg-type]
