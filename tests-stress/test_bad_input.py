@@ -59,6 +59,7 @@ CASE_LIMIT = 5.0
 NAN = math.nan
 INF = math.inf
 HUGE = 10**100
+BEYOND_FLOAT = 10**400  # an int no float can hold: as a duration, forever
 
 
 @dataclass(frozen=True)
@@ -141,6 +142,28 @@ async def _lock_release_unlocked() -> None:
     Lock().release()
 
 
+async def _lock_exit_after_handing_it_on() -> None:
+    """Exit a Lock's block after release() handed the lock to a waiter.
+
+    The exit must refuse (naming the new owner) and leave that owner's hold
+    alone.
+    """
+    lock = Lock()
+    refused: RuntimeError | None = None
+    async with anyio.create_task_group() as tg:
+        try:
+            async with lock:
+                tg.start_soon(lock.acquire)
+                await anyio.wait_all_tasks_blocked()
+                lock.release()
+        except RuntimeError as error:
+            refused = error
+        assert lock.statistics().depth == 1, "the new owner's hold was touched"
+        tg.cancel_scope.cancel()
+    if refused is not None:
+        raise refused
+
+
 async def _condition_wait_unlocked() -> None:
     await Condition().wait()
 
@@ -184,6 +207,23 @@ async def _async_acquire(*names: Any, **kwargs: Any) -> None:
         pass
 
 
+async def _async_acquire_held(seconds: Any) -> None:
+    """Wait up to ``seconds`` for a lock another task holds for 50 ms."""
+    manager = AsyncLockManager({"a": 1})
+    held = anyio.Event()
+
+    async def hold() -> None:
+        async with manager.acquire("a"):
+            held.set()
+            await anyio.sleep(0.05)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(hold)
+        await held.wait()
+        async with manager.acquire("a", timeout=seconds):
+            pass
+
+
 def _config(**fields: Any) -> QueueConfig:
     return QueueConfig(**fields)
 
@@ -205,10 +245,14 @@ SYNC_CASES = [
     Case("Semaphore max_value='3'", lambda: Semaphore(1, max_value="3"), TypeError, "max_value"),
     Case("Semaphore release above max_value", lambda: Semaphore(1, max_value=1).release(), ValueError, "max_value"),
     Case("Semaphore huge initial_value", lambda: Semaphore(HUGE), None),
+    Case("Semaphore initial_value=10**400", lambda: Semaphore(BEYOND_FLOAT), None),
     Case("CapacityLimiter total_tokens=0", lambda: CapacityLimiter(0), ValueError, "total_tokens"),
     Case("CapacityLimiter total_tokens=-1", lambda: CapacityLimiter(-1), ValueError, "total_tokens"),
     Case("CapacityLimiter total_tokens=-inf", lambda: CapacityLimiter(-INF), ValueError, "total_tokens"),
+    Case("CapacityLimiter total_tokens=0.5", lambda: CapacityLimiter(0.5), ValueError, "total_tokens"),
+    Case("CapacityLimiter total_tokens=-10**400", lambda: CapacityLimiter(-BEYOND_FLOAT), ValueError, "total_tokens"),
     Case("CapacityLimiter total_tokens=1.5", lambda: CapacityLimiter(1.5), TypeError, "total_tokens"),
+    Case("CapacityLimiter total_tokens=2.0", lambda: CapacityLimiter(2.0), TypeError, "total_tokens"),
     Case("CapacityLimiter total_tokens=nan", lambda: CapacityLimiter(NAN), TypeError, "total_tokens"),
     Case("CapacityLimiter total_tokens=None", lambda: CapacityLimiter(None), TypeError, "total_tokens"),
     Case("CapacityLimiter total_tokens='3'", lambda: CapacityLimiter("3"), TypeError, "total_tokens"),
@@ -217,6 +261,7 @@ SYNC_CASES = [
     Case("CapacityLimiter set total_tokens='x'", lambda: setattr(CapacityLimiter(2), "total_tokens", "x"), TypeError, "total_tokens"),
     Case("CapacityLimiter total_tokens=inf", lambda: CapacityLimiter(INF), None),
     Case("CapacityLimiter huge total_tokens", lambda: CapacityLimiter(HUGE), None),
+    Case("CapacityLimiter total_tokens=10**400", lambda: CapacityLimiter(BEYOND_FLOAT), None),
     Case("Condition lock='x'", lambda: Condition("x"), TypeError, "lock"),
     Case("Condition lock=asyncio.Lock()", lambda: Condition(asyncio.Lock()), TypeError, "lock"),
     Case("Condition lock=threading.Lock()", lambda: Condition(threading.Lock()), TypeError, "lock"),
@@ -232,6 +277,8 @@ SYNC_CASES = [
     Case("RateLimiter period=nan", lambda: RateLimiter(1, NAN), ValueError, "period"),
     Case("RateLimiter period=inf", lambda: RateLimiter(1, INF), ValueError, "period"),
     Case("RateLimiter period='1'", lambda: RateLimiter(1, "1"), TypeError, "period"),
+    Case("RateLimiter rate=10**400", lambda: RateLimiter(BEYOND_FLOAT), ValueError, "rate"),
+    Case("RateLimiter period=10**400", lambda: RateLimiter(1, BEYOND_FLOAT), ValueError, "period"),
     Case("RateLimiter huge rate", lambda: RateLimiter(1e300), None),
     # cc.queues ---------------------------------------------------------------
     Case("QueueConfig queue_capacity=0", lambda: _config(queue_capacity=0), pydantic.ValidationError, "queue_capacity"),
@@ -319,13 +366,19 @@ SYNC_CASES = [
     Case("acquire name=['a']", lambda: _acquire_now(_thread_manager(), ["a"]), TypeError, "name"),
     Case("acquire huge timeout, free lock", lambda: _acquire_now(_thread_manager(), "a", timeout=1e300), None),
     Case("acquire huge timeout, held lock", lambda: _wait_for_thread_held_lock(1e10), None),
+    Case("acquire timeout=10**400, free lock", lambda: _acquire_now(_thread_manager(), "a", timeout=BEYOND_FLOAT), None),
+    Case("acquire timeout=10**400, held lock", lambda: _wait_for_thread_held_lock(BEYOND_FLOAT), None),
+    Case("acquire blocking='False'", lambda: _thread_manager().acquire("a", blocking="False"), TypeError, "blocking"),
+    Case("acquire blocking=None", lambda: _thread_manager().acquire("a", blocking=None), TypeError, "blocking"),
+    Case("LockManager long_hold_threshold=10**400", lambda: _acquire_now(LockManager({"a": 1}, long_hold_threshold=BEYOND_FLOAT), "a"), None),
+    Case("ManagedLock.acquire timeout=10**400", lambda: _thread_manager().get_lock("a").acquire(timeout=BEYOND_FLOAT), None),
+    Case("ManagedLock.acquire blocking=None", lambda: _thread_manager().get_lock("a").acquire(None), TypeError, "blocking"),
     Case("get_lock unknown name", lambda: _thread_manager().get_lock("nope"), KeyError, "nope"),
     Case("ManagedLock.acquire timeout=-5", lambda: _thread_manager().get_lock("a").acquire(timeout=-5), ValueError, "timeout"),
     Case("ManagedLock.acquire blocking=False, timeout=1", lambda: _thread_manager().get_lock("a").acquire(False, 1), ValueError, "timeout"),
     Case("ManagedLock.release unheld", lambda: _thread_manager().get_lock("a").release(), RuntimeError, "not held"),
     Case("AsyncLockManager policy='x'", lambda: AsyncLockManager(policy="x"), ValueError, "policy"),
     Case("AsyncLockManager order='x'", lambda: AsyncLockManager({"a": "x"}), TypeError, "order"),
-    Case("AsyncLockManager lock=threading.Lock()", lambda: AsyncLockManager([("a", 1)])._register_entries([("b", 2, "", threading.Lock())]), TypeError, "lock"),
     # cc.core_helpers (sync entry point) ---------------------------------------
     Case("async_run main=5", lambda: async_run(5), ValidationError, "main"),
     Case("async_run main=coroutine", lambda: async_run(_coroutine()), ValidationError, "main"),
@@ -339,6 +392,7 @@ SYNC_CASES = [
 ASYNC_CASES = [
     # cc.primitives -------------------------------------------------------------
     Case("Lock.release unlocked", _lock_release_unlocked, RuntimeError, "not locked"),
+    Case("Lock exit after handing it on", _lock_exit_after_handing_it_on, RuntimeError, "another task"),
     Case("Condition.wait without the lock", _condition_wait_unlocked, RuntimeError, "wait"),
     Case("Condition.notify n=-1", lambda: Condition().notify(-1), ValueError, "n"),
     Case("Condition.notify n='1'", lambda: Condition().notify("1"), TypeError, "n"),
@@ -351,6 +405,7 @@ ASYNC_CASES = [
     Case("RateLimiter.acquire amount=nan", lambda: RateLimiter(5).acquire(NAN), ValueError, "amount"),
     Case("RateLimiter.acquire amount=inf", lambda: RateLimiter(5).acquire(INF), ValueError, "amount"),
     Case("RateLimiter.acquire amount>rate", lambda: RateLimiter(5).acquire(6), ValueError, "amount"),
+    Case("RateLimiter.acquire amount=10**400", lambda: RateLimiter(5).acquire(BEYOND_FLOAT), ValueError, "amount"),
     Case("RateLimiter.acquire amount='1'", lambda: RateLimiter(5).acquire("1"), TypeError, "amount"),
     Case("RateLimiter.acquire amount=None", lambda: RateLimiter(5).acquire(None), TypeError, "amount"),
     Case("RateLimiter.try_acquire amount=0", lambda: _async_value(RateLimiter(5).try_acquire(0)), ValueError, "amount"),
@@ -389,7 +444,11 @@ ASYNC_CASES = [
     Case("AsyncLockManager.acquire timeout=nan", lambda: _async_acquire("a", timeout=NAN), ValueError, "timeout"),
     Case("AsyncLockManager.acquire timeout='1'", lambda: _async_acquire("a", timeout="1"), TypeError, "timeout"),
     Case("AsyncLockManager.acquire huge timeout", lambda: _async_acquire("a", timeout=1e300), None),
+    Case("AsyncLockManager.acquire timeout=10**400, held lock", lambda: _async_acquire_held(BEYOND_FLOAT), None),
+    Case("AsyncLockManager.acquire blocking='False'", lambda: _async_acquire("a", blocking="False"), TypeError, "blocking"),
+    Case("AsyncLockManager long_hold_threshold=10**400", lambda: AsyncLockManager(long_hold_threshold=BEYOND_FLOAT).get_lock_status(), None),
     Case("AsyncLockManager.register_lock name=None", lambda: AsyncLockManager().register_lock(None, 1), TypeError, "name"),
+    Case("AsyncLockManager lock=threading.Lock()", lambda: AsyncLockManager().register_lock("b", 2, lock=threading.Lock()), TypeError, "lock"),
     Case("AsyncLockManager.register_lock lock='x'", lambda: AsyncLockManager().register_lock("a", 1, lock="x"), TypeError, "lock"),
     Case("AsyncLockManager.get_lock unknown", lambda: AsyncLockManager().get_lock("nope"), KeyError, "nope"),
     # cc.core_helpers ---------------------------------------------------------------
