@@ -222,21 +222,28 @@ async def test_errors_go_to_the_logger_passed_in(
 async def test_stop_without_timeout_lets_busy_workers_finish_their_item() -> None:
     processed: list[int] = []
     started = 0
+    gate = anyio.Event()
 
     async def work(item: int) -> None:
         nonlocal started
         started += 1
-        await anyio.sleep(0.02)
+        await gate.wait()
         processed.append(item)
 
+    async def open_gate_once_stopping() -> None:
+        await settle()
+        gate.set()
+
     queue = BoundedQueue[int](maxsize=10)
-    await queue.start()
-    await queue.start_workers(work, num_workers=2)
-    for item in range(5):
-        await queue.put(item)
-    await settle()
-    assert started == 2  # two in hand, three queued
-    leftovers = await queue.stop()
+    async with anyio.create_task_group() as tg:
+        await queue.start()
+        await queue.start_workers(work, num_workers=2)
+        for item in range(5):
+            await queue.put(item)
+        await settle()
+        assert started == 2  # two in hand, three queued
+        tg.start_soon(open_gate_once_stopping)
+        leftovers = await queue.stop()
     assert sorted(processed) == [0, 1]
     assert leftovers == [2, 3, 4]
     assert queue.unprocessed == [2, 3, 4]
