@@ -67,8 +67,8 @@ CALLS: list[Any] = [
 Call = Callable[[], Awaitable[Any]]
 
 
-@pytest.mark.parametrize("call", CALLS)
-async def test_a_loop_of_calls_lets_other_tasks_run(call: Call) -> None:
+async def call_until_another_task_runs(call: Call) -> None:
+    """Call ``call`` in a loop until a task started before the loop has run."""
     ran = False
     calls = 0
 
@@ -82,6 +82,11 @@ async def test_a_loop_of_calls_lets_other_tasks_run(call: Call) -> None:
             await call()
             calls += 1
             assert calls <= BOUND, "the other task never ran"
+
+
+@pytest.mark.parametrize("call", CALLS)
+async def test_a_loop_of_calls_lets_other_tasks_run(call: Call) -> None:
+    await call_until_another_task_runs(call)
 
 
 @pytest.mark.parametrize("call", CALLS)
@@ -109,17 +114,11 @@ async def test_handing_out_a_window_of_results_follows_the_rule() -> None:
     count = 4 * BOUND
     results = async_map(instant, range(count), limit=count)
     seen = [await anext(results)]  # runs the whole window in one step
-    ran = False
 
-    async def other() -> None:
-        nonlocal ran
-        ran = True
+    async def hand_out_one() -> None:
+        seen.append(await anext(results))
 
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(other)
-        while not ran:
-            seen.append(await anext(results))
-            assert len(seen) <= BOUND + 1, "the other task never ran"
+    await call_until_another_task_runs(hand_out_one)
     with anyio.CancelScope() as scope:
         scope.cancel()
         for _ in range(BOUND + 1):
