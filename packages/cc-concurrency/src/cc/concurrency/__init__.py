@@ -9,7 +9,8 @@ prints the installed versions and checks that they fit together.
 from typing import TYPE_CHECKING
 
 from cc.concurrency.__about__ import __version__
-from cc.concurrency._reexport import missing_name_error, record_failure
+from cc.concurrency._reexport import missing_name_error as _missing_name_error
+from cc.concurrency._reexport import record_failure as _record_failure
 
 try:
     from cc.core_helpers import (
@@ -22,7 +23,7 @@ try:
         async_wait_for,
     )
 except ImportError as error:  # reported by python -m cc.concurrency
-    record_failure("cc-core-helpers", error)
+    _record_failure("cc-core-helpers", error)
 try:
     from cc.locks import (
         AsyncLockInfo,
@@ -45,7 +46,7 @@ try:
         get_lock_manager,
     )
 except ImportError as error:  # reported by python -m cc.concurrency
-    record_failure("cc-locks", error)
+    _record_failure("cc-locks", error)
 try:
     from cc.primitives import (
         CapacityLimiter,
@@ -65,7 +66,7 @@ try:
         task_name,
     )
 except ImportError as error:  # reported by python -m cc.concurrency
-    record_failure("cc-primitives", error)
+    _record_failure("cc-primitives", error)
 try:
     from cc.queues import (
         BatchSummary,
@@ -76,7 +77,7 @@ try:
         WorkQueue,
     )
 except ImportError as error:  # reported by python -m cc.concurrency
-    record_failure("cc-queues", error)
+    _record_failure("cc-queues", error)
 
 __all__ = [
     "__version__",
@@ -136,4 +137,4 @@ __all__ = [
 if not TYPE_CHECKING:  # type checkers see the imports above, never this
 
     def __getattr__(name: str) -> object:
-        raise missing_name_error(__name__, name, __all__)
+        raise _missing_name_error(__name__, name, __all__)
