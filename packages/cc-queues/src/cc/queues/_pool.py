@@ -201,7 +201,7 @@ class Pool(Buffer[T]):
             if len(items) <= self._woken_getters and not await self._wait_for_item(
                 idle
             ):
-                return
+                return  # stopped, or retired
             item = self._take()
             try:
                 await worker_func(item)
