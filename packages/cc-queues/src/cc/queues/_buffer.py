@@ -41,9 +41,8 @@ from collections import deque
 from typing import Any, Generic, TypeVar
 
 import anyio
-from anyio.lowlevel import checkpoint
 
-from cc.primitives.lowlevel import ParkingLot
+from cc.primitives.lowlevel import ParkingLot, checkpoint, checkpoint_due
 from cc.queues._errors import QueueStateError
 from cc.queues._status import QueueStatus
 
@@ -336,7 +335,8 @@ class Buffer(Generic[T]):
 
     async def _join(self) -> None:
         if not self._unfinished():
-            await checkpoint()
+            if checkpoint_due():  # the toolkit's one checkpoint rule
+                await checkpoint()
             return
         all_done = self._all_done
         if all_done is None:
