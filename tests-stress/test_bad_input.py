@@ -59,6 +59,7 @@ CASE_LIMIT = 5.0
 NAN = math.nan
 INF = math.inf
 HUGE = 10**100
+BEYOND_FLOAT = 10**400  # an int no float can hold: as a duration, forever
 
 
 @dataclass(frozen=True)
@@ -130,22 +131,37 @@ async def _running_work_queue(
 
 
 async def _sync_worker_is_refused() -> None:
-    """Start a sync worker function: refused at once, or each failure names it."""
-    reported: list[BaseException] = []
-
-    async def on_error(exc: Exception, item: int) -> None:
-        reported.append(exc)
-
+    """Start a sync worker function: its first call stops the work, raised once."""
     async with BoundedQueue[int](maxsize=4) as queue:
-        await queue.start_workers(_sync_function, 1, on_error)
+        await queue.start_workers(_sync_function, 1)
         await queue.put(1)
-        await queue.join()
-    # Not refused: then the error reported for the item must say why.
-    raise reported[0]
+        await queue.join()  # cancelled; leaving the block raises the TypeError
 
 
 async def _lock_release_unlocked() -> None:
     Lock().release()
+
+
+async def _lock_exit_after_handing_it_on() -> None:
+    """Exit a Lock's block after release() handed the lock to a waiter.
+
+    The exit must refuse (naming the new owner) and leave that owner's hold
+    alone.
+    """
+    lock = Lock()
+    refused: RuntimeError | None = None
+    async with anyio.create_task_group() as tg:
+        try:
+            async with lock:
+                tg.start_soon(lock.acquire)
+                await anyio.wait_all_tasks_blocked()
+                lock.release()
+        except RuntimeError as error:
+            refused = error
+        assert lock.statistics().depth == 1, "the new owner's hold was touched"
+        tg.cancel_scope.cancel()
+    if refused is not None:
+        raise refused
 
 
 async def _condition_wait_unlocked() -> None:
@@ -191,6 +207,23 @@ async def _async_acquire(*names: Any, **kwargs: Any) -> None:
         pass
 
 
+async def _async_acquire_held(seconds: Any) -> None:
+    """Wait up to ``seconds`` for a lock another task holds for 50 ms."""
+    manager = AsyncLockManager({"a": 1})
+    held = anyio.Event()
+
+    async def hold() -> None:
+        async with manager.acquire("a"):
+            held.set()
+            await anyio.sleep(0.05)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(hold)
+        await held.wait()
+        async with manager.acquire("a", timeout=seconds):
+            pass
+
+
 def _config(**fields: Any) -> QueueConfig:
     return QueueConfig(**fields)
 
@@ -212,10 +245,14 @@ SYNC_CASES = [
     Case("Semaphore max_value='3'", lambda: Semaphore(1, max_value="3"), TypeError, "max_value"),
     Case("Semaphore release above max_value", lambda: Semaphore(1, max_value=1).release(), ValueError, "max_value"),
     Case("Semaphore huge initial_value", lambda: Semaphore(HUGE), None),
+    Case("Semaphore initial_value=10**400", lambda: Semaphore(BEYOND_FLOAT), None),
     Case("CapacityLimiter total_tokens=0", lambda: CapacityLimiter(0), ValueError, "total_tokens"),
     Case("CapacityLimiter total_tokens=-1", lambda: CapacityLimiter(-1), ValueError, "total_tokens"),
     Case("CapacityLimiter total_tokens=-inf", lambda: CapacityLimiter(-INF), ValueError, "total_tokens"),
+    Case("CapacityLimiter total_tokens=0.5", lambda: CapacityLimiter(0.5), ValueError, "total_tokens"),
+    Case("CapacityLimiter total_tokens=-10**400", lambda: CapacityLimiter(-BEYOND_FLOAT), ValueError, "total_tokens"),
     Case("CapacityLimiter total_tokens=1.5", lambda: CapacityLimiter(1.5), TypeError, "total_tokens"),
+    Case("CapacityLimiter total_tokens=2.0", lambda: CapacityLimiter(2.0), TypeError, "total_tokens"),
     Case("CapacityLimiter total_tokens=nan", lambda: CapacityLimiter(NAN), TypeError, "total_tokens"),
     Case("CapacityLimiter total_tokens=None", lambda: CapacityLimiter(None), TypeError, "total_tokens"),
     Case("CapacityLimiter total_tokens='3'", lambda: CapacityLimiter("3"), TypeError, "total_tokens"),
@@ -224,6 +261,7 @@ SYNC_CASES = [
     Case("CapacityLimiter set total_tokens='x'", lambda: setattr(CapacityLimiter(2), "total_tokens", "x"), TypeError, "total_tokens"),
     Case("CapacityLimiter total_tokens=inf", lambda: CapacityLimiter(INF), None),
     Case("CapacityLimiter huge total_tokens", lambda: CapacityLimiter(HUGE), None),
+    Case("CapacityLimiter total_tokens=10**400", lambda: CapacityLimiter(BEYOND_FLOAT), None),
     Case("Condition lock='x'", lambda: Condition("x"), TypeError, "lock"),
     Case("Condition lock=asyncio.Lock()", lambda: Condition(asyncio.Lock()), TypeError, "lock"),
     Case("Condition lock=threading.Lock()", lambda: Condition(threading.Lock()), TypeError, "lock"),
@@ -239,6 +277,8 @@ SYNC_CASES = [
     Case("RateLimiter period=nan", lambda: RateLimiter(1, NAN), ValueError, "period"),
     Case("RateLimiter period=inf", lambda: RateLimiter(1, INF), ValueError, "period"),
     Case("RateLimiter period='1'", lambda: RateLimiter(1, "1"), TypeError, "period"),
+    Case("RateLimiter rate=10**400", lambda: RateLimiter(BEYOND_FLOAT), ValueError, "rate"),
+    Case("RateLimiter period=10**400", lambda: RateLimiter(1, BEYOND_FLOAT), ValueError, "period"),
     Case("RateLimiter huge rate", lambda: RateLimiter(1e300), None),
     # cc.queues ---------------------------------------------------------------
     Case("QueueConfig queue_capacity=0", lambda: _config(queue_capacity=0), pydantic.ValidationError, "queue_capacity"),
@@ -271,6 +311,8 @@ SYNC_CASES = [
     Case("BoundedQueue timeout=None", lambda: BoundedQueue(1, None), TypeError, "timeout"),
     Case("BoundedQueue timeout='1'", lambda: BoundedQueue(1, "1"), TypeError, "timeout"),
     Case("BoundedQueue huge maxsize, timeout=inf", lambda: BoundedQueue(HUGE, INF), None),
+    Case("BoundedQueue timeout=10**400", lambda: BoundedQueue(1, 10**400), None),
+    Case("BoundedQueue timeout=-10**400", lambda: BoundedQueue(1, -(10**400)), ValueError, "timeout"),
     Case("WorkQueue maxsize=0", lambda: WorkQueue(0), ValueError, "maxsize"),
     Case("WorkQueue timeout=-1", lambda: WorkQueue(timeout=-1), ValueError, "timeout"),
     Case("WorkQueue concurrency_limit=0", lambda: WorkQueue(concurrency_limit=0), ValueError, "concurrency_limit"),
@@ -289,6 +331,10 @@ SYNC_CASES = [
     Case("WorkQueue.from_config(dict)", lambda: WorkQueue.from_config({"queue_capacity": 3}), TypeError, "config"),
     Case("WorkQueue.from_config timeout=-1", lambda: WorkQueue.from_config(QueueConfig(), timeout=-1), ValueError, "timeout"),
     Case("WorkQueue huge limits", lambda: WorkQueue(maxsize=HUGE, concurrency_limit=HUGE, rate_limit=HUGE), None),
+    Case("WorkQueue rate_limit=10**400", lambda: WorkQueue(rate_limit=10**400), ValueError, "rate_limit"),
+    Case("WorkQueue rate_window=10**400", lambda: WorkQueue(rate_limit=1, rate_window=10**400), ValueError, "rate_window"),
+    Case("WorkQueue timeout=10**400", lambda: WorkQueue(timeout=10**400, concurrency_limit=10**400), None),
+    Case("WorkQueue.from_config rate_limited='yes'", lambda: WorkQueue.from_config(QueueConfig(), rate_limited="yes"), TypeError, "rate_limited"),
     # cc.locks ------------------------------------------------------------------
     Case("LockManager policy='strict'", lambda: LockManager(policy="strict"), ValueError, "policy"),
     Case("LockManager policy=None", lambda: LockManager(policy=None), ValueError, "policy"),
@@ -320,13 +366,19 @@ SYNC_CASES = [
     Case("acquire name=['a']", lambda: _acquire_now(_thread_manager(), ["a"]), TypeError, "name"),
     Case("acquire huge timeout, free lock", lambda: _acquire_now(_thread_manager(), "a", timeout=1e300), None),
     Case("acquire huge timeout, held lock", lambda: _wait_for_thread_held_lock(1e10), None),
+    Case("acquire timeout=10**400, free lock", lambda: _acquire_now(_thread_manager(), "a", timeout=BEYOND_FLOAT), None),
+    Case("acquire timeout=10**400, held lock", lambda: _wait_for_thread_held_lock(BEYOND_FLOAT), None),
+    Case("acquire blocking='False'", lambda: _thread_manager().acquire("a", blocking="False"), TypeError, "blocking"),
+    Case("acquire blocking=None", lambda: _thread_manager().acquire("a", blocking=None), TypeError, "blocking"),
+    Case("LockManager long_hold_threshold=10**400", lambda: _acquire_now(LockManager({"a": 1}, long_hold_threshold=BEYOND_FLOAT), "a"), None),
+    Case("ManagedLock.acquire timeout=10**400", lambda: _thread_manager().get_lock("a").acquire(timeout=BEYOND_FLOAT), None),
+    Case("ManagedLock.acquire blocking=None", lambda: _thread_manager().get_lock("a").acquire(None), TypeError, "blocking"),
     Case("get_lock unknown name", lambda: _thread_manager().get_lock("nope"), KeyError, "nope"),
     Case("ManagedLock.acquire timeout=-5", lambda: _thread_manager().get_lock("a").acquire(timeout=-5), ValueError, "timeout"),
     Case("ManagedLock.acquire blocking=False, timeout=1", lambda: _thread_manager().get_lock("a").acquire(False, 1), ValueError, "timeout"),
     Case("ManagedLock.release unheld", lambda: _thread_manager().get_lock("a").release(), RuntimeError, "not held"),
     Case("AsyncLockManager policy='x'", lambda: AsyncLockManager(policy="x"), ValueError, "policy"),
     Case("AsyncLockManager order='x'", lambda: AsyncLockManager({"a": "x"}), TypeError, "order"),
-    Case("AsyncLockManager lock=threading.Lock()", lambda: AsyncLockManager([("a", 1)])._register_entries([("b", 2, "", threading.Lock())]), TypeError, "lock"),
     # cc.core_helpers (sync entry point) ---------------------------------------
     Case("async_run main=5", lambda: async_run(5), ValidationError, "main"),
     Case("async_run main=coroutine", lambda: async_run(_coroutine()), ValidationError, "main"),
@@ -340,6 +392,7 @@ SYNC_CASES = [
 ASYNC_CASES = [
     # cc.primitives -------------------------------------------------------------
     Case("Lock.release unlocked", _lock_release_unlocked, RuntimeError, "not locked"),
+    Case("Lock exit after handing it on", _lock_exit_after_handing_it_on, RuntimeError, "another task"),
     Case("Condition.wait without the lock", _condition_wait_unlocked, RuntimeError, "wait"),
     Case("Condition.notify n=-1", lambda: Condition().notify(-1), ValueError, "n"),
     Case("Condition.notify n='1'", lambda: Condition().notify("1"), TypeError, "n"),
@@ -352,6 +405,7 @@ ASYNC_CASES = [
     Case("RateLimiter.acquire amount=nan", lambda: RateLimiter(5).acquire(NAN), ValueError, "amount"),
     Case("RateLimiter.acquire amount=inf", lambda: RateLimiter(5).acquire(INF), ValueError, "amount"),
     Case("RateLimiter.acquire amount>rate", lambda: RateLimiter(5).acquire(6), ValueError, "amount"),
+    Case("RateLimiter.acquire amount=10**400", lambda: RateLimiter(5).acquire(BEYOND_FLOAT), ValueError, "amount"),
     Case("RateLimiter.acquire amount='1'", lambda: RateLimiter(5).acquire("1"), TypeError, "amount"),
     Case("RateLimiter.acquire amount=None", lambda: RateLimiter(5).acquire(None), TypeError, "amount"),
     Case("RateLimiter.try_acquire amount=0", lambda: _async_value(RateLimiter(5).try_acquire(0)), ValueError, "amount"),
@@ -364,6 +418,8 @@ ASYNC_CASES = [
     Case("BoundedQueue.put timeout=nan", lambda: _running_queue(lambda q: q.put(1, timeout=NAN)), ValueError, "timeout"),
     Case("BoundedQueue.put timeout='1'", lambda: _running_queue(lambda q: q.put(1, timeout="1")), TypeError, "timeout"),
     Case("BoundedQueue.put huge timeout", lambda: _running_queue(lambda q: q.put(1, timeout=1e300)), None),
+    Case("BoundedQueue.put timeout=10**400", lambda: _running_queue(lambda q: q.put(1, timeout=10**400)), None),
+    Case("BoundedQueue.stop timeout=10**400", lambda: _running_queue(lambda q: q.stop(timeout=10**400)), None),
     Case("BoundedQueue.stop timeout=-1", lambda: _running_queue(lambda q: q.stop(timeout=-1)), ValueError, "timeout"),
     Case("BoundedQueue.stop timeout='0'", lambda: BoundedQueue[int]().stop(timeout="0"), TypeError, "timeout"),
     Case("BoundedQueue.task_done too often", lambda: _running_queue(lambda q: _async_value(q.task_done())), ValueError, "task_done"),
@@ -379,6 +435,8 @@ ASYNC_CASES = [
     Case("WorkQueue.batch_process num_workers=0", lambda: WorkQueue[int]().batch_process([1], _async_function, 0), ValueError, "num_workers"),
     Case("WorkQueue.batch_process items=5", lambda: WorkQueue[int]().batch_process(5, _async_function), TypeError, "items"),
     Case("WorkQueue.batch_process worker_func=None", lambda: WorkQueue[int]().batch_process([1], None), TypeError, "worker_func"),
+    Case("WorkQueue.batch_process sync worker_func", lambda: WorkQueue[int]().batch_process([1, 2], _sync_function), TypeError, "worker_func"),
+    Case("WorkQueue.batch_process collect_results='no'", lambda: WorkQueue[int]().batch_process([1], _async_function, collect_results="no"), TypeError, "collect_results"),
     # cc.locks ------------------------------------------------------------------------
     Case("AsyncLockManager.acquire() without names", lambda: _async_acquire(), ValueError, "name"),
     Case("AsyncLockManager.acquire unknown name", lambda: _async_acquire("nope"), KeyError, "nope"),
@@ -386,7 +444,11 @@ ASYNC_CASES = [
     Case("AsyncLockManager.acquire timeout=nan", lambda: _async_acquire("a", timeout=NAN), ValueError, "timeout"),
     Case("AsyncLockManager.acquire timeout='1'", lambda: _async_acquire("a", timeout="1"), TypeError, "timeout"),
     Case("AsyncLockManager.acquire huge timeout", lambda: _async_acquire("a", timeout=1e300), None),
+    Case("AsyncLockManager.acquire timeout=10**400, held lock", lambda: _async_acquire_held(BEYOND_FLOAT), None),
+    Case("AsyncLockManager.acquire blocking='False'", lambda: _async_acquire("a", blocking="False"), TypeError, "blocking"),
+    Case("AsyncLockManager long_hold_threshold=10**400", lambda: AsyncLockManager(long_hold_threshold=BEYOND_FLOAT).get_lock_status(), None),
     Case("AsyncLockManager.register_lock name=None", lambda: AsyncLockManager().register_lock(None, 1), TypeError, "name"),
+    Case("AsyncLockManager lock=threading.Lock()", lambda: AsyncLockManager().register_lock("b", 2, lock=threading.Lock()), TypeError, "lock"),
     Case("AsyncLockManager.register_lock lock='x'", lambda: AsyncLockManager().register_lock("a", 1, lock="x"), TypeError, "lock"),
     Case("AsyncLockManager.get_lock unknown", lambda: AsyncLockManager().get_lock("nope"), KeyError, "nope"),
     # cc.core_helpers ---------------------------------------------------------------

@@ -63,7 +63,7 @@ def test_backend_properties() -> None:
     assert backend.renew_interval == 1.0 and backend.recheck_interval == 0.5
     assert backend.lock_key("x") == "ns:lock:{x}"
     unix = RedisLockBackend(redis.Redis(unix_socket_path="/tmp/none.sock"))
-    assert unix._where() == "unix:///tmp/none.sock"
+    assert str(unix._where()) == "unix:///tmp/none.sock"
     assert "redis.client.Redis" in repr(unix)
 
 

@@ -42,6 +42,7 @@ async def test_put_on_a_full_queue_times_out_and_counts_backpressure() -> None:
             assert await queue.put("e") is False  # the queue's default timeout
         metrics = queue.metrics
         assert metrics["backpressure_events"] == 3
+        assert metrics["refused_puts"] == 3
         assert metrics["enqueued"] == 2
         assert [await queue.get(), await queue.get()] == ["a", "b"]
 
@@ -61,7 +62,9 @@ async def test_put_waits_for_room_and_succeeds_when_a_slot_frees() -> None:
         await settle()
         assert results == [True]
         assert await queue.get() == 2
-        assert queue.metrics["backpressure_events"] == 0
+        # It had to wait for room (backpressure), and was not refused.
+        assert queue.metrics["backpressure_events"] == 1
+        assert queue.metrics["refused_puts"] == 0
 
 
 async def test_waiting_producers_are_served_first_come_first_served() -> None:

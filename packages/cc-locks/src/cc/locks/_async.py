@@ -16,8 +16,10 @@ from cc.locks._core import (
     ManagedLockBase,
     ManagerCore,
     Policy,
+    check_blocking,
     check_timeout,
     find_wait_cycle,
+    foreign_release_error,
     parse_hierarchy,
     retired_error,
 )
@@ -179,7 +181,9 @@ class AsyncLockInfo(LockRecord[AsyncManagedLock]):
 class _AsyncAcquisition:
     """The async context manager that :meth:`AsyncLockManager.acquire` returns."""
 
-    __slots__ = ("_blocking", "_holder", "_manager", "_plan", "_site", "_timeout")
+    __slots__ = (
+        "_blocking", "_holder", "_manager", "_more", "_plan", "_site", "_timeout",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -194,17 +198,50 @@ class _AsyncAcquisition:
         self._timeout = timeout
         self._blocking = blocking
         self._site = site
+        # Who is inside: the first holder, then any others (the same context
+        # may be entered by several tasks, or again by the same one).
+        self._holder: TaskHolder | None = None
+        self._more: list[TaskHolder] | None = None
+
+    def _entered(self, holder: TaskHolder) -> None:
+        if self._holder is None:
+            self._holder = holder
+        elif self._more is None:
+            self._more = [holder]
+        else:
+            self._more.append(holder)
+
+    def _leaving(self) -> TaskHolder:
+        """Return (and forget) the holder of the calling task's entry."""
+        holder = self._holder
+        if not self._more:
+            if holder is None:
+                raise RuntimeError("this acquire() context was not entered")
+            self._holder = None
+            return holder
+        mine = self._manager._holders.get(current_task())
+        if mine is not None and mine is holder:
+            self._holder = self._more.pop()
+        elif mine is not None and mine in self._more:
+            self._more.remove(mine)
+        else:
+            raise RuntimeError(
+                "this acquire() context was not entered by task "
+                f"{describe_task(current_task())!r}"
+            )
+        return mine
 
     async def __aenter__(self) -> None:
         manager = self._manager
         plan = self._plan
         now = monotonic()
-        holder = self._holder = manager._attach()
+        holder = manager._attach()
         start = manager._take_unchecked(plan, holder, self._site, now)
         if start >= 0:
             await manager._enter_checked(
                 plan, start, holder, self._timeout, self._blocking, self._site, now
             )
+        self._entered(holder)
 
     async def __aexit__(
         self,
@@ -212,11 +249,13 @@ class _AsyncAcquisition:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        holder = self._holder
+        holder = self._leaving()
         manager = self._manager
-        manager._release_levels(self._plan.records, holder)
-        if not holder.stack:
-            manager._detach_if_idle(holder)
+        try:
+            manager._release_levels(self._plan.records, holder)
+        finally:
+            if not holder.stack:
+                manager._detach_if_idle(holder)
 
 
 class _SharedAsyncAcquisition(_AsyncAcquisition):
@@ -225,8 +264,10 @@ class _SharedAsyncAcquisition(_AsyncAcquisition):
     __slots__ = ()
 
     async def __aenter__(self) -> None:
-        self._holder = await self._manager._enter_shared(
-            self._plan, self._timeout, self._blocking, self._site
+        self._entered(
+            await self._manager._enter_shared(
+                self._plan, self._timeout, self._blocking, self._site
+            )
         )
 
     async def __aexit__(
@@ -236,7 +277,7 @@ class _SharedAsyncAcquisition(_AsyncAcquisition):
         tb: TracebackType | None,
     ) -> None:
         manager = self._manager
-        holder = self._holder
+        holder = self._leaving()
         try:
             await manager._exit_shared(self._plan.records, holder)
         finally:
@@ -524,8 +565,8 @@ class AsyncLockManager(ManagerCore[AsyncLockInfo]):
             lock another task holds
         :return: an async context manager holding the locks inside its block
         :raises KeyError: if a name is not registered
-        :raises TypeError: for a name that is not a str, or a timeout that is
-            not a number
+        :raises TypeError: for a name that is not a str, a timeout that is
+            not a number, or a ``blocking`` that is not a bool
         :raises ValueError: without names, or for a negative or NaN timeout
         :raises LockOrderError: (on entering) if the task holds a lock of a
             higher order than one asked for, or the order contradicts a
@@ -535,11 +576,19 @@ class AsyncLockManager(ManagerCore[AsyncLockInfo]):
         :raises LockTimeoutError: (on entering) if the deadline passed, or a
             lock was taken and ``blocking`` is ``False``; the message names the
             lock, its holder and where the holder acquired it
+        :raises RuntimeError: (on leaving) if a lock of the set was released
+            inside the block and is no longer held by the caller; the others
+            are released, the lock's new holder keeps it
+
+        The context may be shared: each thread or task that enters it gets a
+        hold of its own. A timeout too large for a float (``10**400``) waits
+        as long as it takes, like ``None``.
         """
-        if timeout is not None and not (
-            (timeout.__class__ is float or timeout.__class__ is int) and timeout >= 0
-        ):
-            check_timeout(timeout)
+        flag: object = blocking  # typed as a bool; callers may pass anything
+        if flag is not True and flag is not False:
+            check_blocking(blocking)
+        if timeout is not None and not (timeout.__class__ is float and timeout >= 0):
+            timeout = check_timeout(timeout)
         try:
             plan = self._plans.get(names)
         except TypeError:  # an unhashable name: _plan() says which
@@ -837,7 +886,11 @@ class AsyncLockManager(ManagerCore[AsyncLockInfo]):
         stack = holder.stack
         names: list[str] = []
         released: list[AsyncLockInfo] = []
+        foreign: list[AsyncLockInfo] = []
         for record in records[::-1]:
+            if record._owner is not holder:
+                foreign.append(record)
+                continue
             if record._reentries:
                 record._reentries -= 1
                 continue
@@ -852,6 +905,8 @@ class AsyncLockManager(ManagerCore[AsyncLockInfo]):
             names.append(record._name)
             released.append(record)
         if not released:
+            if foreign:
+                raise foreign_release_error(foreign, holder.describe())
             return
         session = self._session
         assert session is not None  # a lease was taken through it
@@ -860,6 +915,8 @@ class AsyncLockManager(ManagerCore[AsyncLockInfo]):
         finally:
             for record in released:
                 record._raw.release()
+        if foreign:
+            raise foreign_release_error(foreign, holder.describe())
         if lost:
             raise lost_error(lost)
 

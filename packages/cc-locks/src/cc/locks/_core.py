@@ -39,7 +39,14 @@ from cc.locks._records import (
 if TYPE_CHECKING:
     from cc.locks._redis import RemoteHolder
 
-__all__ = ["LockHierarchy", "ManagerCore", "Policy", "check_name", "check_timeout"]
+__all__ = [
+    "LockHierarchy",
+    "ManagerCore",
+    "Policy",
+    "check_blocking",
+    "check_name",
+    "check_timeout",
+]
 
 logger = logging.getLogger("cc.locks")
 
@@ -81,27 +88,48 @@ def retired_error(record: LockRecord[Any]) -> RuntimeError:
 Entry = tuple[str, Union[int, None], str, Any]  # noqa: UP007
 
 
-def check_timeout(timeout: Any, forever: str = "None") -> Any:
-    """Return ``timeout`` if it is a number of seconds >= 0; raise otherwise.
+def check_timeout(timeout: Any, forever: str = "None") -> float:
+    """Return ``timeout`` as a float number of seconds >= 0; raise otherwise.
 
     The caller handles its own "wait as long as it takes" value (``forever``,
-    named in the messages) before calling this.
+    named in the messages) before calling this. A number too large for a
+    float (``10**400``) is ``math.inf``: it also means as long as it takes.
 
     :raises TypeError: for anything but a real number (a bool is not one)
     :raises ValueError: for a negative number or NaN
     """
-    if timeout.__class__ is not float and (
-        isinstance(timeout, bool) or not isinstance(timeout, numbers.Real)
+    return check_seconds(timeout, "timeout", forever)
+
+
+def check_seconds(value: Any, name: str, forever: str = "None") -> float:
+    """Return ``value`` (a number of seconds >= 0) as a float; inf if huge.
+
+    :raises TypeError: for anything but a real number (a bool is not one)
+    :raises ValueError: for a negative number or NaN
+    """
+    if value.__class__ is not float and (
+        isinstance(value, bool) or not isinstance(value, numbers.Real)
     ):
         raise TypeError(
-            f"timeout must be a number of seconds or {forever}, "
-            f"not {type(timeout).__name__} ({timeout!r})"
+            f"{name} must be a number of seconds or {forever}, "
+            f"not {type(value).__name__} ({value!r})"
         )
-    if timeout < 0 or timeout != timeout:  # negative, or NaN
+    if value < 0 or value != value:  # negative, or NaN
         raise ValueError(
-            f"timeout must be a number of seconds >= 0 or {forever}, not {timeout!r}"
+            f"{name} must be a number of seconds >= 0 or {forever}, not {value!r}"
         )
-    return timeout
+    try:
+        return float(value)
+    except OverflowError:  # an int (or Fraction) beyond any float: forever
+        return math.inf
+
+
+def check_blocking(blocking: object) -> None:
+    """Raise :class:`TypeError` unless ``blocking`` is ``True`` or ``False``."""
+    if blocking is not True and blocking is not False:
+        raise TypeError(
+            f"blocking must be a bool, not {type(blocking).__name__} ({blocking!r})"
+        )
 
 
 def check_name(name: object) -> None:
@@ -215,6 +243,18 @@ def find_wait_cycle(
     return None
 
 
+def foreign_release_error(
+    records: Sequence[LockRecord[Any]], caller: str
+) -> RuntimeError:
+    """Return the error for releasing ``records`` that ``caller`` does not hold."""
+    parts = []
+    for record in records:
+        owner = record.owner
+        held = f"it is held by {owner}" if owner else "it is not held"
+        parts.append(f"cannot release lock {record._name!r} from {caller}: {held}")
+    return RuntimeError("; ".join(parts))
+
+
 def _describe_cycle(start: Holder, path: list[tuple[LockRecord[Any], Holder]]) -> str:
     parts = [f"{start.describe()} waits for {path[0][0]._name!r}"]
     for index, (lock, owner) in enumerate(path):
@@ -278,21 +318,16 @@ class ManagerCore(Generic[RecordT]):
                 f"policy must be one of {', '.join(map(repr, _POLICIES))}, "
                 f"not {policy!r}"
             )
-        if long_hold_threshold is not None and not (
-            isinstance(long_hold_threshold, (int, float))
-            and long_hold_threshold >= 0
-            and not math.isnan(long_hold_threshold)
-        ):
-            raise ValueError(
-                "long_hold_threshold must be a number of seconds >= 0 or None, "
-                f"not {long_hold_threshold!r}"
-            )
+        long_hold = math.inf
+        if long_hold_threshold is not None:
+            try:
+                long_hold = check_seconds(long_hold_threshold, "long_hold_threshold")
+            except TypeError as exc:
+                raise ValueError(str(exc)) from None
         self._policy: Policy = policy
         self._checking = policy != "off"
         self._detect = bool(detect_deadlocks)
-        self._long_hold = (
-            math.inf if long_hold_threshold is None else float(long_hold_threshold)
-        )
+        self._long_hold = long_hold
         # Guards registration, the learned graph, the wait-for graph and the
         # reports. Never held while blocking on a managed lock.
         self._meta = threading.RLock()
@@ -607,10 +642,18 @@ class ManagerCore(Generic[RecordT]):
     # -- releasing -----------------------------------------------------------
 
     def _release_levels(self, records: Sequence[RecordT], holder: Holder) -> None:
-        """Release one level of each of ``records``, last first."""
+        """Release one level of each of ``records`` that ``holder`` holds, last first.
+
+        :raises RuntimeError: after releasing the others, naming the holder
+            of each record that ``holder`` does not hold (left untouched)
+        """
         now = monotonic()
         stack = holder.stack
+        foreign: list[RecordT] = []
         for record in records[::-1]:
+            if record._owner is not holder:
+                foreign.append(record)
+                continue
             if record._reentries:
                 record._reentries -= 1
                 continue
@@ -623,6 +666,8 @@ class ManagerCore(Generic[RecordT]):
                 stack.append(top)
                 stack.remove(record)
             record._raw.release()
+        if foreign:
+            raise foreign_release_error(foreign, holder.describe())
 
     def _note_hold(self, record: RecordT, held: float) -> None:
         """Record a new longest hold and warn about a long one."""

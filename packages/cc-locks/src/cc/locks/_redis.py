@@ -44,6 +44,7 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar, cast
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 import anyio
 import anyio.to_thread
@@ -227,6 +228,48 @@ return result
 """)
 
 
+class Endpoint:
+    """Where the server is, printable without its credentials.
+
+    ``str()`` is the URL with any password (and user name) replaced by
+    ``***``; :meth:`scrub` removes the password from other text (a client
+    library's error message), so that no repr, error or log line shows it.
+    """
+
+    __slots__ = ("_secrets", "_text")
+
+    def __init__(self, url: str) -> None:
+        parts = urlsplit(url)
+        secrets: list[str] = []
+        netloc = parts.netloc
+        if "@" in netloc:
+            userinfo, _, hostport = netloc.rpartition("@")
+            secrets += [userinfo, *userinfo.split(":")]
+            netloc = f"***@{hostport}"
+        query = parse_qsl(parts.query, keep_blank_values=True)
+        for index, (key, value) in enumerate(query):
+            if key.lower() in ("password", "username") and value:
+                secrets.append(value)
+                query[index] = (key, "***")
+        secrets += [unquote(secret) for secret in secrets]
+        # Longest first, so that a password is not half replaced by a part of it.
+        self._secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
+        self._text = url
+        if secrets:
+            self._text = f"{parts.scheme}://{netloc}{parts.path}"
+            if query:
+                self._text += "?" + urlencode(query, safe="*/")
+
+    def __str__(self) -> str:
+        return self._text
+
+    def scrub(self, text: str) -> str:
+        """Return ``text`` with every credential of the URL replaced by ``***``."""
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
+
+
 def _text(value: object) -> str | None:
     if value is None:
         return None
@@ -357,7 +400,8 @@ class RedisLockBackend:
 
     :param redis: where the server is: a URL (``redis://host:6379/0``,
         ``rediss://...``, ``unix:///path?db=0``) from which the manager
-        makes the client it needs and closes it again, or a redis-py client
+        makes the client it needs and closes it again (its credentials show
+        as ``***`` in every repr, error and log line), or a redis-py client
         of your own that you close yourself: ``redis.asyncio.Redis`` for an
         :class:`AsyncLockManager` on asyncio, ``redis.Redis`` for a
         :class:`LockManager` (and for an :class:`AsyncLockManager` on trio,
@@ -423,7 +467,7 @@ class RedisLockBackend:
         self._keys = _Keys(namespace)
 
     def __repr__(self) -> str:
-        where = self._redis if isinstance(self._redis, str) else type(self._redis)
+        where = self._where() if isinstance(self._redis, str) else type(self._redis)
         return (
             f"<{type(self).__name__} {where} namespace={self._namespace!r} "
             f"lease={self._lease} s>"
@@ -470,15 +514,15 @@ class RedisLockBackend:
             "socket_connect_timeout": timeout,
         }
 
-    def _where(self) -> str:
+    def _where(self) -> Endpoint:
         if isinstance(self._redis, str):
-            return self._redis
+            return Endpoint(self._redis)
         kwargs = getattr(
             getattr(self._redis, "connection_pool", None), "connection_kwargs", {}
         )
         if "path" in kwargs:
-            return f"unix://{kwargs['path']}"
-        return f"redis://{kwargs.get('host', '?')}:{kwargs.get('port', '?')}"
+            return Endpoint(f"unix://{kwargs['path']}")
+        return Endpoint(f"redis://{kwargs.get('host', '?')}:{kwargs.get('port', '?')}")
 
     def open_sync(self, session: str) -> SyncRedisLink:
         """Connect a :class:`SyncRedisLink` (threads, and async without asyncio).
@@ -528,12 +572,15 @@ class RedisLockBackend:
 
 
 def _positive(value: object) -> bool:
-    return (
-        isinstance(value, (int, float))
-        and not isinstance(value, bool)
-        and value > 0
-        and math.isfinite(value)
-    )
+    try:
+        return (
+            isinstance(value, (int, float))
+            and not isinstance(value, bool)
+            and value > 0
+            and math.isfinite(value)
+        )
+    except OverflowError:  # an int beyond any float: not a usable duration
+        return False
 
 
 def _is_redis_client(value: object) -> bool:
@@ -580,7 +627,7 @@ class SyncRedisLink:
         client: redis.Redis,
         keys: _Keys,
         session: str,
-        where: str,
+        where: Endpoint,
         *,
         owned: bool,
     ) -> None:
@@ -703,7 +750,7 @@ class AsyncRedisLink:
         client: redis.asyncio.Redis,
         keys: _Keys,
         session: str,
-        where: str,
+        where: Endpoint,
         *,
         owned: bool,
     ) -> None:
@@ -893,5 +940,6 @@ class ThreadedRedisLink:
             )
 
 
-def _backend_error(where: str, exc: BaseException) -> LockBackendError:
-    return LockBackendError(f"Redis at {where} failed: {type(exc).__name__}: {exc}")
+def _backend_error(where: Endpoint, exc: BaseException) -> LockBackendError:
+    text = where.scrub(f"{type(exc).__name__}: {exc}")
+    return LockBackendError(f"Redis at {where} failed: {text}")

@@ -15,8 +15,10 @@ from cc.locks._core import (
     ManagedLockBase,
     ManagerCore,
     Policy,
+    check_blocking,
     check_timeout,
     find_wait_cycle,
+    foreign_release_error,
     parse_hierarchy,
     retired_error,
 )
@@ -65,7 +67,8 @@ class ManagedLock(ManagedLockBase["LockInfo"]):
         :param timeout: seconds to wait at most; ``-1`` waits as long as it
             takes
         :return: whether the lock was acquired
-        :raises TypeError: for a timeout that is not a number
+        :raises TypeError: for a timeout that is not a number, or a
+            ``blocking`` that is not a bool
         :raises ValueError: for a timeout with ``blocking=False``, or a
             negative timeout other than ``-1``, or NaN
         :raises LockOrderError: if the acquisition breaks the lock order and
@@ -74,6 +77,7 @@ class ManagedLock(ManagedLockBase["LockInfo"]):
         :raises LockBackendError: (with a backend) if Redis cannot be reached
         """
         self._check_registered()
+        check_blocking(blocking)
         if timeout == -1:
             limit = None
         elif not blocking:
@@ -202,9 +206,17 @@ class _Acquisition:
         tb: TracebackType | None,
     ) -> None:
         # The same as ManagerCore._release_levels, inlined on the hot path.
-        stack = self._local.holder.stack
+        try:
+            holder: ThreadHolder = self._local.holder
+        except AttributeError:
+            holder = self._manager._attach()
+        stack = holder.stack
         now = monotonic()
+        foreign: list[LockInfo] = []
         for record in self._plan.release_order:
+            if record._owner is not holder:
+                foreign.append(record)
+                continue
             if record._reentries:
                 record._reentries -= 1
                 continue
@@ -217,6 +229,8 @@ class _Acquisition:
                 stack.append(top)
                 stack.remove(record)
             record._raw.release()
+        if foreign:
+            raise foreign_release_error(foreign, holder.describe())
 
 
 class _SharedAcquisition(_Acquisition):
@@ -236,7 +250,11 @@ class _SharedAcquisition(_Acquisition):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._manager._exit_shared(self._plan.records, self._local.holder)
+        try:
+            holder: ThreadHolder = self._local.holder
+        except AttributeError:
+            holder = self._manager._attach()
+        self._manager._exit_shared(self._plan.records, holder)
 
 
 class LockManager(ManagerCore[LockInfo]):
@@ -526,8 +544,8 @@ class LockManager(ManagerCore[LockInfo]):
             lock another thread holds
         :return: a context manager holding the locks inside its block
         :raises KeyError: if a name is not registered
-        :raises TypeError: for a name that is not a str, or a timeout that is
-            not a number
+        :raises TypeError: for a name that is not a str, a timeout that is
+            not a number, or a ``blocking`` that is not a bool
         :raises ValueError: without names, or for a negative or NaN timeout
         :raises LockOrderError: (on entering) if the thread holds a lock of a
             higher order than one asked for, or the order contradicts a
@@ -537,7 +555,17 @@ class LockManager(ManagerCore[LockInfo]):
         :raises LockTimeoutError: (on entering) if the deadline passed, or a
             lock was taken and ``blocking`` is ``False``; the message names the
             lock, its holder and where the holder acquired it
+        :raises RuntimeError: (on leaving) if a lock of the set was released
+            inside the block and is no longer held by the caller; the others
+            are released, the lock's new holder keeps it
+
+        The context may be shared: each thread or task that enters it gets a
+        hold of its own. A timeout too large for a float (``10**400``) waits
+        as long as it takes, like ``None``.
         """
+        flag: object = blocking  # typed as a bool; callers may pass anything
+        if flag is not True and flag is not False:
+            check_blocking(blocking)
         try:
             plan = self._plans.get(names)
         except TypeError:  # an unhashable name: _plan() says which
@@ -551,9 +579,8 @@ class LockManager(ManagerCore[LockInfo]):
         if context is None:
             # Only here, where a context is made, is the timeout checked:
             # the cached ones were made for valid timeouts.
-            if timeout is not None:
-                check_timeout(timeout)
-            context = self._acquisition(self, plan, timeout, blocking)
+            limit = None if timeout is None else check_timeout(timeout)
+            context = self._acquisition(self, plan, limit, blocking)
             # A timeout equal to 0 or 1 is never cached: as a dict key it is
             # equal to False or True, which would then skip the check above.
             if len(plan.contexts) < _MAX_CONTEXTS_PER_PLAN and timeout not in (0, 1):
@@ -788,7 +815,11 @@ class LockManager(ManagerCore[LockInfo]):
         stack = holder.stack
         names: list[str] = []
         released: list[LockInfo] = []
+        foreign: list[LockInfo] = []
         for record in records[::-1]:
+            if record._owner is not holder:
+                foreign.append(record)
+                continue
             if record._reentries:
                 record._reentries -= 1
                 continue
@@ -803,6 +834,8 @@ class LockManager(ManagerCore[LockInfo]):
             names.append(record._name)
             released.append(record)
         if not released:
+            if foreign:
+                raise foreign_release_error(foreign, holder.describe())
             return
         session = self._session
         try:
@@ -815,6 +848,8 @@ class LockManager(ManagerCore[LockInfo]):
         finally:
             for record in released:
                 record._raw.release()
+        if foreign:
+            raise foreign_release_error(foreign, holder.describe())
         if lost:
             raise lost_error(lost)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections import OrderedDict
 from dataclasses import dataclass
 from types import TracebackType
@@ -10,6 +9,7 @@ from types import TracebackType
 import anyio
 
 from cc.primitives._tasks import current_task_key, task_name
+from cc.primitives._validation import check_total_tokens
 
 __all__ = ["CapacityLimiter", "CapacityLimiterStatistics"]
 
@@ -30,16 +30,6 @@ class CapacityLimiterStatistics:
     tasks_waiting: int
 
 
-def _check_total_tokens(value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"total_tokens must be an int or math.inf, not {value!r}")
-    if isinstance(value, float) and not math.isinf(value):
-        raise TypeError(f"total_tokens must be an int or math.inf, not {value!r}")
-    if value < 1:
-        raise ValueError(f"total_tokens must be >= 1, got {value!r}")
-    return value
-
-
 def _borrower_name(borrower: object) -> str:
     return task_name(borrower) if not isinstance(borrower, str) else borrower
 
@@ -57,7 +47,8 @@ class CapacityLimiter:
     current task (a job id, a thread), as with anyio's limiter.
 
     :param total_tokens: the capacity, an ``int >= 1`` or ``math.inf``
-    :raises ValueError: for a capacity below 1
+    :raises ValueError: for a capacity below 1 (checked first: ``0.5`` is a
+        ``ValueError``)
     :raises TypeError: for a capacity that is neither an int nor ``math.inf``
 
     >>> import anyio
@@ -73,7 +64,7 @@ class CapacityLimiter:
     __slots__ = ("_borrowers", "_total_tokens", "_waiters")
 
     def __init__(self, total_tokens: float) -> None:
-        self._total_tokens = _check_total_tokens(total_tokens)
+        self._total_tokens = check_total_tokens(total_tokens)
         self._borrowers: set[object] = set()
         self._waiters: OrderedDict[object, anyio.Event] = OrderedDict()
 
@@ -104,7 +95,7 @@ class CapacityLimiter:
 
     @total_tokens.setter
     def total_tokens(self, value: float) -> None:
-        self._total_tokens = _check_total_tokens(value)
+        self._total_tokens = check_total_tokens(value)
         self._wake_waiters()
 
     @property

@@ -90,14 +90,7 @@ class Lock:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        # The async-with protocol runs __aexit__ in the task that ran
-        # __aenter__, which therefore owns the lock: skip the owner lookup
-        # that release() needs for arbitrary callers.
-        if self._owner is None:
-            raise RuntimeError("cannot release a Lock that is not locked")
-        self._depth -= 1
-        if self._depth == 0:
-            self._hand_off()
+        self.release()
 
     async def acquire(self) -> bool:
         """Acquire the lock, waiting until it is free; re-enter if already owned.

@@ -48,6 +48,7 @@ from anyio.lowlevel import checkpoint
 from cc.queues._errors import QueueStateError
 from cc.queues._status import QueueStatus
 from cc.queues._validation import (
+    NotAwaitableError,
     check_async_callable,
     check_count,
     check_logger,
@@ -99,6 +100,22 @@ class _Brief:
 
     def __str__(self) -> str:
         return reprlib.repr(self.item)
+
+
+def _only(error: BaseException, failure: BaseException) -> bool:
+    """Return whether ``error`` is ``failure``, alone or in exception groups.
+
+    Groups are recognised by their ``exceptions`` tuple, which the builtin
+    class and the ``exceptiongroup`` backport of Python 3.10 share.
+    """
+    if error is failure:
+        return True
+    inner = getattr(error, "exceptions", None)
+    return (
+        isinstance(inner, tuple)
+        and bool(inner)
+        and all(isinstance(e, BaseException) and _only(e, failure) for e in inner)
+    )
 
 
 class BoundedQueue(Generic[T]):
@@ -168,7 +185,8 @@ class BoundedQueue(Generic[T]):
 
     :param maxsize: the most items the queue holds, at least 1
     :param timeout: how long :meth:`put` waits for room by default, in
-        seconds (``0`` means do not wait, :data:`math.inf` wait forever)
+        seconds (``0`` means do not wait, :data:`math.inf` or an int too
+        large for a float wait forever)
     :param logger: where worker errors are logged (default: this module's
         logger, a child of ``cc.queues``)
     :raises ValueError: for a ``maxsize`` below 1 or a negative or NaN
@@ -200,6 +218,7 @@ class BoundedQueue(Generic[T]):
         "_backpressure_events",
         "_enqueued",
         "_errors",
+        "_failure",
         "_getters",
         "_handed_back",
         "_host",
@@ -210,6 +229,7 @@ class BoundedQueue(Generic[T]):
         "_maxsize",
         "_processed",
         "_putters",
+        "_refused_puts",
         "_run",
         "_since_checkpoint",
         "_status",
@@ -262,7 +282,11 @@ class BoundedQueue(Generic[T]):
         self._processed = 0
         self._errors = 0
         self._backpressure_events = 0
+        self._refused_puts = 0
         self._handed_back = 0
+        # The TypeError that stopped the work (a function that must be async
+        # returned no awaitable), raised by stop().
+        self._failure: TypeError | None = None
 
     def __repr__(self) -> str:
         return (
@@ -293,8 +317,11 @@ class BoundedQueue(Generic[T]):
         * ``processed``: items a worker processed without error, plus items
           from :meth:`get` marked with :meth:`task_done`
         * ``errors``: items whose worker function raised
-        * ``backpressure_events``: :meth:`put` calls that gave up because the
-          queue stayed full
+        * ``backpressure_events``: :meth:`put` calls that found the queue
+          full, so that backpressure applied: each waited for room (or, with
+          a timeout of 0, gave up at once), whether or not room came in time
+        * ``refused_puts``: those of them that gave up and returned ``False``
+          (the item was not added)
         * ``handed_back``: items returned by :meth:`stop` unprocessed
         """
         return {
@@ -302,6 +329,7 @@ class BoundedQueue(Generic[T]):
             "processed": self._processed,
             "errors": self._errors,
             "backpressure_events": self._backpressure_events,
+            "refused_puts": self._refused_puts,
             "handed_back": self._handed_back,
         }
 
@@ -351,7 +379,7 @@ class BoundedQueue(Generic[T]):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._status is not _PROCESSING:
+        if self._task_group is None:
             return  # stopped inside the block already
         leftovers = await self.stop(timeout=None if exc is None else 0)
         if leftovers:
@@ -385,6 +413,7 @@ class BoundedQueue(Generic[T]):
         self._host_coro = coro if hasattr(coro, "cr_frame") else _NO_HOST
         self._run += 1
         self._unprocessed = []
+        self._failure = None
         self._status = _PROCESSING
 
     # The documented API takes a timeout (ASYNC109 prefers a caller's scope).
@@ -407,6 +436,9 @@ class BoundedQueue(Generic[T]):
         :raises QueueStateError: if called from a task other than the one
             that started the queue, while that task is still running
         :raises ValueError: for a negative or NaN ``timeout``
+        :raises TypeError: if the work stopped because ``worker_func`` or
+            ``error_handler`` returned something that is not awaitable (see
+            :meth:`start_workers`; the queue is stopped all the same)
         :raises BaseExceptionGroup: if a worker crashed with a
             :class:`BaseException` (the queue is stopped all the same)
         """
@@ -434,6 +466,11 @@ class BoundedQueue(Generic[T]):
                 scope = task_group.cancel_scope
                 scope.deadline = min(scope.deadline, anyio.current_time() + wait)
             await task_group.__aexit__(None, None, None)
+        except BaseException as exc:
+            failure = self._failure
+            if failure is not None and _only(exc, failure):
+                raise failure from None
+            raise
         finally:
             self._task_group = None
             self._host = None
@@ -484,6 +521,8 @@ class BoundedQueue(Generic[T]):
             type(self).__name__,
             len(leftovers),
         )
+        if self._failure is not None:
+            raise self._failure
         return leftovers
 
     def _release_waiters(self) -> None:
@@ -531,9 +570,13 @@ class BoundedQueue(Generic[T]):
             the item whose processing raised it
         :raises ValueError: if ``num_workers`` is below 1
         :raises TypeError: if ``num_workers`` is not an int or a function is
-            not callable; a function that is not ``async def`` is checked on
-            each call instead, and one that returns no awaitable (a sync
-            function) fails the item with a :class:`TypeError` naming it
+            not callable. A function that is not ``async def`` is checked
+            when called instead: the first call that returns something that
+            is not awaitable (a sync function) stops the work with a
+            :class:`TypeError` naming the function, raised once by
+            :meth:`stop` (and so by leaving ``async with``), not reported per
+            item: its item counts in ``metrics["errors"]``, the other workers
+            are cancelled, and every item not processed is handed back
         :raises QueueStateError: if the queue is not running
         """
         count = check_count("num_workers", num_workers)
@@ -561,44 +604,69 @@ class BoundedQueue(Generic[T]):
         """One worker: take items and process them until the queue stops."""
         items = self._items
         try:
-            while True:
-                self._since_checkpoint += 1
-                if self._since_checkpoint >= _CHECKPOINT_INTERVAL:
-                    self._since_checkpoint = 0
-                    await checkpoint()
-                if self._status is not _PROCESSING:
-                    return
-                if (
-                    len(items) <= self._woken_getters
-                    and not await self._wait_for_item()
-                ):
-                    return
-                item = self._take()
-                try:
-                    await worker_func(item)
-                except Exception as exc:
-                    self._errors += 1
-                    try:
-                        await self._report_error(exc, item, error_handler)
-                    finally:
-                        self._finish_one()
-                except BaseException:
-                    # Cancelled by stop(timeout) (or a crash): hand it back.
-                    if self._status is _STOPPED:
-                        # Too late for the stop() of an orphaned queue.
-                        self._unprocessed.append(item)
-                        self._handed_back += 1
-                        self._finish_one()
-                    else:
-                        self._interrupted.append(item)
-                    raise
-                else:
-                    self._processed += 1
-                    self._finish_one()
+            await self._work_loop(items, worker_func, error_handler)
+        except NotAwaitableError as misuse:
+            raise self._fail(misuse) from None
         finally:
             self._workers -= 1
             if not self._workers and self._workers_gone is not None:
                 self._workers_gone.set()
+
+    def _fail(self, misuse: NotAwaitableError) -> TypeError:
+        """Stop the work after a misuse: take no new item, refuse new ones.
+
+        The worker raises the returned error out of its task, so the task
+        group cancels the other workers (their items are handed back) and
+        the host, whose :meth:`stop` then raises it.
+        """
+        failure = TypeError(str(misuse))
+        if self._failure is None:
+            self._failure = failure
+        if self._status is _PROCESSING:
+            self._status = _STOPPING
+            self._release_waiters()
+        return failure
+
+    async def _work_loop(
+        self,
+        items: deque[T],
+        worker_func: WorkerFunc[T],
+        error_handler: ErrorHandler[T] | None,
+    ) -> None:
+        """Take items and process them until the queue stops."""
+        while True:
+            self._since_checkpoint += 1
+            if self._since_checkpoint >= _CHECKPOINT_INTERVAL:
+                self._since_checkpoint = 0
+                await checkpoint()
+            if self._status is not _PROCESSING:
+                return
+            if len(items) <= self._woken_getters and not await self._wait_for_item():
+                return
+            item = self._take()
+            try:
+                await worker_func(item)
+            except Exception as exc:
+                self._errors += 1
+                try:
+                    if isinstance(exc, NotAwaitableError):
+                        raise
+                    await self._report_error(exc, item, error_handler)
+                finally:
+                    self._finish_one()
+            except BaseException:
+                # Cancelled by stop(timeout) (or a crash): hand it back.
+                if self._status is _STOPPED:
+                    # Too late for the stop() of an orphaned queue.
+                    self._unprocessed.append(item)
+                    self._handed_back += 1
+                    self._finish_one()
+                else:
+                    self._interrupted.append(item)
+                raise
+            else:
+                self._processed += 1
+                self._finish_one()
 
     async def _report_error(
         self, exc: Exception, item: T, error_handler: ErrorHandler[T] | None
@@ -608,6 +676,8 @@ class BoundedQueue(Generic[T]):
             return
         try:
             await error_handler(exc, item)
+        except NotAwaitableError:
+            raise
         except Exception:
             self._logger.exception(
                 "error handler %r failed on item %s", error_handler, _Brief(item)
@@ -617,6 +687,11 @@ class BoundedQueue(Generic[T]):
 
     def _not_running(self, operation: str) -> QueueStateError:
         status = self._status
+        if self._failure is not None and status is _STOPPING:
+            return QueueStateError(
+                f"{operation}() refused: the queue is stopping because {self._failure}",
+                status,
+            )
         if status is _PROCESSING:  # but its host task has ended
             return QueueStateError(
                 f"{operation}() refused: the task that started this queue has "
@@ -640,17 +715,20 @@ class BoundedQueue(Generic[T]):
     async def put(self, item: T, timeout: float | None = None) -> bool:  # noqa: ASYNC109
         """Add ``item`` at the end of the queue, waiting for room if it is full.
 
-        Returns at once when there is room. When the queue is full, waits up
-        to ``timeout`` seconds for a slot; if none frees up, the item is not
-        added, ``metrics["backpressure_events"]`` is incremented and the
-        result is ``False``. Producers waiting for room are woken first come,
-        first served, and a woken producer's slot cannot be taken by another.
-        If the caller is cancelled while waiting, the item is not added.
+        Returns at once when there is room. When the queue is full,
+        backpressure applies (``metrics["backpressure_events"]`` counts the
+        call) and it waits up to ``timeout`` seconds for a slot; if none
+        frees up, the item is not added, ``metrics["refused_puts"]`` counts
+        the call too and the result is ``False``. Producers waiting for room
+        are woken first come, first served, and a woken producer's slot
+        cannot be taken by another. If the caller is cancelled while
+        waiting, the item is not added.
 
         :param item: the item to add
         :param timeout: seconds to wait for room; ``None`` uses the queue's
             default timeout, ``0`` tries once without waiting and
-            :data:`math.inf` waits as long as it takes
+            :data:`math.inf` (or an int too large for a float) waits as long
+            as it takes
         :return: whether the item was added
         :raises QueueStateError: if the queue is not running, or stops while
             this call waits (the item was not added)
@@ -673,11 +751,13 @@ class BoundedQueue(Generic[T]):
             return True
         if self._host_coro.cr_frame is None:  # the host task has ended
             raise self._not_running("put")
+        # No room: backpressure applies, whether or not a slot comes in time.
+        self._backpressure_events += 1
         wait = self._timeout if timeout is None else timeout
         if wait > 0 and await self._wait_for_room(wait):
             self._admit(item)
             return True
-        self._backpressure_events += 1
+        self._refused_puts += 1
         return False
 
     def _admit(self, item: T) -> None:

@@ -15,9 +15,13 @@ from cc.queues._bounded import BoundedQueue, ErrorHandler, WorkerFunc, _Brief
 from cc.queues._config import QueueConfig
 from cc.queues._status import QueueStatus
 from cc.queues._validation import (
+    NotAwaitableError,
+    brief,
     check_async_callable,
+    check_bool,
     check_callable,
     check_count,
+    check_float_range,
     check_logger,
     check_timeout,
 )
@@ -38,6 +42,7 @@ _METRIC_NAMES = (
     "processed",
     "errors",
     "backpressure_events",
+    "refused_puts",
     "handed_back",
 )
 
@@ -123,6 +128,8 @@ class _BatchState(Generic[T, R]):
                 return
             try:
                 await self.error_handler(exc, item)
+            except NotAwaitableError:
+                raise  # a misuse: the queue stops the work and raises it
             except Exception:
                 # Logged here, with the caller's handler and item rather than
                 # the internal queue's view of them.
@@ -167,6 +174,7 @@ class WorkQueue(Generic[T]):
 
     :param maxsize: the most items the queue holds, at least 1
     :param timeout: how long :meth:`put` waits for room by default, in seconds
+        (an int too large for a float waits forever)
     :param concurrency_limit: the most items processed at once (at least 1),
         or ``None`` for no limit and one worker by default
     :param logger: where worker errors are logged
@@ -174,8 +182,9 @@ class WorkQueue(Generic[T]):
         ``None`` for no rate limit
     :param rate_window: the rate-limit window in seconds (positive, finite)
     :raises ValueError: for a ``maxsize``, ``concurrency_limit`` or
-        ``rate_limit`` below 1, or a negative ``timeout`` or a
-        ``rate_window`` that is not positive and finite
+        ``rate_limit`` below 1, a ``rate_limit`` too large for a float, a
+        negative or NaN ``timeout``, or a ``rate_window`` that is not
+        positive and finite
     :raises TypeError: for an argument of the wrong type (a ``logger`` that
         is not a :class:`logging.Logger`, a ``maxsize`` that is not an int)
 
@@ -224,11 +233,14 @@ class WorkQueue(Generic[T]):
         )
         self._window: RateLimiter | None = None
         if rate_limit is not None:
-            limit = check_count("rate_limit", rate_limit)
+            limit = check_float_range(
+                "rate_limit", check_count("rate_limit", rate_limit)
+            )
             window = check_timeout("rate_window", rate_window)
             if window == 0 or window == math.inf:
                 raise ValueError(
-                    f"rate_window must be a positive finite number, got {rate_window!r}"
+                    "rate_window must be a positive finite number, "
+                    f"got {brief(rate_window)}"
                 )
             self._window = RateLimiter(limit, period=window)
         self._batches: list[BoundedQueue[Any]] = []
@@ -258,7 +270,8 @@ class WorkQueue(Generic[T]):
         :param rate_limited: whether to switch the start-rate limit on
         :param timeout: how long :meth:`put` waits for room by default
         :param logger: where worker errors are logged
-        :raises TypeError: if ``config`` is not a :class:`QueueConfig`
+        :raises TypeError: if ``config`` is not a :class:`QueueConfig` or
+            ``rate_limited`` is not a bool
 
         >>> from cc.queues import QueueConfig, WorkQueue
         >>> config = QueueConfig(queue_capacity=8, concurrency_limit=2)
@@ -270,6 +283,7 @@ class WorkQueue(Generic[T]):
             raise TypeError(
                 f"config must be a QueueConfig, not {type(config).__name__}"
             )
+        check_bool("rate_limited", rate_limited)
         return cls(
             maxsize=config.queue_capacity,
             timeout=timeout,
@@ -361,8 +375,8 @@ class WorkQueue(Generic[T]):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._queue.status is not QueueStatus.PROCESSING:
-            return
+        if self._queue._task_group is None:
+            return  # stopped inside the block already
         leftovers = await self.stop(timeout=None if exc is None else 0)
         if leftovers:
             self._logger.warning(
@@ -516,9 +530,12 @@ class WorkQueue(Generic[T]):
         :raises ValueError: if ``num_workers`` is below 1 or would exceed the
             concurrency limit
         :raises TypeError: if ``items`` is not iterable, a function is not
-            callable, or ``num_workers`` is not an int (before any worker
-            starts); a ``worker_func`` that is not ``async def`` and returns
-            no awaitable fails each item with a :class:`TypeError` naming it
+            callable, ``num_workers`` is not an int or ``collect_results`` is
+            not a bool (before any worker starts); or, once running, if
+            ``worker_func`` or ``error_handler`` returns something that is
+            not awaitable (a sync function): the first such call stops the
+            batch, counts its item in ``metrics["errors"]`` and hands back
+            the items not processed (see :attr:`unprocessed`)
         """
         total = len(items) if isinstance(items, Sized) else None
         if not isinstance(items, AsyncIterable):
@@ -534,6 +551,7 @@ class WorkQueue(Generic[T]):
             error_handler = check_async_callable("error_handler", error_handler)
         if on_progress is not None:
             check_callable("on_progress", on_progress)
+        check_bool("collect_results", collect_results)
         state: _BatchState[T, R] = _BatchState(
             worker_func,
             error_handler,
