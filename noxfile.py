@@ -28,7 +28,7 @@ TOOLS = ROOT / "tools"
 PYTHONS = ["3.10", "3.11", "3.12", "3.13"]
 DEFAULT_PYTHON = "3.11"
 
-nox.needs_version = ">=2025.2.9"
+nox.needs_version = ">=2025.10.14"  # nox.options.download_python
 nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.error_on_missing_interpreters = True
 # The machines reach package registries only: find interpreters, never fetch.
