@@ -2,7 +2,8 @@
 
 Run by the nox sessions ``release``, ``build`` and ``publish`` inside their
 own environment (``python -m tools.release <command> ...``); each command is
-also a function here, tested in ``tools/tests``.
+also a function, here (``prepare``) or in ``tools/artifacts.py`` (``build``,
+``publish``), tested in ``tools/tests``.
 
 * ``prepare <dist> <major|minor|patch|X.Y.Z>`` bumps the version, assembles
   the news fragments into the changelog (towncrier), and raises the pin on
@@ -28,18 +29,16 @@ import argparse
 import datetime
 import os
 import re
-import shutil
 import subprocess
 import sys
-import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from packaging.requirements import Requirement
 from packaging.version import Version
 
-from tools import changelog, index
+from tools import changelog
 from tools.workspace import (
     META_PACKAGE,
     ROOT,
@@ -53,13 +52,12 @@ from tools.workspace import (
 __all__ = [
     "RELEASE_DATE_ENV",
     "ReleaseError",
-    "build",
     "compatible_range",
-    "expected_artifacts",
+    "git",
+    "log",
     "main",
     "next_version",
     "prepare",
-    "publish",
 ]
 
 #: Set to YYYY-MM-DD to date the changelog explicitly (tests, reruns).
@@ -197,7 +195,7 @@ def prepare(root: Path, dist: str, bump: str, *, date: str | None = None) -> lis
         )
     ]
     try:
-        _cascade(releases, packages)
+        _cascade(releases, packages, tags)
         for release in releases:
             if release.tag in tags:
                 raise ReleaseError(f"tag {release.tag} exists already")
@@ -213,24 +211,22 @@ def prepare(root: Path, dist: str, bump: str, *, date: str | None = None) -> lis
     git(root, "add", "--all", str(root / "packages"))
     git(root, "commit", "--quiet", "-m", f"Release {names}")
     for release in releases:
-        git(
-            root,
-            "tag",
-            "-a",
-            release.tag,
-            "-m",
-            f"{release.package.dist} {release.new}",
-        )
+        message = f"{release.package.dist} {release.new}"
+        git(root, "tag", "-a", release.tag, "-m", message)
         log(f"tagged {release.tag}")
     return [release.tag for release in releases]
 
 
-def _cascade(releases: list[_Release], packages: dict[str, Package]) -> None:
+def _cascade(
+    releases: list[_Release], packages: dict[str, Package], tags: set[str]
+) -> None:
     """Append a release for every dependent whose pins the releases move.
 
     Packages are visited dependencies first, so a dependent sees every
     release it depends on before its own bump is chosen: ``minor`` when any
-    pin moved to a new range, ``patch`` when pins only rose inside theirs.
+    pin moved to a new range, ``patch`` when pins only rose inside theirs. A
+    dependent whose current version was never released (no tag) is released
+    at that version: its first release.
     """
     released = {releases[0].package.dist: releases[0]}
     for name in closure_order(packages):
@@ -251,8 +247,11 @@ def _cascade(releases: list[_Release], packages: dict[str, Package]) -> None:
         if not moved:
             continue
         bump = _dependent_bump([m[0] for m in moved], [m[1] for m in moved])
+        if f"{dependent.tag_prefix}{dependent.version}" not in tags:
+            bump = dependent.version
         follow = _Release(
-            dependent, dependent.version, next_version(dependent.version, bump),
+            dependent, dependent.version,
+            next_version(dependent.version, bump, released=bump in _BUMPS),
             " (requires " + ", ".join(m[1] for m in moved) + ")",
         )  # fmt: skip
         folder = dependent.path / changelog.FRAGMENTS_DIR
@@ -277,128 +276,6 @@ def closure_order(packages: dict[str, Package]) -> list[str]:
     return order
 
 
-def expected_artifacts(packages: Iterable[Package]) -> list[str]:
-    """Return the wheel and sdist names of each package at its current version."""
-    names = []
-    for package in packages:
-        stem = f"{package.dist.replace('-', '_')}-{package.version}"
-        names += [f"{stem}-py3-none-any.whl", f"{stem}.tar.gz"]
-    return sorted(names)
-
-
-def artifacts_in(folder: Path) -> list[str]:
-    """Return the artifacts in ``folder`` (not uv's ``.gitignore``)."""
-    if not folder.is_dir():
-        return []
-    return sorted(p.name for p in folder.iterdir() if not p.name.startswith("."))
-
-
-def _select(root: Path, names: Sequence[str]) -> list[Package]:
-    packages = load_packages(root)
-    unknown = [n for n in names if n not in packages]
-    if unknown:
-        raise ReleaseError(
-            f"unknown packages {unknown}; choose from {sorted(packages)}"
-        )
-    return [packages[n] for n in names] if names else list(packages.values())
-
-
-def build(root: Path, names: Sequence[str], out: Path, *, uv: str = "uv") -> list[str]:
-    """Build each package from a clean clone of its release tag into ``out``.
-
-    The version is the one the work tree's ``__about__.py`` names; its tag
-    ``<dist>-v<version>`` must exist (``prepare`` makes it). Nothing of the
-    work tree, committed or not, reaches an artifact except through the tag.
-
-    :raises ReleaseError: when a tag is missing, or the tag's version differs.
-    """
-    selected = _select(root, names)
-    tags = set(git(root, "tag", "--list").split())
-    missing = [f"{p.tag_prefix}{p.version}" for p in selected]
-    missing = [tag for tag in missing if tag not in tags]
-    if missing:
-        raise ReleaseError(
-            f"no release tag {', '.join(missing)}: run nox -s release -- <package> "
-            "<bump> first (build makes artifacts only from release tags)"
-        )
-    shutil.rmtree(out, ignore_errors=True)
-    out.mkdir(parents=True)
-    with tempfile.TemporaryDirectory(prefix="cc-build-") as tmp:
-        for package in selected:
-            tag = f"{package.tag_prefix}{package.version}"
-            checkout = Path(tmp) / tag
-            git(root, "clone", "--quiet", "--no-local", "--depth", "1",
-                "--branch", tag, f"file://{root}", str(checkout))  # fmt: skip
-            source = checkout / package.path.relative_to(root)
-            tagged = Package.load(source).version
-            if tagged != package.version:
-                raise ReleaseError(f"tag {tag} holds {package.dist} {tagged}")
-            log(f"building {package.dist} {tagged} from a clean checkout of {tag}")
-            done = subprocess.run(
-                [uv, "build", "--quiet", "--no-progress", "--wheel", "--sdist",
-                 "--out-dir", str(out), str(source)],
-                capture_output=True, text=True, check=False,
-            )  # fmt: skip
-            if done.returncode:
-                raise ReleaseError(f"building {tag} failed:\n{done.stderr}")
-    built, expected = artifacts_in(out), expected_artifacts(selected)
-    if built != expected:
-        raise ReleaseError(f"built {built}, expected {expected}")
-    checked = subprocess.run(
-        [sys.executable, "-m", "twine", "check", "--strict",
-         *(str(out / name) for name in built)],
-        check=False,
-    )  # fmt: skip
-    if checked.returncode:
-        raise ReleaseError("twine check --strict failed (see above)")
-    log("built: " + ", ".join(built))
-    return built
-
-
-def publish(
-    root: Path, url: str, names: Sequence[str], dist: Path, *, simple_url: str = ""
-) -> list[str]:
-    """Upload what ``dist`` holds for the selected packages; return what was sent.
-
-    :raises ReleaseError: when ``dist`` does not hold exactly the expected
-        files, or the index holds a file of the same name with other content
-        (nothing is uploaded then).
-    """
-    selected = _select(root, names)
-    present, expected = artifacts_in(dist), expected_artifacts(selected)
-    if present != expected:
-        raise ReleaseError(
-            "refusing to publish: dist/ does not hold exactly the expected files "
-            f"(unexpected: {sorted(set(present) - set(expected))}, missing: "
-            f"{sorted(set(expected) - set(present))}); run nox -s build"
-        )
-    simple = simple_url or url.rstrip("/") + "/simple/"
-    listed = index.files_on_index(simple, [p.dist for p in selected])
-    same, different = index.compare(dist, expected, listed)
-    if different:
-        raise ReleaseError(
-            "refusing to publish: the index already holds a file of the same name "
-            "with different content (a published file can never be replaced; "
-            "release a new version):\n  " + "\n  ".join(different)
-        )
-    for name in same:
-        log(f"already on the index with the same content, skipped: {name}")
-    to_upload = [name for name in expected if name not in same]
-    if not to_upload:
-        log(f"nothing to upload: all {len(expected)} files are on {url}")
-        return []
-    uploaded = subprocess.run(
-        [sys.executable, "-m", "twine", "upload", "--non-interactive",
-         "--disable-progress-bar", "--repository-url", url,
-         *(str(dist / name) for name in to_upload)],
-        check=False,
-    )  # fmt: skip
-    if uploaded.returncode:
-        raise ReleaseError(f"twine upload to {url} failed (see above)")
-    log(f"published {len(to_upload)} files to {url}: {', '.join(to_upload)}")
-    return to_upload
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line: ``python -m tools.release prepare|build|publish ...``."""
     parser = argparse.ArgumentParser(prog="python -m tools.release")
@@ -412,20 +289,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     u.add_argument("url", nargs="?", default=os.environ.get("CC_PUBLISH_URL"))
     u.add_argument("packages", nargs="*")
     args = parser.parse_args(argv)
+    from tools import artifacts  # build and publish (it imports this module)
+
     try:
         if args.command == "prepare":
             tags = prepare(ROOT, args.package, args.bump)
             for tag in tags[1:]:
                 log(f"{tag.rsplit('-v', 1)[0]} was released with it: its pins moved")
         elif args.command == "build":
-            build(ROOT, args.packages, ROOT / "dist")
+            artifacts.build(ROOT, args.packages, ROOT / "dist")
         else:
             if not args.url or "://" not in args.url:
                 raise ReleaseError(
                     "usage: nox -s publish -- <index-url> [<package> ...] "
                     "(or set CC_PUBLISH_URL)"
                 )
-            publish(
+            artifacts.publish(
                 ROOT, args.url, args.packages, ROOT / "dist",
                 simple_url=os.environ.get("CC_PUBLISH_SIMPLE_URL", ""),
             )  # fmt: skip

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tools import release, workspace
+from tools import artifacts, release, workspace
 from tools.release import ReleaseError
 
 
@@ -129,7 +129,7 @@ def test_prepare_refuses_a_dirty_tree_and_missing_notes(repo: Path) -> None:
 def test_build_refuses_a_version_without_its_tag(repo: Path, tmp_path: Path) -> None:
     _git(repo, "tag", "--delete", "cc-queues-v0.1.0")
     with pytest.raises(ReleaseError, match=r"no release tag cc-queues-v0\.1\.0"):
-        release.build(repo, ["cc-queues"], tmp_path / "dist")
+        artifacts.build(repo, ["cc-queues"], tmp_path / "dist")
 
 
 class _Index:
@@ -173,7 +173,7 @@ def _fake_dist(repo: Path, folder: Path) -> list[Path]:
     folder.mkdir()
     queues = workspace.load_packages(repo)["cc-queues"]
     paths = []
-    for name in release.expected_artifacts([queues]):
+    for name in artifacts.expected_artifacts([queues]):
         (folder / name).write_bytes(f"the content of {name}".encode())
         paths.append(folder / name)
     return paths
@@ -188,10 +188,10 @@ def test_publish_skips_the_same_file_and_refuses_another(
     index.list_file("cc-queues", wheel, with_hash=with_hash)
     index.list_file("cc-queues", sdist, with_hash=with_hash)
     # Everything is there with the same content: nothing to upload (no twine).
-    assert release.publish(repo, index.url, ["cc-queues"], dist) == []
+    assert artifacts.publish(repo, index.url, ["cc-queues"], dist) == []
     sdist.write_bytes(b"rebuilt with other content")
     with pytest.raises(ReleaseError, match="different content") as caught:
-        release.publish(repo, index.url, ["cc-queues"], dist)
+        artifacts.publish(repo, index.url, ["cc-queues"], dist)
     assert sdist.name in str(caught.value) and wheel.name not in str(caught.value)
 
 
@@ -202,4 +202,13 @@ def test_publish_refuses_a_dist_folder_that_is_not_exactly_expected(
     _fake_dist(repo, dist)
     (dist / "cc_queues-0.0.9.tar.gz").write_text("old")
     with pytest.raises(ReleaseError, match=r"unexpected: \['cc_queues-0\.0\.9"):
-        release.publish(repo, index.url, ["cc-queues"], dist)
+        artifacts.publish(repo, index.url, ["cc-queues"], dist)
+
+
+def test_a_dependent_never_released_is_released_at_its_own_version(
+    repo: Path,
+) -> None:
+    _git(repo, "tag", "--delete", "cc-concurrency-v0.1.0")
+    _change(repo, "cc-queues")
+    tags = release.prepare(repo, "cc-queues", "patch", date="2026-01-02")
+    assert tags == ["cc-queues-v0.1.1", "cc-concurrency-v0.1.0"]
