@@ -82,6 +82,17 @@ def _install(
     session.install(*paths, *extra, env=QUIET)
 
 
+def _install_everything(session: nox.Session, *extra: str) -> None:
+    """Install every package, with the extras its own tests use."""
+    everything = [
+        f"{pkg.path}[{','.join(pkg.test_needs.extras)}]"
+        if pkg.test_needs.extras
+        else str(pkg.path)
+        for pkg in PACKAGES.values()
+    ]
+    session.install(*everything, *extra, env=QUIET)
+
+
 def _programs(session: nox.Session, programs: Iterable[str]) -> dict[str, str]:
     """``CC_<PROGRAM>`` variables naming each program; a missing one stops here.
 
@@ -224,7 +235,7 @@ def docs(session: nox.Session) -> None:
     that is missing or does not render.
     """
     env = _programs(session, ["chromium"])
-    _install(session, workspace.META_PACKAGE, *DOCS_REQUIREMENTS)
+    _install_everything(session, *DOCS_REQUIREMENTS)  # every package has its pages
     site = ROOT / "site"
     shutil.rmtree(site, ignore_errors=True)
     session.run(
@@ -252,14 +263,8 @@ def bench(session: nox.Session) -> None:
     """
     programs = sorted({p for pkg in PACKAGES.values() for p in pkg.test_needs.programs})
     env = _programs(session, programs)
-    everything = [
-        f"{pkg.path}[{','.join(pkg.test_needs.extras)}]"
-        if pkg.test_needs.extras
-        else str(pkg.path)
-        for pkg in PACKAGES.values()
-    ]
-    session.install(
-        *everything, *_requirements(ROOT / "benchmarks" / "requirements.txt"), env=QUIET
+    _install_everything(
+        session, *_requirements(ROOT / "benchmarks" / "requirements.txt")
     )
     session.run(
         "python", str(ROOT / "benchmarks" / "run.py"), *session.posargs, env=env
