@@ -39,6 +39,7 @@ sizes are what the row is about. Scaling rows go to ``latest.json`` under
 
 from __future__ import annotations
 
+import datetime
 import gc
 import json
 import platform
@@ -434,6 +435,7 @@ class Suite:
         """Everything measured, with the machine it was measured on."""
         self.evaluate_goals()
         return {
+            "date": datetime.date.today().isoformat(),
             "python": sys.version.split()[0],
             "platform": platform.platform(),
             "quick": self.quick,

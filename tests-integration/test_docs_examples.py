@@ -152,29 +152,3 @@ def test_code_block_runs(block: CodeBlock, tmp_path: Path) -> None:
         assert completed.stdout.rstrip() == block.expected_output.rstrip(), (
             f"{block.id}: the output differs from the page's Output block"
         )
-
-
-def test_benchmark_table_matches_its_data() -> None:
-    """``docs/benchmarks/results.md`` is what render.py makes of latest.json."""
-    render_script = DOCS / "benchmarks" / "render.py"
-    table = DOCS / "benchmarks" / "results.md"
-    measured_on = re.search(r"Measured on (\d{4}-\d{2}-\d{2})", table.read_text())
-    assert measured_on, f"{table} does not say when it was measured"
-    completed = subprocess.run(
-        [
-            sys.executable,
-            str(render_script),
-            "--measured-on",
-            measured_on.group(1),
-            "--output",
-            "-",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=BLOCK_TIMEOUT,
-        check=False,
-    )
-    assert completed.returncode == 0, completed.stderr
-    assert completed.stdout == table.read_text(encoding="utf-8"), (
-        "docs/benchmarks/results.md is stale: run python docs/benchmarks/render.py"
-    )

@@ -37,7 +37,9 @@ def test_ci_runs_the_readme_test_command_verbatim() -> None:
         r"python3 -m pip install [^\n]+)\n```",
         README.read_text(),
     )
-    assert len(commands) == 2, commands  # the demo command and the test command
-    demo, tests = commands
+    # the demo command, the test command, and the test command on one Python
+    assert len(commands) == 3, commands
+    demo, tests, single_python = commands
     assert demo.endswith("nox -s demo")
     assert tests in CI_RUN.read_text().splitlines()
+    assert single_python == f"{tests} -- --single-python"

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,8 +31,10 @@ TOOLS = Path(__file__).resolve().parent
 CONFIG = TOOLS / "towncrier.toml"
 TYPES = ("added", "changed", "removed", "fixed", "security", "performance")
 FRAGMENTS_DIR = "changelog.d"
+# An issue number; "pre-<nn>" for the notes older than fragments; "+<name>"
+# for a fragment without an issue (the release writes those for pin changes).
 _NAME = re.compile(
-    r"^(?P<issue>\d+|pre-\d+)\.(?P<type>[a-z]+)(?:\.(?P<counter>\d+))?\.md$"
+    r"^(?P<issue>\d+|pre-\d+|\+[^/]+?)\.(?P<type>[a-z]+)(?:\.(?P<counter>\d+))?\.md$"
 )
 _IGNORED = frozenset({"README.md", ".gitkeep"})
 
@@ -100,9 +103,7 @@ def check_fragments(package_dir: Path) -> list[str]:
     return problems
 
 
-def assemble(
-    package_dir: Path, version: str, date: str, *, towncrier: str = "towncrier"
-) -> None:
+def assemble(package_dir: Path, version: str, date: str) -> None:
     """Move the fragments of ``package_dir`` into its CHANGELOG.md.
 
     :raises FragmentError: when there is no fragment, or one is misnamed.
@@ -117,9 +118,9 @@ def assemble(
     if problems:
         raise FragmentError("\n".join(problems))
     done = subprocess.run(
-        [towncrier, "build", "--yes", "--config", str(CONFIG),
+        [sys.executable, "-m", "towncrier", "build", "--yes", "--config", str(CONFIG),
          "--dir", str(package_dir), "--version", version, "--date", date],
-        check=False, capture_output=True, text=True,
+        check=False, capture_output=True, text=True, cwd=package_dir,
     )  # fmt: skip
     if done.returncode:
         raise FragmentError(

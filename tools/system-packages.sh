@@ -12,13 +12,14 @@ while read -r program package _; do
 done < "$here/system-packages.txt"
 [ ${#missing[@]} -eq 0 ] && exit 0
 
-echo "system packages: installing ${missing[*]} (Debian)"
 if ! command -v apt-get >/dev/null 2>&1 || [ "$(id -u)" -ne 0 ]; then
-  echo "error: cannot install ${missing[*]} here (needs apt-get, as root)." >&2
-  echo "Install them yourself, then run the command again:" >&2
+  echo "error: the sessions need Debian's ${missing[*]}, and this script" >&2
+  echo "cannot install them here (it needs apt-get, as root). Install them," >&2
+  echo "then run the command again:" >&2
   echo "  sudo apt-get install -y --no-install-recommends ${missing[*]}" >&2
   exit 1
 fi
+echo "system packages: installing ${missing[*]} (Debian)"
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 export DEBIAN_FRONTEND=noninteractive

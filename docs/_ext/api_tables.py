@@ -22,7 +22,10 @@ from typing import Any
 
 MODULES = ("cc.primitives", "cc.queues", "cc.locks", "cc.core_helpers")
 _MARKER = re.compile(r"^<!-- cc:(api-table (?P<module>[\w.]+)|reexports) -->$", re.M)
-_ROLE = re.compile(r":(?:py:)?[a-z]+:`~?(?:[\w.]+\.)?([^`.]+)`")
+# A role: its explicit title ("title <target>") or the target's last part.
+_ROLE = re.compile(
+    r":(?:py:)?[a-z]+:`~?(?:(?P<title>[^`<]+?)\s*<[^`>]+>|(?:[\w.]+\.)?(?P<name>[^`.]+))`"
+)
 
 
 def summary(obj: object) -> str:
@@ -32,7 +35,7 @@ def summary(obj: object) -> str:
         return f"type alias of `{repr(obj).replace('typing.', '')}`"
     doc = inspect.getdoc(obj) or ""
     first = doc.strip().split("\n\n")[0].replace("\n", " ")
-    first = _ROLE.sub(lambda m: f"`{m.group(1)}`", first)
+    first = _ROLE.sub(lambda m: f"`{m['title'] or m['name']}`", first)
     return first.replace("``", "`").replace("|", "\\|")
 
 

@@ -9,7 +9,9 @@ extension rewrites each docstring of the ``cc`` package once it is loaded:
 * a role whose target is a public, documented cc object becomes an autorefs
   link (``[`Lock`][cc.primitives.Lock]``), so it points at its API entry;
   any other target (the standard library, anyio, private modules) becomes
-  inline code;
+  inline code; a role with an explicit title
+  (``:meth:`from_config <cc.queues.WorkQueue.from_config>```) shows the
+  title and links to the target;
 * each doctest example becomes a fenced ``pycon`` code block;
 * a module attribute without a docstring gets the text of the Sphinx
   ``#:`` comment above it, if it has one (type aliases are documented so).
@@ -26,6 +28,7 @@ import griffe
 
 _ROLE = re.compile(r":(?:py:)?(class|meth|func|attr|data|mod|exc|obj):`(~?)([^`]+)`")
 _CALLABLE_ROLES = frozenset({"meth", "func"})
+_TITLED = re.compile(r"(?P<title>[^<]+?)\s*<(?P<target>[^<>]+)>", re.DOTALL)
 _PROMPT = re.compile(r"^(\s*)>>>( |$)")
 
 
@@ -68,8 +71,12 @@ class SphinxMarkup(griffe.Extension):
     def _replace_role(self, context: griffe.Object, match: re.Match[str]) -> str:
         role, tilde, target = match.groups()
         target = target.strip()
-        display = target.rsplit(".", 1)[-1] if tilde else target
-        if role in _CALLABLE_ROLES:
+        titled = _TITLED.fullmatch(target)
+        if titled:
+            display, target = titled["title"].strip(), titled["target"].strip()
+        else:
+            display = target.rsplit(".", 1)[-1] if tilde else target
+        if role in _CALLABLE_ROLES and not display.endswith(")"):
             display += "()"
         identifier = self._resolve(context, target)
         if identifier is None:

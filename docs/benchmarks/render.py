@@ -1,13 +1,17 @@
-"""Turn a benchmark run's JSON into the Markdown tables of the comparison page.
+"""Turn a benchmark run's JSON into the tables and charts of the benchmarks page.
 
 ``nox -s bench`` (``benchmarks/run.py``) writes every figure it measured to a
-JSON file. This script renders that file as ``docs/benchmarks/results.md``,
-which ``docs/comparison.md`` includes. To refresh the page::
+JSON file; ``docs/benchmarks/latest.json`` is the run the site shows. When
+the site is built, the ``docs/_ext/benchmarks_page.py`` hook renders it with
+:func:`render` (goals, scaling, and per package a chart of cc's ratio
+against each baseline, drawn by :func:`ratio_chart`, next to the table). To
+refresh the page, run the benchmarks into that file::
 
     nox -s bench -- --quick --json docs/benchmarks/latest.json
-    python docs/benchmarks/render.py
 
-It needs nothing but the standard library.
+``python docs/benchmarks/render.py`` prints the Markdown, for a look without
+a site build. The tables need only the standard library; the charts need
+matplotlib.
 """
 
 from __future__ import annotations
@@ -22,7 +26,12 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_INPUT = HERE / "latest.json"
-DEFAULT_OUTPUT = HERE / "results.md"
+BACKEND_COLOURS = {
+    "asyncio": "#3f51b5",
+    "uvloop": "#26a69a",
+    "trio": "#ef6c00",
+    "threads": "#8e24aa",
+}
 GROUP_ORDER = ["primitives", "queues", "locks", "locks on redis", "core_helpers"]
 GROUP_TITLES = {
     "primitives": "cc-primitives",
@@ -150,8 +159,95 @@ def scaling_rows(scalings: list[dict[str, Any]], order: list[str]) -> list[list[
     return rows
 
 
-def render(data: dict[str, Any], measured_on: str) -> str:
-    """Return the Markdown for one benchmark run."""
+def ratios(results: list[dict[str, Any]]) -> list[tuple[str, str, float]]:
+    """Return (label, backend, ratio) for each cc row against each baseline."""
+    by_case: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for result in results:
+        by_case.setdefault((result["case"], result["backend"]), []).append(result)
+    bars = []
+    for (case, backend), members in by_case.items():
+        for mine in members:
+            if mine["baseline"] or not mine["impl"].startswith("cc "):
+                continue
+            for base in members:
+                if (
+                    base["baseline"]
+                    and base["value"] > 0
+                    and base["unit"] == mine["unit"]
+                ):
+                    label = f"{case}: {mine['impl'][3:]} / {base['impl']}"
+                    bars.append((label, backend, mine["value"] / base["value"]))
+    return bars
+
+
+def ratio_chart(title: str, bars: list[tuple[str, str, float]]) -> str:
+    """Draw the ratios as horizontal bars on a log scale; return the SVG text.
+
+    One bar per cc row and baseline, coloured by backend, with the line at
+    1x (as cheap as the baseline) drawn across.
+    """
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+    from matplotlib.patches import Patch
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    plt.rcParams["svg.hashsalt"] = "cc-benchmarks"  # the same SVG for the same data
+    plt.rcParams["svg.fonttype"] = "none"  # text stays text: searchable, small
+    height = 0.9 + 0.26 * len(bars)
+    figure, axes = plt.subplots(figsize=(10, height), layout="constrained")
+    labels = [_shorten(label) for label, _, _ in bars]
+    positions = range(len(bars))
+    axes.barh(
+        list(positions),
+        [ratio for _, _, ratio in bars],
+        color=[BACKEND_COLOURS.get(backend, "#757575") for _, backend, _ in bars],
+        height=0.7,
+    )
+    axes.set_yticks(list(positions), labels, fontsize=7)
+    axes.invert_yaxis()
+    axes.set_xscale("log")
+    values = [ratio for _, _, ratio in bars]
+    axes.set_xlim(min(min(values), 1.0) * 0.7, max(max(values), 1.0) * 1.8)
+    axes.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}x"))
+    axes.xaxis.set_minor_formatter(NullFormatter())
+    axes.axvline(1.0, color="#212121", linewidth=1)
+    axes.set_xlabel("cc's cost over the baseline's (log scale; left of 1x: cheaper)")
+    axes.set_title(title, fontsize=10, loc="left")
+    for position, (_, _, ratio) in zip(positions, bars, strict=True):
+        axes.annotate(
+            f"{ratio:.2f}x", (ratio, position), xytext=(3, 0),
+            textcoords="offset points", va="center", fontsize=6,
+        )  # fmt: skip
+    present = list(dict.fromkeys(backend for _, backend, _ in bars))
+    axes.legend(
+        handles=[
+            Patch(color=BACKEND_COLOURS.get(b, "#757575"), label=b) for b in present
+        ],
+        fontsize=7,
+        loc="lower right",
+    )
+    buffer = io.StringIO()
+    figure.savefig(buffer, format="svg", metadata={"Date": None})
+    plt.close(figure)
+    return buffer.getvalue()
+
+
+def _shorten(label: str, width: int = 90) -> str:
+    return label if len(label) <= width else label[: width - 1] + "…"
+
+
+def render(
+    data: dict[str, Any], measured_on: str, charts: dict[str, str] | None = None
+) -> str:
+    """Return the Markdown for one benchmark run.
+
+    :param charts: group -> the URL of its ratio chart, shown above its table.
+    """
+    charts = charts or {}
     results: list[dict[str, Any]] = data["results"]
     goals: list[dict[str, Any]] = data["goals"]
     mode = "`--quick` (fewer operations per sample)" if data["quick"] else "full"
@@ -212,9 +308,15 @@ def render(data: dict[str, Any], measured_on: str) -> str:
         ]
     for group in groups_in_order(results):
         members = [r for r in results if r["group"] == group]
+        title = GROUP_TITLES.get(group, group)
+        lines += [f"### {title}", ""]
+        if group in charts:
+            lines += [
+                f"![{title}: cc's cost over each baseline, per case and backend]"
+                f"({charts[group]}){{ .cc-bench-chart }}",
+                "",
+            ]
         lines += [
-            f"### {GROUP_TITLES.get(group, group)}",
-            "",
             *table(
                 ["case", "backend", "implementation", "cost", "ratio"],
                 result_rows(members),
@@ -225,30 +327,21 @@ def render(data: dict[str, Any], measured_on: str) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
+def measured_on(data: dict[str, Any], path: Path) -> str:
+    """Return the run's date: its own, else the JSON file's modification date."""
+    if data.get("date"):
+        return str(data["date"])
+    stamp = dt.datetime.fromtimestamp(path.stat().st_mtime, tz=dt.timezone.utc)
+    return stamp.date().isoformat()
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Render ``--input`` into ``--output``."""
+    """Print the Markdown of ``--input`` (without charts)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--input", type=Path, default=DEFAULT_INPUT)
-    parser.add_argument(
-        "--output", type=Path, default=DEFAULT_OUTPUT, help="a file, or - for stdout"
-    )
-    parser.add_argument(
-        "--measured-on",
-        help="date of the run (default: the input file's modification date)",
-    )
     args = parser.parse_args(argv)
     data = json.loads(args.input.read_text(encoding="utf-8"))
-    measured_on = args.measured_on or (
-        dt.datetime.fromtimestamp(args.input.stat().st_mtime, tz=dt.timezone.utc)
-        .date()
-        .isoformat()
-    )
-    markdown = render(data, measured_on)
-    if str(args.output) == "-":
-        sys.stdout.write(markdown)
-    else:
-        args.output.write_text(markdown, encoding="utf-8")
-        print(f"wrote {args.output} ({len(data['results'])} figures)")
+    sys.stdout.write(render(data, measured_on(data, args.input)))
     return 0
 
 
