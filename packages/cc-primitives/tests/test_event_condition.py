@@ -208,6 +208,31 @@ async def test_notification_to_cancelled_waiter_is_passed_on() -> None:
     assert not cond.locked()
 
 
+async def test_a_waiter_cancelled_then_notified_passes_the_notification_on() -> None:
+    """Cancelled first, then notified in the same tick: the notification
+    must reach the next waiter, not vanish with the cancelled one."""
+    cond = Condition()
+    woken: list[str] = []
+
+    async def waiter(name: str) -> None:
+        async with cond:
+            await cond.wait()
+            woken.append(name)
+
+    async with anyio.create_task_group() as tg:
+        async with anyio.create_task_group() as doomed:
+            doomed.start_soon(waiter, "first")
+            await anyio.wait_all_tasks_blocked()
+            tg.start_soon(waiter, "second")
+            await anyio.wait_all_tasks_blocked()
+            doomed.cancel_scope.cancel()
+            async with cond:  # taken at once: the waiters released it
+                cond.notify(1)  # to "first", cancelled but not yet resumed
+        await anyio.wait_all_tasks_blocked()
+        assert woken == ["second"]
+    assert not cond.locked()
+
+
 async def test_condition_exit_after_an_inner_release_raises_and_keeps_b_holding() -> (
     None
 ):

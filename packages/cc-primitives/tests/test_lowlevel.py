@@ -18,6 +18,7 @@ from cc.primitives.lowlevel import (
     checkpoint_due,
     checkpoint_rule,
     never_due,
+    take_checkpoint,
 )
 
 pytestmark = pytest.mark.anyio
@@ -246,7 +247,10 @@ async def test_a_lot_can_be_reused_after_it_empties() -> None:
 
 
 def test_checkpoint_rule_resolves_fast_acquire() -> None:
-    assert checkpoint_rule(None) is checkpoint_due
+    _align()
+    rule = checkpoint_rule(None)  # spends the same budget as checkpoint_due
+    calls = [rule() if n % 2 else checkpoint_due() for n in range(CHECKPOINT_INTERVAL)]
+    assert calls == [False] * (CHECKPOINT_INTERVAL - 1) + [True]
     assert checkpoint_rule(True) is never_due
     assert checkpoint_rule(False) is always_due
     assert always_due() is True
@@ -291,6 +295,32 @@ def test_checkpoint_budget_is_per_thread() -> None:
     assert other.count(True) == 1  # a fresh thread starts with a full budget
     assert other[CHECKPOINT_INTERVAL - 1] is True
     assert checkpoint_due() is True
+
+
+def test_take_checkpoint_rebinds_a_rule_to_the_thread_that_runs_it() -> None:
+    _align()
+    for _ in range(CHECKPOINT_INTERVAL - 1):
+        checkpoint_due()
+    rule = checkpoint_rule(None)  # bound to this thread, one call from due
+    seen: list[object] = []
+
+    async def elsewhere() -> None:
+        nonlocal rule
+        assert rule()  # still this thread's budget: due
+        rule = await take_checkpoint(rule)  # now the running thread's
+        _align()
+        seen.extend(
+            rule() if n % 2 else checkpoint_due() for n in range(CHECKPOINT_INTERVAL)
+        )
+        assert await take_checkpoint(always_due) is always_due
+        assert await take_checkpoint(never_due) is never_due
+
+    thread = threading.Thread(target=anyio.run, args=(elsewhere,))
+    thread.start()
+    thread.join()
+    assert seen == [False] * (CHECKPOINT_INTERVAL - 1) + [True]
+    # the other thread spent this thread's last unit once, then its own
+    assert checkpoint_due() is False
 
 
 @pytest.mark.parametrize("fast_acquire", [None, False])

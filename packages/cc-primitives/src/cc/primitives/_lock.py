@@ -7,7 +7,7 @@ from types import TracebackType
 
 import anyio
 
-from cc.primitives._checkpoints import checkpoint, checkpoint_rule
+from cc.primitives._checkpoints import checkpoint_rule, take_checkpoint
 from cc.primitives._parking import ParkingLot
 from cc.primitives._tasks import current_task_key, task_info, task_name
 
@@ -84,7 +84,7 @@ class Lock:
 
     async def __aenter__(self) -> None:
         if self._due():
-            await checkpoint()
+            self._due = await take_checkpoint(self._due)
         task = current_task_key()
         if not self._take(task):
             # Woken as the new owner (at depth 1) by _hand_off().

@@ -8,7 +8,7 @@ from types import TracebackType
 
 import anyio
 
-from cc.primitives._checkpoints import checkpoint, checkpoint_rule
+from cc.primitives._checkpoints import checkpoint_rule, take_checkpoint
 from cc.primitives._parking import ParkingLot
 from cc.primitives._validation import check_positive_number
 
@@ -183,7 +183,7 @@ class RateLimiter:
         """
         value = self._check_amount(amount)
         if self._due():
-            await checkpoint()
+            self._due = await take_checkpoint(self._due)
         if not self._turn_taken:
             now = anyio.current_time()
             if self._delay(value, now) == 0.0:
