@@ -1,4 +1,4 @@
-"""The cheap clock RateLimiter reads: always the running event loop's time."""
+"""The cheap clock and events: always the running event loop's, as anyio's."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 import trio.testing
 
 import cc.primitives._clock
-from cc.primitives._clock import current_time
+from cc.primitives._clock import current_time, new_event
 
 pytestmark = pytest.mark.anyio
 
@@ -49,9 +49,36 @@ def test_outside_an_event_loop_it_raises() -> None:
 async def test_a_backend_it_does_not_know_is_asked_through_anyio(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    per_thread = cc.primitives._clock._per_thread
     monkeypatch.setitem(sys.modules, "trio", None)  # as if trio were unknown
-    monkeypatch.delattr(cc.primitives._clock._per_thread, "clock", raising=False)
-    assert cc.primitives._clock._find_clock() is anyio.current_time
+    monkeypatch.setattr(per_thread, "clock", None)  # stale: not callable
+    monkeypatch.delattr(per_thread, "event")
+    cc.primitives._clock._find_backend()
+    assert per_thread.clock is anyio.current_time
+    assert per_thread.event is anyio.Event
     monkeypatch.undo()
     before = anyio.current_time()
     assert before <= current_time() <= anyio.current_time()
+
+
+def test_events_belong_to_the_loop_that_runs_now() -> None:
+    """An event made after the thread changed backend is the new backend's."""
+
+    async def make_and_use() -> bool:
+        event = new_event()
+        assert type(event) is type(anyio.Event())
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(event.wait)
+            await anyio.wait_all_tasks_blocked()
+            event.set()
+        return event.is_set()
+
+    assert anyio.run(make_and_use)
+    assert anyio.run(make_and_use, backend="trio")
+    assert anyio.run(make_and_use, backend_options={"use_uvloop": True})
+    assert anyio.run(make_and_use)
+
+
+def test_outside_an_event_loop_no_event_is_made() -> None:
+    with pytest.raises(RuntimeError):
+        new_event()

@@ -1,17 +1,21 @@
-"""The event loop's clock, read cheaply: what ``anyio.current_time()`` returns.
+"""The running event loop's clock and events, found cheaply.
 
-``anyio.current_time()`` finds the running backend on every call (about
-1 µs, most of an uncontended rate-limited acquisition). Each thread remembers
-its event loop's clock instead: asyncio's ``loop.time`` (after checking that
-this loop still runs here) or ``trio.current_time`` (which reads the clock of
-the trio run in progress, a virtual one included). A remembered clock that no
-longer belongs to the running loop is noticed and replaced, so the time is
-always the running loop's, as anyio's is. Backends are looked up in
+``anyio.current_time()`` and ``anyio.Event()`` find the running backend on
+every call (about 1 µs each: most of an uncontended rate-limited acquisition,
+and of a wait in a parking lot). Each thread remembers instead how to read
+its event loop's clock and make its events: asyncio's ``loop.time`` and
+anyio's event class for asyncio (after checking that this loop still runs
+here), trio's ``current_time`` and anyio's event class for trio (after
+checking that a trio task runs). A remembered way that no longer belongs to
+the running loop is noticed and replaced, so the time and the events are
+always the running loop's, as anyio's are. Backends are looked up in
 ``sys.modules``, never imported.
 """
 
 from __future__ import annotations
 
+import functools
+import operator
 import os
 import sys
 import threading
@@ -20,17 +24,19 @@ from typing import Any
 
 import anyio
 
-__all__ = ["current_time"]
+__all__ = ["current_time", "new_event"]
 
 Clock = Callable[[], float]
+EventFactory = Callable[[], anyio.Event]
 
+# Each thread's ``clock`` and ``event`` (a factory), found together.
 _per_thread = threading.local()
 if hasattr(os, "register_at_fork"):  # a child process starts afresh
-    os.register_at_fork(after_in_child=lambda: vars(_per_thread).pop("clock", None))
+    os.register_at_fork(after_in_child=lambda: vars(_per_thread).clear())
 
 
-class _StaleClock(Exception):
-    """The remembered clock belongs to a loop that no longer runs here."""
+class _Stale(Exception):
+    """What this thread remembered belongs to a loop that no longer runs here."""
 
 
 def current_time() -> float:
@@ -40,39 +46,82 @@ def current_time() -> float:
     """
     try:
         return _per_thread.clock()  # type: ignore[no-any-return]
-    except (AttributeError, RuntimeError, _StaleClock):  # none yet, or stale
-        clock = _per_thread.clock = _find_clock()
-        return clock()
+    except (AttributeError, RuntimeError, _Stale):  # none yet, or stale
+        _find_backend()
+        return _per_thread.clock()  # type: ignore[no-any-return]
 
 
-def _find_clock() -> Clock:
+def new_event() -> anyio.Event:
+    """Return a new :class:`anyio.Event` of the running backend, as ``anyio.Event()``.
+
+    :raises RuntimeError: outside of a running event loop
+    """
+    try:
+        return _per_thread.event()  # type: ignore[no-any-return]
+    except (AttributeError, RuntimeError, _Stale):  # none yet, or stale
+        _find_backend()
+        return _per_thread.event()  # type: ignore[no-any-return]
+
+
+def _find_backend() -> None:
     aio: Any = sys.modules.get("asyncio")
     loop = None if aio is None else aio._get_running_loop()
     if loop is not None and aio.current_task(loop) is not None:
-        return _asyncio_clock(aio, loop)
+        _per_thread.clock, _per_thread.event = _asyncio_ways(aio, loop)
+        return
     trio: Any = sys.modules.get("trio")
     if trio is not None and trio.lowlevel.in_trio_task():
-        return trio.current_time  # type: ignore[no-any-return]
+        _per_thread.clock, _per_thread.event = _trio_ways(trio)
+        return
     anyio.current_time()  # raises outside an event loop
-    return anyio.current_time
+    _per_thread.clock, _per_thread.event = anyio.current_time, anyio.Event
 
 
-def _asyncio_clock(aio: Any, loop: Any) -> Clock:
+def _asyncio_ways(aio: Any, loop: Any) -> tuple[Clock, EventFactory]:
     time = loop.time
+    event_class = type(anyio.Event())
+    # Is this loop still the one running here? On 3.12+ asyncio answers in C
+    # cheaply; before, asking costs a getpid() system call, and asyncio's
+    # table of current tasks answers instead.
     if sys.version_info >= (3, 12):
-        running_loop = aio._get_running_loop  # C, and cheap there
+        running_loop = aio._get_running_loop
+        here = functools.partial(operator.is_, loop)  # here(running_loop())
 
         def clock() -> float:
-            if running_loop() is not loop:
-                raise _StaleClock
+            if not here(running_loop()):
+                raise _Stale
             return time()  # type: ignore[no-any-return]
 
-    else:  # asyncio's table of current tasks: no getpid() system call
-        task_of = aio.tasks._current_tasks.get
+        def event() -> anyio.Event:
+            if not here(running_loop()):
+                raise _Stale
+            return event_class()
+
+    else:
+        task_of = functools.partial(aio.tasks._current_tasks.get, loop)
 
         def clock() -> float:
-            if task_of(loop) is None:
-                raise _StaleClock
+            if task_of() is None:
+                raise _Stale
             return time()  # type: ignore[no-any-return]
 
-    return clock
+        def event() -> anyio.Event:
+            if task_of() is None:
+                raise _Stale
+            return event_class()
+
+    return clock, event
+
+
+def _trio_ways(trio: Any) -> tuple[Clock, EventFactory]:
+    in_trio_task = trio.lowlevel.in_trio_task
+    event_class = type(anyio.Event())
+
+    def event() -> anyio.Event:
+        if not in_trio_task():
+            raise _Stale
+        return event_class()
+
+    # trio.current_time raises RuntimeError outside a run, and always reads
+    # the clock of the run in progress (a virtual one included)
+    return trio.current_time, event
