@@ -66,9 +66,10 @@ Runner = Callable[[list[Job]], Awaitable[list[Any]]]
 
 def _try_acquire(lock: Lock) -> bool:
     try:
-        return bool(lock.acquire_nowait())
+        lock.acquire_nowait()  # None, or raises WouldBlock (anyio's API)
     except anyio.WouldBlock:
         return False
+    return True
 
 
 @pytest.mark.parametrize("run", RUNNERS)

@@ -29,7 +29,7 @@ async def test_event_wakes_all_waiters() -> None:
     async with anyio.create_task_group() as tg:
         for n in range(5):
             tg.start_soon(waiter, n)
-        await anyio.sleep(0.01)
+        await anyio.wait_all_tasks_blocked()
         assert event.statistics() == EventStatistics(tasks_waiting=5, is_set=False)
         event.set()
     assert sorted(woken) == [0, 1, 2, 3, 4]
@@ -47,7 +47,7 @@ async def test_event_cancelled_waiter_is_removed() -> None:
     event = Event()
     async with anyio.create_task_group() as tg:
         tg.start_soon(event.wait)
-        await anyio.sleep(0.01)
+        await anyio.wait_all_tasks_blocked()
         tg.cancel_scope.cancel()
     assert event.statistics().tasks_waiting == 0
     assert not event.is_set()
@@ -93,12 +93,12 @@ async def test_condition_notify_one_at_a_time_fifo() -> None:
     async with anyio.create_task_group() as tg:
         for n in range(3):
             tg.start_soon(waiter, n)
-            await anyio.sleep(0.001)
+            await anyio.wait_all_tasks_blocked()
         assert cond.statistics().tasks_waiting == 3
         for expected in range(1, 4):
             async with cond:
                 await cond.notify()
-            await anyio.sleep(0.01)
+            await anyio.wait_all_tasks_blocked()
             assert len(woken) == expected
     assert woken == [0, 1, 2]
 
@@ -115,10 +115,10 @@ async def test_condition_notify_all_and_wait_for() -> None:
     async with anyio.create_task_group() as tg:
         for _ in range(4):
             tg.start_soon(consumer)
-        await anyio.sleep(0.01)
+        await anyio.wait_all_tasks_blocked()
         async with cond:
             await cond.notify_all()  # predicate still false: they wait again
-        await anyio.sleep(0.01)
+        await anyio.wait_all_tasks_blocked()
         assert got == []
         async with cond:
             items.append(1)
@@ -150,7 +150,7 @@ async def test_condition_wait_releases_reentrant_lock_fully_and_restores_depth()
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(waiter)
-        await anyio.sleep(0.01)
+        await anyio.wait_all_tasks_blocked()
         assert not lock.locked()
         tg.start_soon(notifier)
     assert other_ran.is_set()
@@ -171,7 +171,7 @@ async def test_cancelled_wait_reacquires_lock_before_propagating() -> None:
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(waiter)
-        await anyio.sleep(0.01)
+        await anyio.wait_all_tasks_blocked()
         async with cond:
             tg.cancel_scope.cancel()
             await checkpoint()
@@ -194,17 +194,42 @@ async def test_notification_to_cancelled_waiter_is_passed_on() -> None:
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(waiter, "first")
-        await anyio.sleep(0.01)
+        await anyio.wait_all_tasks_blocked()
         tg.start_soon(waiter, "second")
-        await anyio.sleep(0.01)
+        await anyio.wait_all_tasks_blocked()
         async with cond:
             await cond.notify(1)  # meant for "first"...
             scopes["first"].cancel()  # ...which is cancelled before it runs
-        await anyio.sleep(0.05)
+        await anyio.wait_all_tasks_blocked()
         # Whether "first" consumed the notification before its cancellation
         # landed depends on the backend; either way one task was woken.
         assert woken in (["first"], ["second"])
         tg.cancel_scope.cancel()
+    assert not cond.locked()
+
+
+async def test_a_waiter_cancelled_then_notified_passes_the_notification_on() -> None:
+    """Cancelled first, then notified in the same tick: the notification
+    must reach the next waiter, not vanish with the cancelled one."""
+    cond = Condition()
+    woken: list[str] = []
+
+    async def waiter(name: str) -> None:
+        async with cond:
+            await cond.wait()
+            woken.append(name)
+
+    async with anyio.create_task_group() as tg:
+        async with anyio.create_task_group() as doomed:
+            doomed.start_soon(waiter, "first")
+            await anyio.wait_all_tasks_blocked()
+            tg.start_soon(waiter, "second")
+            await anyio.wait_all_tasks_blocked()
+            doomed.cancel_scope.cancel()
+            async with cond:  # taken at once: the waiters released it
+                cond.notify(1)  # to "first", cancelled but not yet resumed
+        await anyio.wait_all_tasks_blocked()
+        assert woken == ["second"]
     assert not cond.locked()
 
 

@@ -123,7 +123,7 @@ async def test_waiters_fifo() -> None:
         await limiter.acquire()
         for n in range(6):
             tg.start_soon(worker, n)
-            await anyio.sleep(0.001)
+            await anyio.wait_all_tasks_blocked()
         assert limiter.statistics().tasks_waiting == 6
         limiter.release()
     assert order == list(range(6))
@@ -146,10 +146,10 @@ async def test_raising_total_tokens_wakes_waiters() -> None:
     async with anyio.create_task_group() as tg:
         for _ in range(4):
             tg.start_soon(worker)
-        await anyio.sleep(0.01)
+        await anyio.wait_all_tasks_blocked()
         assert running == 1
         limiter.total_tokens = 3
-        await anyio.sleep(0.01)
+        await anyio.wait_all_tasks_blocked()
         assert running == 3
         with pytest.raises(ValueError, match="total_tokens must be >= 1"):
             limiter.total_tokens = 0
@@ -176,7 +176,7 @@ async def test_cancelled_waiter_leaves_no_trace() -> None:
     await limiter.acquire_on_behalf_of("holder")
     async with anyio.create_task_group() as tg:
         tg.start_soon(limiter.acquire)
-        await anyio.sleep(0.01)
+        await anyio.wait_all_tasks_blocked()
         assert limiter.statistics().tasks_waiting == 1
         tg.cancel_scope.cancel()
     assert limiter.statistics().tasks_waiting == 0
@@ -197,7 +197,7 @@ async def test_token_granted_to_cancelled_waiter_is_passed_on() -> None:
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(waiter)
-        await anyio.sleep(0.01)
+        await anyio.wait_all_tasks_blocked()
         limiter.release_on_behalf_of("holder")
         scope_box[0].cancel()
     assert limiter.borrowed_tokens == 0
@@ -215,7 +215,7 @@ async def test_release_wakes_next_waiter() -> None:
     async with anyio.create_task_group() as tg:
         await limiter.acquire()
         tg.start_soon(waiter)
-        await anyio.sleep(0.01)
+        await anyio.wait_all_tasks_blocked()
         limiter.release()
         await done.wait()
 

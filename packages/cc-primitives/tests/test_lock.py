@@ -48,9 +48,9 @@ async def test_other_task_waits_until_last_release() -> None:
         await lock.acquire()
         await lock.acquire()
         tg.start_soon(other)
-        await anyio.sleep(0.01)
+        await anyio.wait_all_tasks_blocked()
         lock.release()
-        await anyio.sleep(0.01)
+        await anyio.wait_all_tasks_blocked()
         assert events == []  # still held at depth 1
         events.append("owner")
         lock.release()
@@ -141,7 +141,7 @@ async def test_waiters_are_served_fifo() -> None:
         await lock.acquire()
         for n in range(10):
             tg.start_soon(worker, n)
-            await anyio.sleep(0.001)
+            await anyio.wait_all_tasks_blocked()
         assert lock.statistics().tasks_waiting == 10
         lock.release()
     assert order == list(range(10))
@@ -158,7 +158,7 @@ async def test_no_barging_after_release() -> None:
     async with anyio.create_task_group() as tg:
         await lock.acquire()
         tg.start_soon(waiter)
-        await anyio.sleep(0.01)
+        await anyio.wait_all_tasks_blocked()
         lock.release()
         # The lock now belongs to the waiter even though it has not run yet.
         assert lock.locked()
@@ -184,7 +184,7 @@ async def test_cancelled_waiter_leaves_no_trace() -> None:
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(waiter)
-        await anyio.sleep(0.01)
+        await anyio.wait_all_tasks_blocked()
         assert lock.statistics().tasks_waiting == 1
         tg.cancel_scope.cancel()
     assert cancelled
@@ -210,9 +210,9 @@ async def test_waiter_cancelled_right_after_handoff_passes_lock_on() -> None:
     async with anyio.create_task_group() as tg:
         await lock.acquire()
         tg.start_soon(waiter, "first", scopes)
-        await anyio.sleep(0.01)
+        await anyio.wait_all_tasks_blocked()
         tg.start_soon(waiter, "second", scopes)
-        await anyio.sleep(0.01)
+        await anyio.wait_all_tasks_blocked()
         # Hand the lock to "first", then cancel it before it can run.
         lock.release()
         scopes[0].cancel()

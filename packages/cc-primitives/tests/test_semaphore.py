@@ -71,7 +71,7 @@ async def test_waiters_fifo_and_direct_handoff() -> None:
     async with anyio.create_task_group() as tg:
         for n in range(5):
             tg.start_soon(worker, n)
-            await anyio.sleep(0.001)
+            await anyio.wait_all_tasks_blocked()  # parked, in this order
         assert sem.statistics() == SemaphoreStatistics(
             tasks_waiting=5, value=0, max_value=None
         )
@@ -83,7 +83,7 @@ async def test_waiters_fifo_and_direct_handoff() -> None:
                 sem.acquire_nowait()
             # let the woken task run before the next release (trio runs
             # simultaneously woken tasks in no particular order)
-            await anyio.sleep(0.001)
+            await anyio.wait_all_tasks_blocked()
     assert order == [0, 1, 2, 3, 4]
 
 

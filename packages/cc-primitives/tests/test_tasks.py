@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import os
+import sys
+import warnings
 from types import SimpleNamespace
 
 import anyio
@@ -68,3 +71,51 @@ async def test_task_info_of_an_anyio_task_id() -> None:
     assert task_info(me.id) == me
     with pytest.raises(LookupError, match="no running task"):
         task_info(-1)
+
+
+def test_each_thread_finds_its_backend_again_when_it_changes() -> None:
+    """One thread runs asyncio, then trio, then asyncio again: the key is the
+    running backend's task each time (a stale way of asking is replaced)."""
+    import asyncio
+
+    import trio
+
+    async def on_asyncio() -> bool:
+        return current_task_key() is asyncio.current_task()
+
+    async def on_trio() -> bool:
+        return current_task_key() is trio.lowlevel.current_task()
+
+    assert anyio.run(on_asyncio)
+    assert anyio.run(on_trio, backend="trio")
+    assert anyio.run(on_asyncio)
+    assert anyio.run(on_asyncio, backend_options={"use_uvloop": True})
+    assert anyio.run(on_trio, backend="trio")
+
+
+def test_a_forked_child_finds_its_backend_afresh() -> None:
+    async def key_then_fork() -> int:
+        current_task_key()  # this thread now remembers how to ask
+        with warnings.catch_warnings():  # "multi-threaded": the child only exits
+            warnings.simplefilter("ignore", DeprecationWarning)
+            pid = os.fork()
+        if pid == 0:  # the child: nothing remembered from the parent
+            os._exit(0 if "fetch" not in vars(cc.primitives._tasks._per_thread) else 1)
+        return os.waitpid(pid, 0)[1]  # noqa: ASYNC222 (the child exits at once)
+
+    assert anyio.run(key_then_fork) == 0
+
+
+@pytest.mark.parametrize("anyio_backend", ["trio"])
+async def test_trio_without_its_private_run_context_uses_the_public_call(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import trio
+
+    monkeypatch.setitem(sys.modules, "trio._core._run", SimpleNamespace())
+    monkeypatch.delattr(cc.primitives._tasks._per_thread, "fetch")
+    assert current_task_key() is trio.lowlevel.current_task()
+    assert cc.primitives._tasks._per_thread.fetch is trio.lowlevel.current_task
+    monkeypatch.undo()
+    del cc.primitives._tasks._per_thread.fetch  # find the fast one again
+    assert current_task_key() is trio.lowlevel.current_task()

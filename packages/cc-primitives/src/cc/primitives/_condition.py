@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 import anyio
 from anyio.lowlevel import checkpoint_if_cancelled
 
-from cc.primitives._checkpoints import checkpoint, checkpoint_due
+from cc.primitives._checkpoints import checkpoint, checkpoint_due, take_checkpoint
 from cc.primitives._lock import Lock, LockStatistics
 from cc.primitives._parking import ParkingLot
 from cc.primitives._validation import check_int
@@ -173,8 +173,9 @@ class Condition:
         again after every notification. A call that need not wait follows the
         lock's checkpoint rule.
         """
-        if self._lock._due():
-            await checkpoint()
+        lock = self._lock
+        if lock._due():
+            lock._due = await take_checkpoint(lock._due)
         result = predicate()
         while not result:
             await self.wait()

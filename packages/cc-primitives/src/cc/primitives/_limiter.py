@@ -7,7 +7,7 @@ from types import TracebackType
 
 import anyio
 
-from cc.primitives._checkpoints import checkpoint, checkpoint_rule
+from cc.primitives._checkpoints import checkpoint_rule, take_checkpoint
 from cc.primitives._parking import ParkingLot
 from cc.primitives._tasks import current_task_key, task_name
 from cc.primitives._validation import check_total_tokens
@@ -90,7 +90,7 @@ class CapacityLimiter:
 
     async def __aenter__(self) -> None:
         if self._due():
-            await checkpoint()
+            self._due = await take_checkpoint(self._due)
         task = current_task_key()
         borrowers = self._borrowers
         if len(borrowers) < self._total_tokens and task not in borrowers:
@@ -148,7 +148,7 @@ class CapacityLimiter:
         :raises TypeError: if ``borrower`` is not hashable
         """
         if self._due():
-            await checkpoint()
+            self._due = await take_checkpoint(self._due)
         if not self._borrow(borrower):
             await self._wait_for_token(borrower)
 

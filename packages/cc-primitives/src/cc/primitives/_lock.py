@@ -7,7 +7,7 @@ from types import TracebackType
 
 import anyio
 
-from cc.primitives._checkpoints import checkpoint, checkpoint_rule
+from cc.primitives._checkpoints import checkpoint_rule, take_checkpoint
 from cc.primitives._parking import ParkingLot
 from cc.primitives._tasks import current_task_key, task_info, task_name
 
@@ -84,9 +84,12 @@ class Lock:
 
     async def __aenter__(self) -> None:
         if self._due():
-            await checkpoint()
+            self._due = await take_checkpoint(self._due)
         task = current_task_key()
-        if not self._take(task):
+        if self._owner is None:  # the common case, without a call
+            self._owner = task
+            self._depth = 1
+        elif not self._take(task):
             # Woken as the new owner (at depth 1) by _hand_off().
             await self._waiters.park(task, self._pass_on)
 
@@ -96,7 +99,15 @@ class Lock:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.release()
+        if (
+            self._depth == 1
+            and not self._waiters.parked
+            and self._owner is current_task_key()
+        ):
+            self._owner = None  # the common case, without a call
+            self._depth = 0
+        else:
+            self.release()  # checks the owner, names it if it is not us
 
     async def acquire(self) -> bool:
         """Acquire the lock, waiting until it is free; re-enter if already owned.

@@ -14,25 +14,12 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
-from typing import Final
 
 import anyio
 
+from cc.primitives._clock import new_event
+
 __all__ = ["ParkingLot"]
-
-
-# The value of a parked task that nobody has woken yet.
-_NOT_WOKEN: Final = object()
-
-
-class _Parked:
-    """One parked task: what it waits on and what it was woken with."""
-
-    __slots__ = ("event", "value")
-
-    def __init__(self) -> None:
-        self.event = anyio.Event()
-        self.value: object = _NOT_WOKEN
 
 
 class ParkingLot:
@@ -81,10 +68,14 @@ class ParkingLot:
     ['a: first', 'b: rest', 'c: rest']
     """
 
-    __slots__ = ("_line", "parked")
+    __slots__ = ("_line", "_values", "parked")
 
     def __init__(self) -> None:
-        self._line: OrderedDict[Hashable, _Parked] | None = None
+        # The event each parked task waits on, by key, in order; and the
+        # values woken tasks have not collected yet (but for None, the usual
+        # value, which needs no entry). Both exist only while needed.
+        self._line: OrderedDict[Hashable, anyio.Event] | None = None
+        self._values: dict[anyio.Event, object] | None = None
         #: How many tasks are parked (read it, never write it). Reading this
         #: attribute is the cheapest test a fast path can make.
         self.parked = 0
@@ -121,27 +112,37 @@ class ParkingLot:
             ``unpark_all``)
         :raises RuntimeError: if ``key`` is already parked here
         """
-        parked = _Parked()
+        event = new_event()
         line = self._line
         if line is None:
             line = self._line = OrderedDict()
         if key is None:
-            key = parked
+            key = event
         elif key in line:
             raise RuntimeError(f"{key!r} is already parked in this ParkingLot")
-        line[key] = parked
+        line[key] = event
         self.parked += 1
         try:
-            await parked.event.wait()
+            await event.wait()
         except BaseException:
-            value = parked.value
-            if value is _NOT_WOKEN:
-                # Still parked (only a waker removes a task): leave quietly.
+            if not event.is_set():
+                # Still parked (only a waker sets the event): leave quietly.
                 self._remove(key)
-            elif hand_back is not None:
-                hand_back(value)
+            else:
+                value = self._collect(event)
+                if hand_back is not None:
+                    hand_back(value)
             raise
-        return parked.value
+        return self._collect(event) if self._values else None
+
+    def _collect(self, event: anyio.Event) -> object:
+        values = self._values
+        if not values:
+            return None
+        value = values.pop(event, None)
+        if not values:
+            self._values = None
+        return value
 
     def _remove(self, key: Hashable) -> None:
         line = self._line
@@ -160,12 +161,16 @@ class ParkingLot:
         line = self._line
         if line is None:
             raise LookupError("no task is parked in this ParkingLot")
-        key, parked = line.popitem(last=False)
+        key, event = line.popitem(last=False)
         self.parked -= 1
         if not line:
             self._line = None
-        parked.value = value
-        parked.event.set()
+        if value is not None:
+            values = self._values
+            if values is None:
+                values = self._values = {}
+            values[event] = value
+        event.set()
         return key
 
     def unpark_n(self, n: int, value: object = None) -> int:

@@ -8,7 +8,8 @@ from types import TracebackType
 
 import anyio
 
-from cc.primitives._checkpoints import checkpoint, checkpoint_rule
+from cc.primitives._checkpoints import checkpoint_rule, take_checkpoint
+from cc.primitives._clock import current_time
 from cc.primitives._parking import ParkingLot
 from cc.primitives._validation import check_positive_number
 
@@ -43,8 +44,9 @@ class RateLimiter:
     a slot frees up ``period`` seconds after the acquisition that used it.
     (A leaky bucket or GCRA with the same burst allowance would let nearly
     twice ``rate`` through in some windows; API quotas such as "100 calls a
-    minute" are windows.) Memory is one entry per acquisition made within the
-    last ``period`` (acquisitions at the same clock reading share one).
+    minute" are windows.) Memory is one small entry (a clock reading and an
+    amount: two slots of a deque and a float) per acquisition made within the
+    last ``period``; acquisitions at the same clock reading share one.
 
     Waiters are served first in, first out: only the task at the head of the
     queue sleeps until its turn, and a task that is cancelled while queued
@@ -92,7 +94,10 @@ class RateLimiter:
         self._due = checkpoint_rule(fast_acquire)
         # [time, amount] of every acquisition still inside the window, oldest
         # first, and their sum.
-        self._log: deque[list[float]] = deque()
+        # Every acquisition still inside the window, oldest first, as a clock
+        # reading followed by its amount (flat: no object per entry), and
+        # the sum of those amounts.
+        self._log: deque[float] = deque()
         self._in_window = 0.0
         # Sums of float amounts and large clock readings (trio's clock starts
         # at a random offset) carry rounding residues; they must not turn into
@@ -133,6 +138,8 @@ class RateLimiter:
         return self._period
 
     def _check_amount(self, amount: float) -> float:
+        if type(amount) is int and 0 < amount <= self._rate:
+            return amount  # the common case, checked at a glance
         value = check_positive_number("amount", amount, allow_inf=False)
         if value > self._rate:
             raise ValueError(
@@ -144,10 +151,28 @@ class RateLimiter:
     def _expire(self, now: float) -> None:
         horizon = now - self._period + self._time_slack
         log = self._log
-        while log and log[0][0] <= horizon:
-            self._in_window -= log.popleft()[1]
+        while log and log[0] <= horizon:
+            log.popleft()
+            self._in_window -= log.popleft()
         if not log:
             self._in_window = 0.0
+
+    def _take(self, amount: float, now: float) -> bool:
+        """Record ``amount`` at ``now`` if it fits in the window; say whether it did."""
+        log = self._log
+        if log and log[0] <= now - self._period + self._time_slack:
+            self._expire(now)
+        in_window = self._in_window + amount
+        if in_window - self._rate > self._slack:
+            return False
+        if log and log[-2] == now:
+            log[-1] += amount
+        else:
+            log.append(now)
+            log.append(amount)
+        self._in_window = in_window
+        self._total += amount
+        return True
 
     def _delay(self, amount: float, now: float) -> float:
         """Seconds until ``amount`` fits in the window (0.0: it fits now)."""
@@ -156,25 +181,18 @@ class RateLimiter:
         if excess <= self._slack:
             return 0.0
         freed = 0.0
-        for stamp, used in self._log:  # oldest first: they leave first
+        entries = iter(self._log)
+        # (reading, amount) pairs, oldest first: they leave the window first
+        for stamp, used in zip(entries, entries, strict=True):
             freed += used
             if freed >= excess - self._slack:
                 return max(stamp + self._period - now, self._time_slack)
         raise AssertionError("unreachable: amount <= rate")  # pragma: no cover
 
-    def _consume(self, amount: float, now: float) -> None:
-        log = self._log
-        if log and log[-1][0] == now:
-            log[-1][1] += amount
-        else:
-            log.append([now, amount])
-        self._in_window += amount
-        self._total += amount
-
     def has_capacity(self, amount: float = 1) -> bool:
         """Return whether ``acquire(amount)`` would succeed without waiting."""
         value = self._check_amount(amount)
-        return not self._turn_taken and self._delay(value, anyio.current_time()) == 0.0
+        return not self._turn_taken and self._delay(value, current_time()) == 0.0
 
     async def acquire(self, amount: float = 1) -> None:
         """Wait until ``amount`` more acquisitions fit in the window, then take them.
@@ -183,24 +201,19 @@ class RateLimiter:
         """
         value = self._check_amount(amount)
         if self._due():
-            await checkpoint()
+            self._due = await take_checkpoint(self._due)
         if not self._turn_taken:
-            now = anyio.current_time()
-            if self._delay(value, now) == 0.0:
-                self._consume(value, now)
+            if self._take(value, current_time()):
                 return
             self._turn_taken = True
         else:
             # Woken holding the turn; cancelled just then, it passes it on.
             await self._line.park(hand_back=self._pass_turn)
         try:
-            while True:
-                now = anyio.current_time()
-                delay = self._delay(value, now)
-                if delay == 0.0:
-                    self._consume(value, now)
-                    return
-                await anyio.sleep(delay)
+            now = current_time()
+            while not self._take(value, now):
+                await anyio.sleep(self._delay(value, now))
+                now = current_time()
         finally:
             self._pass_turn(None)
 
@@ -219,17 +232,11 @@ class RateLimiter:
         :return: whether the acquisition was made
         """
         value = self._check_amount(amount)
-        if self._turn_taken:
-            return False
-        now = anyio.current_time()
-        if self._delay(value, now) == 0.0:
-            self._consume(value, now)
-            return True
-        return False
+        return not self._turn_taken and self._take(value, current_time())
 
     def statistics(self) -> RateLimiterStatistics:
         """Return the current capacity, waiters and the total acquired."""
-        self._expire(anyio.current_time())
+        self._expire(current_time())
         return RateLimiterStatistics(
             rate=self._rate,
             period=self._period,

@@ -8,7 +8,7 @@ from typing import TypeVar
 
 import anyio
 
-from cc.primitives._checkpoints import checkpoint, checkpoint_rule
+from cc.primitives._checkpoints import checkpoint_rule, take_checkpoint
 from cc.primitives._parking import ParkingLot
 from cc.primitives._validation import check_int
 
@@ -99,7 +99,7 @@ class Semaphore:
 
     async def __aenter__(self: _S) -> _S:
         if self._due():
-            await checkpoint()
+            self._due = await take_checkpoint(self._due)
         if self._value > 0:
             self._value -= 1
         else:

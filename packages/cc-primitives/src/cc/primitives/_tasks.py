@@ -9,12 +9,26 @@ task object directly: asyncio and trio are looked up through ``sys.modules``
 (never imported here, so cc.primitives stays backend neutral and does not pull
 either library in); any other anyio backend falls back to
 ``anyio.get_current_task().id``.
+
+Each thread remembers how to ask its backend (a *fetcher*), found on the first
+call and again whenever the fetcher stops answering (the thread now runs
+another event loop or backend). On Python 3.10 and 3.11, asking asyncio for
+the running loop costs a ``getpid()`` system call, several times the rest of
+an uncontended lock; there the fetcher reads the task of the loop that this
+thread was found running straight from asyncio's table of current tasks
+(``asyncio.tasks._current_tasks``, which those frozen versions fill on every
+task step). That table names a task only while it runs a step of that loop,
+so a fetcher left over from a loop that has stopped answers ``None`` and is
+replaced.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
+import os
 import sys
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -22,20 +36,12 @@ import anyio
 
 __all__ = ["current_task_key", "task_info", "task_name"]
 
-# Resolved on first use once asyncio has been imported by whoever runs it;
-# module-level references save several lookups per call on the hot path.
-_asyncio_running_loop: Callable[[], object] | None = None
-_asyncio_current_task: Callable[[object], object] | None = None
+Fetcher = Callable[[], object]
 
-
-def _resolve_asyncio() -> bool:
-    global _asyncio_running_loop, _asyncio_current_task
-    aio: Any = sys.modules.get("asyncio")
-    if aio is None:
-        return False
-    _asyncio_running_loop = aio._get_running_loop
-    _asyncio_current_task = aio.current_task
-    return True
+# The fetcher of each thread, in its ``fetch`` attribute.
+_per_thread = threading.local()
+if hasattr(os, "register_at_fork"):  # a child process starts afresh
+    os.register_at_fork(after_in_child=lambda: vars(_per_thread).pop("fetch", None))
 
 
 def current_task_key() -> object:
@@ -57,26 +63,60 @@ def current_task_key() -> object:
     >>> isinstance(anyio.run(main), str)
     True
     """
-    running_loop = _asyncio_running_loop
-    if running_loop is not None or _resolve_asyncio():
-        loop = _asyncio_running_loop()  # type: ignore[misc]
-        if loop is not None:
-            task = _asyncio_current_task(loop)  # type: ignore[misc]
-            if task is not None:
-                return task
-    trio: Any = sys.modules.get("trio")
-    if trio is not None:
-        try:
-            return trio.lowlevel.current_task()
-        except RuntimeError:
-            pass
     try:
-        return anyio.get_current_task().id
+        task = _per_thread.fetch()
+    except (AttributeError, RuntimeError):  # no fetcher yet, or a stale one
+        task = None
+    if task is None:
+        task = _find_fetcher()()
+    return task
+
+
+def _find_fetcher() -> Fetcher:
+    """Find how to ask this thread's running backend for its task; remember it."""
+    fetch = _asyncio_fetcher() or _trio_fetcher() or _anyio_fetcher()
+    _per_thread.fetch = fetch
+    return fetch
+
+
+def _asyncio_fetcher() -> Fetcher | None:
+    aio: Any = sys.modules.get("asyncio")
+    if aio is None:
+        return None
+    loop = aio._get_running_loop()
+    if loop is None or aio.current_task(loop) is None:
+        return None  # no asyncio loop here, or a trio guest run on one
+    if sys.version_info >= (3, 12):
+        return aio.current_task  # type: ignore[no-any-return]  # all in C there
+    fetch: Fetcher = functools.partial(aio.tasks._current_tasks.get, loop)
+    return fetch
+
+
+def _trio_fetcher() -> Fetcher | None:
+    trio: Any = sys.modules.get("trio")
+    if trio is None or not trio.lowlevel.in_trio_task():
+        return None
+    # trio.lowlevel.current_task() reads the task from trio's per-thread run
+    # context; reading it there directly (C-level, raising AttributeError
+    # outside a task) saves two Python calls. Should that private name move,
+    # the public function serves.
+    run: Any = sys.modules.get("trio._core._run")
+    context = getattr(run, "GLOBAL_RUN_CONTEXT", None)
+    if getattr(context, "task", None) is trio.lowlevel.current_task():
+        fetch: Fetcher = functools.partial(getattr, context, "task")
+        return fetch
+    return trio.lowlevel.current_task  # type: ignore[no-any-return]
+
+
+def _anyio_fetcher() -> Fetcher:
+    try:
+        anyio.get_current_task()
     except Exception as exc:  # no backend is running in this thread
         raise RuntimeError(
             "this operation must be called from inside an async task "
             "(asyncio, trio or another anyio backend)"
         ) from exc
+    return lambda: anyio.get_current_task().id
 
 
 def task_name(key: object) -> str:

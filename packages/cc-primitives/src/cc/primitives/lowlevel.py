@@ -14,7 +14,7 @@ passed on instead of lost. A typical "try without waiting, else park"::
 
     async def get(self) -> Item:
         if self._due():  # the checkpoint rule, below
-            await checkpoint()
+            self._due = await take_checkpoint(self._due)
         if self._items and not self._getters:
             return self._items.popleft()
         return await self._getters.park(hand_back=self._give_back)
@@ -26,26 +26,26 @@ passed on instead of lost. A typical "try without waiting, else park"::
             self._items.append(item)
 
 **The checkpoint rule** (written once, in the primitives guide): every async
-operation calls the rule function it resolved from ``fast_acquire`` with
-:func:`checkpoint_rule` at its start, before it takes anything, and awaits
-:func:`checkpoint` when told to. cc's default is :func:`checkpoint_due`: every
-:data:`CHECKPOINT_INTERVAL`-th operation on a thread that does not wait is a
-full checkpoint (cancellation check + yield), so no loop of cc calls starves
-the event loop or outlives its deadline by more than two checkpoints (twice
-that many calls). Calling the rule never awaits, so a fast path that needs no
-checkpoint stays cheap.
+operation spends a unit of its thread's budget at its start, before it takes
+anything, and takes a full checkpoint (cancellation check + yield) when told
+to: every :data:`CHECKPOINT_INTERVAL`-th operation on a thread that does not
+wait is one, so no loop of cc calls starves the event loop or outlives its
+deadline by more than two checkpoints (twice that many calls). A function
+spends with :func:`checkpoint_due` and then ``await checkpoint()``; an object
+resolves its ``fast_acquire`` once with :func:`checkpoint_rule` (cheaper per
+call) and uses :func:`take_checkpoint`. Neither awaits anything when no
+checkpoint is due.
 Operations that park need nothing more: parking is a checkpoint.
 
 **Task identity**: :func:`current_task_key` (the backend's own task object,
 cheap) and :func:`task_name`, for whatever is owned by a task.
 
 >>> import anyio
->>> from cc.primitives.lowlevel import checkpoint, checkpoint_rule, current_task_key
+>>> from cc.primitives.lowlevel import checkpoint, checkpoint_due
 >>> async def main() -> int:
-...     due = checkpoint_rule(None)
 ...     checkpoints = 0
 ...     for _ in range(1000):
-...         if due():
+...         if checkpoint_due():
 ...             await checkpoint()
 ...             checkpoints += 1
 ...     return checkpoints
@@ -60,6 +60,7 @@ from cc.primitives._checkpoints import (
     checkpoint_due,
     checkpoint_rule,
     never_due,
+    take_checkpoint,
 )
 from cc.primitives._parking import ParkingLot
 from cc.primitives._tasks import current_task_key, task_name
@@ -73,5 +74,6 @@ __all__ = [
     "checkpoint_rule",
     "current_task_key",
     "never_due",
+    "take_checkpoint",
     "task_name",
 ]
