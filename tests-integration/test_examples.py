@@ -21,7 +21,14 @@ BACKENDS = ["asyncio", "trio"]
 RUN_TIMEOUT = 50.0
 
 # Every example program and the test functions below that exercise it.
-COVERED = {"crawl.py", "demo.py", "lock_hierarchy.py", "worker_pool.py"}
+# (queue_service.py runs as a server in test_queue_service.py.)
+COVERED = {
+    "crawl.py",
+    "demo.py",
+    "lock_hierarchy.py",
+    "queue_service.py",
+    "worker_pool.py",
+}
 
 
 def run_example(name: str, *args: str) -> str:

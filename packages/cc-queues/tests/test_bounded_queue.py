@@ -376,15 +376,15 @@ async def test_put_rejects_an_invalid_timeout() -> None:
         assert queue.size == 0
 
 
-async def test_leaving_async_with_hands_back_queued_items_and_warns(
+async def test_leaving_async_with_hands_back_queued_items(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.WARNING, logger="cc.queues")
     async with BoundedQueue[str]() as queue:
         await queue.put("left behind")
     assert queue.status is QueueStatus.STOPPED
+    assert caplog.records == []  # no warning while they may still be collected
     assert queue.unprocessed == ["left behind"]
-    assert "1 unprocessed item(s)" in caplog.text
 
 
 async def test_stop_inside_async_with_is_not_repeated_on_exit() -> None:
