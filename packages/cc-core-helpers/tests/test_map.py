@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import aclosing
 from typing import Any
 
@@ -19,8 +19,9 @@ pytestmark = pytest.mark.anyio
 class Calls:
     """An async function to map that records what happens to every call.
 
-    A call sleeps for its delay (1 ms by default) or, when ``gates`` are
-    given, until its gate is set.
+    A call first waits until its ``wait_until`` condition (if any) holds,
+    then sleeps for its delay (1 ms by default) or, when ``gates`` are given,
+    until its gate is set.
     """
 
     def __init__(
@@ -36,12 +37,15 @@ class Calls:
         self.finished: list[int] = []
         self.cancelled: list[int] = []
         self.fail_on: dict[int, BaseException] = {}
+        self.wait_until: dict[int, Callable[[], bool]] = {}
 
     async def __call__(self, n: int) -> int:
         self.started.append(n)
         self.now += 1
         self.peak = max(self.peak, self.now)
         try:
+            if n in self.wait_until:
+                await wait_until(self.wait_until[n])
             if self.gates is None:
                 await anyio.sleep(self.delays.get(n, 0.001))
             else:
@@ -55,6 +59,17 @@ class Calls:
             self.now -= 1
         self.finished.append(n)
         return n * 10
+
+
+async def wait_until(predicate: Callable[[], bool]) -> None:
+    with anyio.fail_after(5):
+        while not predicate():
+            await anyio.lowlevel.checkpoint()
+
+
+async def cancel_once(scope: anyio.CancelScope, predicate: Callable[[], bool]) -> None:
+    await wait_until(predicate)
+    scope.cancel()
 
 
 class Source:
@@ -137,11 +152,24 @@ async def test_awaited_limit_caps_the_calls_in_flight(limit: int) -> None:
 
 
 async def test_awaited_keeps_limit_calls_in_flight_all_the_time() -> None:
-    # One slow call does not hold the others back when awaited.
-    calls = Calls({0: 0.05})
-    await async_map(calls, range(20), limit=3)
-    assert calls.finished[-1] == 0
-    assert sorted(calls.finished[:-1]) == list(range(1, 20))
+    # One slow call does not hold the others back when awaited: call 0 can
+    # only finish once the 19 others have, through the two other slots.
+    finished: list[int] = []
+    others_done = anyio.Event()
+
+    async def call(n: int) -> int:
+        if n == 0:
+            await others_done.wait()
+        else:
+            await anyio.lowlevel.checkpoint()
+        finished.append(n)
+        if len(finished) == 19:
+            others_done.set()
+        return n
+
+    with anyio.fail_after(5):
+        assert await async_map(call, range(20), limit=3) == list(range(20))
+    assert finished[-1] == 0
 
 
 async def test_async_iterable_source() -> None:
@@ -287,9 +315,10 @@ async def test_next_without_aiter() -> None:
 async def test_awaited_failure_cancels_calls_in_flight_and_propagates_as_itself() -> (
     None
 ):
-    calls = Calls({n: 10 for n in range(5)} | {2: 0.01})
+    calls = Calls({n: 10 for n in range(5)} | {2: 0})
     boom = ValueError("boom")
     calls.fail_on[2] = boom
+    calls.wait_until[2] = lambda: len(calls.started) == 5
     with pytest.raises(ValueError, match="boom") as caught:
         await async_map(calls, range(50), limit=5)
     assert caught.value is boom
@@ -299,8 +328,9 @@ async def test_awaited_failure_cancels_calls_in_flight_and_propagates_as_itself(
 
 
 async def test_iterated_failure_cancels_the_window_and_ends_the_iteration() -> None:
-    calls = Calls({4: 10, 5: 0.01})
+    calls = Calls({4: 10, 5: 0})
     calls.fail_on[5] = KeyError("five")
+    calls.wait_until[5] = lambda: 3 in calls.finished
     results = async_map(calls, range(20), limit=3)
     seen = []
 
@@ -370,8 +400,10 @@ async def test_a_failing_source_propagates_even_with_return_exceptions() -> None
 
 async def test_cancelling_the_caller_cancels_the_calls() -> None:
     calls = Calls({n: 10 for n in range(10)})
-    with anyio.move_on_after(0.02) as scope:
-        await async_map(calls, arange(10), limit=4)
+    with anyio.CancelScope() as scope:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(cancel_once, scope, lambda: len(calls.started) == 4)
+            await async_map(calls, arange(10), limit=4)
     assert scope.cancelled_caught
     assert sorted(calls.cancelled) == [0, 1, 2, 3]
     assert calls.now == 0
@@ -380,8 +412,10 @@ async def test_cancelling_the_caller_cancels_the_calls() -> None:
 async def test_cancelled_iteration_is_over() -> None:
     calls = Calls({n: 10 for n in range(10)})
     results = async_map(calls, range(10), limit=2)
-    with anyio.move_on_after(0.02):
-        await anext(aiter(results))
+    with anyio.CancelScope() as scope:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(cancel_once, scope, lambda: len(calls.started) == 2)
+            await anext(aiter(results))
     assert sorted(calls.cancelled) == [0, 1]
     with pytest.raises(StopAsyncIteration):
         await anext(results)
@@ -407,16 +441,22 @@ async def test_it_can_be_consumed_only_once() -> None:
 
 
 async def test_iterating_from_two_tasks_at_once_is_an_error() -> None:
-    results = async_map(Calls({0: 0.05}), range(4), limit=2)
+    gates = [anyio.Event() for _ in range(4)]
+    calls = Calls(gates=gates)
+    results = async_map(calls, range(4), limit=2)
     errors: list[str] = []
+    for gate in gates[1:]:
+        gate.set()
 
     async def second_consumer() -> None:
-        await anyio.sleep(0.01)
+        # The first window runs (its call 0 waits for gates[0]) meanwhile.
+        await wait_until(lambda: calls.started != [])
         for attempt in (results.__anext__(), results.aclose()):
             try:
                 await attempt
             except RuntimeError as exc:
                 errors.append(str(exc))
+        gates[0].set()
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(second_consumer)
