@@ -239,7 +239,7 @@ class Supervisor(Pool[T]):
                 # The fewest workers idle during each of the last periods: that
                 # many were idle all along, and may go.
                 lows.append(self._idle_low)
-                self._idle_low = len(self._idle)
+                self._idle_low = self._idle.waiting
                 if len(lows) == lows.maxlen and min(lows):
                     self._retire_idle_workers(min(lows))
                     lows.clear()
