@@ -34,6 +34,8 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from decimal import Decimal
+from fractions import Fraction
 from typing import Any
 
 import anyio
@@ -103,6 +105,13 @@ def _check(case: Case, error: BaseException | None, value: Any) -> None:
 async def _async_value(value: Any = 1) -> Any:
     await anyio.lowlevel.checkpoint()
     return value
+
+
+async def _sleeps_until_cancelled(delay: Any) -> None:
+    """Sleep ``delay`` (meaning forever): only the cancel scope may end it."""
+    with anyio.move_on_after(0.01) as scope:
+        await async_sleep(delay)
+    assert scope.cancelled_caught, f"async_sleep({delay!r}) returned early"
 
 
 def _sync_function(*args: Any) -> None:
@@ -387,6 +396,7 @@ SYNC_CASES = [
     Case("async_run backend=None", lambda: async_run(_async_function, backend=None), ValidationError, "backend"),
     Case("async_run backend_options=5", lambda: async_run(_async_function, backend_options=5), ValidationError, "backend_options"),
     Case("async_run debug on trio", lambda: async_run(_async_function, backend="trio", debug=True), ValidationError, "debug"),
+    Case("async_run debug='False'", lambda: async_run(_async_function, debug="False"), ValidationError, "debug"),
 ]  # fmt: skip
 
 ASYNC_CASES = [
@@ -398,7 +408,7 @@ ASYNC_CASES = [
     Case("Condition.notify n='1'", lambda: Condition().notify("1"), TypeError, "n"),
     Case("Condition.notify n=1.5", lambda: Condition().notify(1.5), TypeError, "n"),
     Case("Condition.notify n=None", lambda: Condition().notify(None), TypeError, "n"),
-    Case("CapacityLimiter.release unheld", _limiter_release_unheld, RuntimeError, "token"),
+    Case("CapacityLimiter.release unheld", _limiter_release_unheld, RuntimeError, "tokens"),
     Case("CapacityLimiter borrower=[]", lambda: CapacityLimiter(1).acquire_on_behalf_of([]), TypeError, "borrower"),
     Case("RateLimiter.acquire amount=0", lambda: RateLimiter(5).acquire(0), ValueError, "amount"),
     Case("RateLimiter.acquire amount=-1", lambda: RateLimiter(5).acquire(-1), ValueError, "amount"),
@@ -465,6 +475,9 @@ ASYNC_CASES = [
     Case("async_gather limit='2'", lambda: async_gather(_coroutine(), limit="2"), ValidationError, "limit"),
     Case("async_gather limit=True", lambda: async_gather(_coroutine(), limit=True), ValidationError, "limit"),
     Case("async_gather huge limit", lambda: async_gather(_coroutine(), _coroutine(), limit=HUGE), None),
+    Case("async_gather limit beyond float", lambda: async_gather(_coroutine(), _coroutine(), limit=BEYOND_FLOAT), None),
+    Case("async_gather return_exceptions='False'", lambda: async_gather(_coroutine(), return_exceptions="False"), ValidationError, "return_exceptions"),
+    Case("async_gather return_exceptions=None", lambda: async_gather(_coroutine(), return_exceptions=None), ValidationError, "return_exceptions"),
     Case("async_map func=None", lambda: async_map(None, [1], limit=1), ValidationError, "func"),
     Case("async_map sync func", lambda: async_map(_sync_function, [1], limit=1), ValidationError, "func"),
     Case("async_map iterable=5", lambda: async_map(_async_function, 5, limit=1), ValidationError, "iterable"),
@@ -474,6 +487,9 @@ ASYNC_CASES = [
     Case("async_map limit=inf", lambda: async_map(_async_function, [1], limit=INF), ValidationError, "limit"),
     Case("async_map limit='2'", lambda: async_map(_async_function, [1], limit="2"), ValidationError, "limit"),
     Case("async_map huge limit", lambda: async_map(_async_function, [1, 2], limit=HUGE), None),
+    Case("async_map limit beyond float", lambda: async_map(_async_function, [1, 2], limit=BEYOND_FLOAT), None),
+    Case("async_map limit=True", lambda: async_map(_async_function, [1], limit=True), ValidationError, "limit"),
+    Case("async_map return_exceptions='yes'", lambda: async_map(_async_function, [1], limit=1, return_exceptions="yes"), ValidationError, "return_exceptions"),
     Case("async_wait_for timeout=-1", lambda: async_wait_for(_coroutine(), -1), ValidationError, "timeout"),
     Case("async_wait_for timeout=nan", lambda: async_wait_for(_coroutine(), NAN), ValidationError, "timeout"),
     Case("async_wait_for timeout='1'", lambda: async_wait_for(_coroutine(), "1"), ValidationError, "timeout"),
@@ -481,6 +497,9 @@ ASYNC_CASES = [
     Case("async_wait_for awaitable=5", lambda: async_wait_for(5, 1), ValidationError, "awaitable"),
     Case("async_wait_for async function", lambda: async_wait_for(_async_function, 1), ValidationError, "awaitable"),
     Case("async_wait_for huge timeout", lambda: async_wait_for(_coroutine(), 1e300), None),
+    Case("async_wait_for timeout beyond float", lambda: async_wait_for(_coroutine(), BEYOND_FLOAT), None),
+    Case("async_wait_for timeout=Decimal", lambda: async_wait_for(_coroutine(), Decimal("1")), ValidationError, "timeout"),
+    Case("async_wait_for timeout=-0.0", lambda: async_wait_for(_async_function(), -0.0), None),
     Case("async_wait_for timeout=0", lambda: async_wait_for(_coroutine(), 0), TimeoutError, "timed"),
     Case("async_sleep delay=-1", lambda: async_sleep(-1), ValidationError, "delay"),
     Case("async_sleep delay=nan", lambda: async_sleep(NAN), ValidationError, "delay"),
@@ -488,6 +507,10 @@ ASYNC_CASES = [
     Case("async_sleep delay=None", lambda: async_sleep(None), ValidationError, "delay"),
     Case("async_sleep delay=True", lambda: async_sleep(True), ValidationError, "delay"),
     Case("async_sleep delay=0", lambda: async_sleep(0), None),
+    Case("async_sleep delay=-0.0", lambda: async_sleep(-0.0), None),
+    Case("async_sleep delay=Fraction", lambda: async_sleep(Fraction(1, 1000)), None),
+    Case("async_sleep delay=Decimal", lambda: async_sleep(Decimal("0.001")), ValidationError, "delay"),
+    Case("async_sleep delay beyond float", lambda: _sleeps_until_cancelled(BEYOND_FLOAT), None),
 ]  # fmt: skip
 
 
@@ -556,6 +579,29 @@ def _is_real(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
+def _is_duration(value: object) -> bool:
+    """Return whether ``value`` is a real number of seconds >= 0 (huge: forever)."""
+    return (
+        isinstance(value, numbers.Real)
+        and not isinstance(value, bool)
+        and not (isinstance(value, float) and math.isnan(value))
+        and not value < 0
+    )
+
+
+async def _sleeps_at_most_briefly(delay: Any) -> None:
+    with anyio.move_on_after(0.001):
+        await async_sleep(delay)
+
+
+async def _waits_for_at_once(seconds: Any) -> None:
+    await async_wait_for(_async_function(), seconds)
+
+
+async def _gathers_two(limit: Any) -> None:
+    await async_gather(_async_function(), _async_value(), limit=limit)
+
+
 @dataclass(frozen=True)
 class Target:
     """An argument to feed junk: the call, the documented errors, the rule."""
@@ -592,6 +638,14 @@ TARGETS = [
     Target("LockManager.acquire timeout", lambda v: _acquire_now(_thread_manager(), "a", timeout=v), (TypeError, ValueError), "timeout",
            lambda v: v is None or (isinstance(v, numbers.Real) and not isinstance(v, bool) and not math.isnan(v) and v >= 0)),
     Target("LockManager.acquire name", lambda v: _acquire_now(_thread_manager(), v), (TypeError, KeyError), "lock", None),
+    Target("async_sleep delay", lambda v: anyio.run(_sleeps_at_most_briefly, v), (ValidationError,), "delay",
+           _is_duration),
+    Target("async_wait_for timeout", lambda v: anyio.run(_waits_for_at_once, v), (ValidationError,), "Timeout",
+           lambda v: v is None or _is_duration(v)),
+    Target("async_gather limit", lambda v: anyio.run(_gathers_two, v), (ValidationError,), "limit",
+           lambda v: v is None or (_is_int(v) and v >= 1)),
+    Target("async_map limit", lambda v: async_map(_async_function, [1], limit=v), (ValidationError,), "limit",
+           lambda v: _is_int(v) and v >= 1),
 ]  # fmt: skip
 
 

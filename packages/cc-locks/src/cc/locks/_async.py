@@ -42,6 +42,15 @@ __all__ = ["AsyncLockInfo", "AsyncLockManager", "AsyncManagedLock"]
 _MAX_SPARE_HOLDERS = 64
 
 
+def _take_nowait(lock: Lock) -> bool:
+    """Acquire a cc Lock if that needs no waiting (its acquire_nowait raises)."""
+    try:
+        lock.acquire_nowait()
+    except anyio.WouldBlock:
+        return False
+    return True
+
+
 class AsyncManagedLock(ManagedLockBase["AsyncLockInfo"]):
     """A lock registered with an :class:`AsyncLockManager`, used like a Lock.
 
@@ -653,7 +662,7 @@ class AsyncLockManager(ManagerCore[AsyncLockInfo]):
         if stack or not plan.learned:
             return 0
         for record in plan.records:
-            if not record._raw.acquire_nowait():
+            if not _take_nowait(record._raw):
                 return len(stack)
             record._owner = holder
             record._acquired_at = now
@@ -732,7 +741,7 @@ class AsyncLockManager(ManagerCore[AsyncLockInfo]):
                         self._learn(stack[-1], record, holder, site)
                 if record._retired:
                     raise retired_error(record)
-                if not record._raw.acquire_nowait():
+                if not _take_nowait(record._raw):
                     return index - start
                 record._owner = holder
                 record._acquired_at = now
@@ -841,7 +850,7 @@ class AsyncLockManager(ManagerCore[AsyncLockInfo]):
                     raise retired_error(record)
                 start = monotonic()
                 waited = 0.0
-                if not record._raw.acquire_nowait():
+                if not _take_nowait(record._raw):
                     if not blocking:
                         raise self._unavailable(record, limit, blocking=False)
                     await self._wait_raw(record, holder, deadline, limit, site, start)

@@ -25,6 +25,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from time import monotonic
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, Union
 
+from anyio import WouldBlock
+
 from cc.locks._errors import DeadlockError, LockOrderError, LockTimeoutError
 from cc.locks._records import (
     Edge,
@@ -71,8 +73,8 @@ class _RetiredLock:
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
         return False
 
-    def acquire_nowait(self) -> bool:
-        return False
+    def acquire_nowait(self) -> None:
+        raise WouldBlock  # as a cc.primitives.Lock that is taken
 
 
 _RETIRED_LOCK = _RetiredLock()
@@ -585,8 +587,8 @@ class ManagerCore(Generic[RecordT]):
         statistics = getattr(record._raw, "statistics", None)
         if statistics is None:
             return None  # a threading lock: no hand-off
-        owner = statistics().owner
-        return None if owner is None else f"task {owner!r}"
+        owner = statistics().owner  # an anyio.TaskInfo
+        return None if owner is None else f"task {owner.name!r}"
 
     def _remote_unavailable(
         self,

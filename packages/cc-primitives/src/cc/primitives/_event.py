@@ -5,29 +5,30 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import anyio
-from anyio.lowlevel import checkpoint
+
+from cc.primitives._checkpoints import checkpoint, checkpoint_due
+from cc.primitives._parking import ParkingLot
 
 __all__ = ["Event", "EventStatistics"]
 
 
 @dataclass(frozen=True)
-class EventStatistics:
-    """A snapshot of an :class:`Event`'s state.
+class EventStatistics(anyio.EventStatistics):
+    """A snapshot of an :class:`Event`'s state (an :class:`anyio.EventStatistics`).
 
-    :ivar is_set: whether the event has been set
     :ivar tasks_waiting: how many tasks are blocked in :meth:`Event.wait`
+    :ivar is_set: whether the event has been set
     """
 
     is_set: bool
-    tasks_waiting: int
 
 
 class Event:
     """A flag that tasks can wait for; once set, it stays set.
 
-    Unlike :class:`anyio.Event`, it can be created outside of a running event
-    loop (at import time, in a constructor) and bound to whichever backend
-    first waits on it.
+    It can be created outside of a running event loop (at import time, in a
+    constructor) and serves whichever backend first waits on it. It is a
+    drop-in for :class:`anyio.Event`.
 
     >>> import anyio
     >>> from cc.primitives import Event
@@ -41,42 +42,38 @@ class Event:
     True
     """
 
-    __slots__ = ("_flag", "_waiters")
+    __slots__ = ("__weakref__", "_flag", "_waiters")
 
     def __init__(self) -> None:
         self._flag = False
-        self._waiters: list[anyio.Event] = []
+        self._waiters = ParkingLot()
 
     def __repr__(self) -> str:
         state = "set" if self._flag else "unset"
-        return f"<{type(self).__name__} {state} waiting={len(self._waiters)}>"
+        return f"<{type(self).__name__} {state} waiting={self._waiters.parked}>"
 
     def set(self) -> None:
         """Set the event and wake every waiting task. Idempotent."""
         if self._flag:
             return
         self._flag = True
-        waiters, self._waiters = self._waiters, []
-        for waiter in waiters:
-            waiter.set()
+        self._waiters.unpark_all()
 
     def is_set(self) -> bool:
         """Return whether the event has been set."""
         return self._flag
 
     async def wait(self) -> None:
-        """Wait until the event is set; return at once (after a checkpoint) if it is."""
-        if self._flag:
+        """Wait until the event is set.
+
+        If it is set already, return at once, following cc's checkpoint rule
+        (see the primitives guide).
+        """
+        if not self._flag:
+            await self._waiters.park()
+        elif checkpoint_due():
             await checkpoint()
-            return
-        waiter = anyio.Event()
-        self._waiters.append(waiter)
-        try:
-            await waiter.wait()
-        finally:
-            if not self._flag:
-                self._waiters.remove(waiter)
 
     def statistics(self) -> EventStatistics:
         """Return whether the event is set and how many tasks wait for it."""
-        return EventStatistics(is_set=self._flag, tasks_waiting=len(self._waiters))
+        return EventStatistics(tasks_waiting=self._waiters.parked, is_set=self._flag)
