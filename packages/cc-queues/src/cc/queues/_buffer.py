@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Callable, Hashable
 from typing import Any, Generic, TypeVar
 
 import anyio
@@ -46,7 +47,7 @@ from cc.primitives.lowlevel import ParkingLot, checkpoint, checkpoint_due
 from cc.queues._errors import QueueStateError
 from cc.queues._status import QueueStatus
 
-__all__ = ["CLOSED", "RETIRE", "STOP", "Buffer"]
+__all__ = ["CLOSED", "RETIRE", "STOP", "Buffer", "Lot"]
 
 T = TypeVar("T")
 
@@ -68,6 +69,50 @@ STOP: Any = object()
 RETIRE: Any = object()
 """An idle worker may exit: no reservation."""
 _TIMED_OUT: Any = object()
+
+
+class Lot(ParkingLot):
+    """A :class:`~cc.primitives.lowlevel.ParkingLot` that counts who is parked.
+
+    The queue's fast paths ask "does anyone wait here?" on every call;
+    ``lot.waiting`` answers with an attribute read, where ``bool(lot)`` is a
+    Python call. The count drops when a waker takes a task out of the lot,
+    or when a task leaves it cancelled before anyone woke it.
+    """
+
+    __slots__ = ("waiting",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waiting = 0
+
+    async def park(
+        self,
+        key: Hashable = None,
+        hand_back: Callable[[object], object] | None = None,
+    ) -> object:
+        """Park as :meth:`ParkingLot.park` does, counted in :attr:`waiting`."""
+        woken = False
+
+        def passed(value: object) -> None:
+            nonlocal woken
+            woken = True
+            if hand_back is not None:
+                hand_back(value)
+
+        self.waiting += 1
+        try:
+            return await super().park(key, passed)
+        except BaseException:
+            if not woken:  # left the lot without a waker's help
+                self.waiting -= 1
+            raise
+
+    def unpark(self, value: object = None) -> Hashable:
+        """Wake the longest-waiting task, as :meth:`ParkingLot.unpark` does."""
+        key = super().unpark(value)
+        self.waiting -= 1
+        return key
 
 
 class Buffer(Generic[T]):
@@ -97,7 +142,6 @@ class Buffer(Generic[T]):
         "_idle_low",
         "_items",
         "_maxsize",
-        "_parked",
         "_processed",
         "_putters",
         "_refused_puts",
@@ -122,14 +166,11 @@ class Buffer(Generic[T]):
         # into the next one.
         self._run = 0
         self._items: deque[T] = deque()
-        self._getters = ParkingLot()
-        self._idle = ParkingLot()
-        self._putters = ParkingLot()
+        self._getters = Lot()
+        self._idle = Lot()
+        self._putters = Lot()
         self._woken_getters = 0
         self._woken_putters = 0
-        # Tasks inside a park() call of any lot: the fast paths test this
-        # int before asking a lot whether it holds anyone (a Python call).
-        self._parked = 0
         # The fewest idle workers seen since the supervisor last looked.
         self._idle_low = 0
         self._spare = 0
@@ -189,16 +230,11 @@ class Buffer(Generic[T]):
         items = self._items
         items.append(item)
         self._enqueued += 1
-        if self._parked:
-            if self._getters:
-                if len(items) > self._woken_getters:
-                    self._woken_getters += 1
-                    self._getters.unpark(_RESERVED)
-                return
-            if self._idle:
-                self._offer_to_worker()
-                return
-        if self._spare:
+        if self._getters.waiting:
+            if len(items) > self._woken_getters:
+                self._woken_getters += 1
+                self._getters.unpark(_RESERVED)
+        elif self._idle.waiting or self._spare:
             self._offer_to_worker()
 
     def _offer_to_worker(self) -> None:
@@ -206,7 +242,7 @@ class Buffer(Generic[T]):
         waiting = len(self._items) - self._woken_getters
         if waiting <= 0:
             return
-        if self._idle:
+        if self._idle.waiting:
             self._wake_idle_worker()
         elif self._spare and waiting > self._starting:
             self._start_worker()
@@ -218,16 +254,12 @@ class Buffer(Generic[T]):
     async def _wait_for_room(self, wait: float) -> bool:
         """Wait for a free slot: ``True`` once reserved, ``False`` on timeout."""
         run = self._run
-        self._parked += 1
-        try:
-            if wait == math.inf:
+        if wait == math.inf:
+            woken = await self._putters.park(hand_back=self._pass_slot_on)
+        else:
+            woken = _TIMED_OUT
+            with anyio.move_on_after(wait):
                 woken = await self._putters.park(hand_back=self._pass_slot_on)
-            else:
-                woken = _TIMED_OUT
-                with anyio.move_on_after(wait):
-                    woken = await self._putters.park(hand_back=self._pass_slot_on)
-        finally:
-            self._parked -= 1
         if woken is _TIMED_OUT:  # (a slot given meanwhile was passed on)
             return False
         if woken is _RESERVED:
@@ -245,7 +277,10 @@ class Buffer(Generic[T]):
 
     def _wake_putter(self) -> None:
         """Wake the oldest waiting producer if a slot is free for it."""
-        if self._putters and len(self._items) + self._woken_putters < self._maxsize:
+        if (
+            self._putters.waiting
+            and len(self._items) + self._woken_putters < self._maxsize
+        ):
             self._woken_putters += 1
             self._putters.unpark(_RESERVED)
 
@@ -255,16 +290,12 @@ class Buffer(Generic[T]):
         """Pop the front item and wake a producer waiting for its slot."""
         items = self._items
         item = items.popleft()
-        if (
-            self._parked
-            and self._putters
-            and len(items) + self._woken_putters < self._maxsize
-        ):
+        if self._putters.waiting and len(items) + self._woken_putters < self._maxsize:
             self._woken_putters += 1
             self._putters.unpark(_RESERVED)
         return item
 
-    async def _wait_for_item(self, lot: ParkingLot) -> bool:
+    async def _wait_for_item(self, lot: Lot) -> bool:
         """Park in ``lot`` until an item is reserved for us.
 
         :return: ``True`` with an item reserved, ``False`` if the queue
@@ -272,11 +303,7 @@ class Buffer(Generic[T]):
             told to retire)
         """
         run = self._run
-        self._parked += 1
-        try:
-            woken = await lot.park(hand_back=self._pass_item_on)
-        finally:
-            self._parked -= 1
+        woken = await lot.park(hand_back=self._pass_item_on)
         if woken is not _RESERVED:
             return False
         self._woken_getters -= 1
@@ -294,23 +321,23 @@ class Buffer(Generic[T]):
     def _wake_getter(self) -> None:
         """Wake the oldest waiting consumer if an unreserved item is there."""
         if len(self._items) > self._woken_getters:
-            if self._getters:
+            if self._getters.waiting:
                 self._woken_getters += 1
                 self._getters.unpark(_RESERVED)
-            elif self._idle:
+            elif self._idle.waiting:
                 self._wake_idle_worker()
 
     def _wake_idle_worker(self) -> None:
         idle = self._idle
         self._woken_getters += 1
         idle.unpark(_RESERVED)
-        if len(idle) < self._idle_low:
-            self._idle_low = len(idle)
+        if idle.waiting < self._idle_low:
+            self._idle_low = idle.waiting
 
     def _retire_idle_workers(self, count: int) -> None:
         """Tell ``count`` idle workers (the longest idle) to exit."""
         self._idle.unpark_n(count, RETIRE)
-        self._idle_low = len(self._idle)
+        self._idle_low = self._idle.waiting
 
     def _release_waiters(self, *, putters: bool = True, getters: bool = True) -> None:
         """Wake waiting producers and consumers; they see the queue stop."""

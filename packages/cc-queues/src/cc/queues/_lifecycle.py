@@ -70,7 +70,7 @@ class QueueBase(Supervisor[T]):
     Not public: read the documentation of those two classes.
     """
 
-    __slots__ = ("_host", "_task_group", "_timeout")
+    __slots__ = ("_host", "_timeout")
 
     def __init__(
         self,
@@ -87,7 +87,6 @@ class QueueBase(Supervisor[T]):
         logger = check_logger("logger", logger)
         super().__init__(maxsize, LOGGER if logger is None else logger, idle)
         self._timeout = wait
-        self._task_group: TaskGroup | None = None
         self._host: object = None
 
     def __repr__(self) -> str:
@@ -172,6 +171,7 @@ class QueueBase(Supervisor[T]):
             or was stopped by :meth:`request_stop` and its host has not
             closed its task group yet (and the caller is not that host)
         """
+        await checkpoint()  # first: a cancelled start() changes nothing
         status = self.status
         if status is _PROCESSING or status is _STOPPING:
             raise QueueStateError(
@@ -202,20 +202,11 @@ class QueueBase(Supervisor[T]):
         self._stop_deadline = None
         self._stop_signal = anyio.Event()
         self._stopped = anyio.Event()
+        self._host_stops = False
         self._status = _PROCESSING
-        try:
-            await task_group.start(self._supervise)
-        except BaseException as exc:  # cancelled while starting: undo it all
-            self._request_stop(-math.inf, drain=False)
-            try:
-                # Hand the exception to the task group, as 'async with' would
-                # (a scope of our own around its exit would misnest it).
-                await task_group.__aexit__(type(exc), exc, exc.__traceback__)
-            finally:
-                self._forget_host()
-                if self._stopped is not None and self._status is not _STOPPED:
-                    self._end_run([])  # the supervisor never ran
-            raise
+        task_group.start_soon(
+            self._supervise, name=f"cc.queues {self._name} supervisor"
+        )
 
     async def stop(
         self,
@@ -290,14 +281,31 @@ class QueueBase(Supervisor[T]):
                 raise self._failure
             return True
         deadline = math.inf if wait is None else anyio.current_time() + wait
-        self._request_stop(deadline, drain)
+        self._request_stop(deadline, drain, by_host=True)
         await self._close(task_group)
         return True
 
     async def _close(self, task_group: TaskGroup) -> None:
-        """Close the host task group (the host only): wait for the supervisor."""
+        """Close the host's task group (the host only), ending the run.
+
+        When the host's own :meth:`stop` stops the queue, the steps run
+        here: the drain, if any; the end of serving; then the task group's
+        exit waits for the workers (cancelled at the stop's deadline).
+        """
+        pending: BaseException | None = None
+        if self._host_stops:
+            try:
+                await self._drain()
+            except BaseException as exc:  # a crash, or the host cancelled
+                pending = exc
+            self._end_serving()
         try:
-            await task_group.__aexit__(None, None, None)
+            if pending is None:
+                await task_group.__aexit__(None, None, None)
+            elif not await task_group.__aexit__(
+                type(pending), pending, pending.__traceback__
+            ):
+                raise pending
         except BaseException as exc:
             failure = self._failure
             if failure is not None and _only(exc, failure):
@@ -305,6 +313,7 @@ class QueueBase(Supervisor[T]):
             raise
         finally:
             self._forget_host()
+            self._end_run()  # unless the supervisor ended it already
 
     def _forget_host(self) -> None:
         self._task_group = None

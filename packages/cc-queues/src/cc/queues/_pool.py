@@ -11,18 +11,20 @@ arrives; and the queue's supervisor retires the workers that stayed idle for
 exists before work arrives, and an idle pool shrinks back to nothing, while a
 busy one runs exactly ``min(cap, items waiting)`` workers.
 
-Workers live in the queue's pool task group, which the supervisor task owns
-(:mod:`cc.queues._lifecycle`), so stopping them never touches the task that
-started the queue.
+Workers live in the queue's task group (the one its host opened), each in a
+cancel scope of its own, so that a stop's deadline cancels the workers and
+never the host.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import reprlib
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+import anyio
 from anyio.abc import TaskGroup
 
 from cc.primitives.lowlevel import checkpoint, checkpoint_due
@@ -93,16 +95,26 @@ class Pool(Buffer[T]):
         "_failure",
         "_host_coro",
         "_interrupted",
+        "_live",
         "_logger",
-        "_pool",
+        "_task_group",
+        "_worker_deadline",
+        "_worker_scopes",
+        "_workers_gone",
     )
 
     def __init__(self, maxsize: int, logger: logging.Logger) -> None:
         super().__init__(maxsize)
         self._logger = logger
         self._crews: list[Crew] = []
-        # The task group the workers run in, while the queue runs.
-        self._pool: TaskGroup | None = None
+        # The host's task group, which the workers run in, while the queue runs.
+        self._task_group: TaskGroup | None = None
+        # Workers that have started and not finished, their cancel scopes,
+        # the deadline a stop set for them, and who waits for the last one.
+        self._live = 0
+        self._worker_scopes: set[anyio.CancelScope] = set()
+        self._worker_deadline = math.inf
+        self._workers_gone: anyio.Event | None = None
         # The coroutine of the task that started the queue: its cr_frame is
         # None once that task has ended (see the lifecycle).
         self._host_coro: Any = NO_HOST
@@ -138,32 +150,59 @@ class Pool(Buffer[T]):
             self._start_worker()
 
     def _start_worker(self) -> None:
-        pool = self._pool
-        if pool is None:  # pragma: no cover - the lifecycle keeps _spare at 0
+        task_group = self._task_group
+        if task_group is None:  # pragma: no cover - _spare is 0 when stopped
             return
         crew = next(c for c in self._crews if c.running < c.cap)
         crew.running += 1
         self._spare -= 1
         self._starting += 1
-        pool.start_soon(self._work, crew, name=crew.name)
+        task_group.start_soon(self._work, crew, name=crew.name)
 
     def _retire_crews(self) -> None:
         """No worker may start any more (the queue stops)."""
-        self._crews.clear()
         self._spare = 0
-        self._starting = 0
+        for crew in self._crews:
+            crew.cap = 0  # a worker that ends frees no room any more
+
+    def _cancel_workers_at(self, deadline: float) -> None:
+        """Cancel the workers still busy at ``deadline`` (never the host)."""
+        if deadline < self._worker_deadline:
+            self._worker_deadline = deadline
+            for scope in self._worker_scopes:
+                scope.deadline = deadline
+
+    async def _workers_exited(self, *, starting: bool = True) -> None:
+        """Wait until every worker has finished.
+
+        :param starting: whether to wait for the workers started and not
+            running yet too (not when their task group is cancelled: a task
+            cancelled before its first step never runs)
+        """
+        while self._live or (starting and self._starting):
+            gone = self._workers_gone = anyio.Event()
+            await gone.wait()
 
     async def _work(self, crew: Crew) -> None:
         """One worker: take items and process them until told to stop."""
         self._starting -= 1
+        self._live += 1
         try:
-            await self._work_loop(crew)
+            with anyio.CancelScope(deadline=self._worker_deadline) as scope:
+                self._worker_scopes.add(scope)
+                await self._work_loop(crew)
         except NotAwaitableError as misuse:
             raise self._fail(misuse) from None
         finally:
+            self._worker_scopes.discard(scope)
+            self._live -= 1
             crew.running -= 1
-            if crew in self._crews:
+            if crew.running < crew.cap:
                 self._spare += 1
+            gone = self._workers_gone
+            if gone is not None:  # the waiter checks again what it waits for
+                self._workers_gone = None
+                gone.set()
 
     def _fail(self, misuse: NotAwaitableError) -> TypeError:
         """Stop the work after a misuse: take no new item, refuse new ones.

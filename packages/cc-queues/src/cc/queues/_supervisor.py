@@ -1,16 +1,16 @@
-"""Stopping a queue, whoever asks: the supervisor task and what it hands back.
+"""Stopping a queue, whoever asks: one stop procedure, and what it hands back.
 
-Every stop of a running queue is carried out by its supervisor, a task in
-the queue's own task group that owns the workers' task group (the *pool*),
-whoever asked for it: the host's :meth:`~QueueBase.stop`,
-:meth:`~Supervisor.request_stop` from any task, or the queue noticing that
-its host has ended. The supervisor stops accepting items, lets the workers
-finish what the request allows (the item in hand, or with a drain
-everything queued) until the request's deadline, cancels those still busy,
-and hands back every item not processed. Only closing the host's task
-group is left to the host, as anyio requires. Until a stop is asked for, the
-supervisor retires workers that stayed idle, and checks now and then that
-the host is alive.
+Every stop of a running queue follows the same steps: stop accepting items;
+let the workers finish what the request allows (the item in hand, or with a
+drain everything queued) until the request's deadline, when the workers
+still busy are cancelled (each worker runs in a cancel scope of its own, so
+the host never is); then hand back every item not processed. The host's
+:meth:`~QueueBase.stop` carries these steps out itself, in its own task, and
+closes the queue's task group; a stop asked for from anywhere else
+(:meth:`~Supervisor.request_stop`, or the queue noticing that its host has
+ended) is carried out by the queue's *supervisor*, a task in that task group.
+Until a stop is asked for, the supervisor retires workers that stayed idle,
+and checks now and then that the host is alive.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ from collections import deque
 from typing import Generic, TypeVar
 
 import anyio
-from anyio.abc import TaskStatus
 
 from cc.primitives.lowlevel import checkpoint
 from cc.queues._buffer import CLOSED
@@ -83,7 +82,9 @@ class Supervisor(Pool[T]):
     __slots__ = (
         "_drain_scope",
         "_hand_back",
+        "_host_stops",
         "_orphaned",
+        "_queued_back",
         "_stop_deadline",
         "_stop_signal",
         "_stopped",
@@ -97,6 +98,11 @@ class Supervisor(Pool[T]):
         # Idle workers retire after this many watch periods (0: never).
         self._ticks = 0 if idle == math.inf else math.ceil(idle / self._watch_period)
         self._orphaned = False
+        # Whether the host's stop() carries out the stop (else: the supervisor).
+        self._host_stops = False
+        # Items still queued when a stop ended serving: handed back after
+        # the interrupted ones.
+        self._queued_back: list[T] = []
         self._stop_deadline: float | None = None
         self._stop_signal: anyio.Event | None = None
         self._stopped: anyio.Event | None = None
@@ -159,8 +165,14 @@ class Supervisor(Pool[T]):
         await stopped.wait()
         return self._hand_back.collect()
 
-    def _request_stop(self, deadline: float, drain: bool) -> None:
-        """Stop accepting now; have the supervisor finish by ``deadline``."""
+    def _request_stop(
+        self, deadline: float, drain: bool, *, by_host: bool = False
+    ) -> None:
+        """Stop accepting now, and finish by ``deadline``.
+
+        :param by_host: the host's :meth:`stop` carries the stop out, unless
+            the supervisor is already doing it
+        """
         status = self._status
         if status is _PROCESSING or (
             status is _STOPPING and self._stop_deadline is None
@@ -172,6 +184,7 @@ class Supervisor(Pool[T]):
             if not drain:
                 self._serving = CLOSED
             self._release_waiters(getters=not drain)
+            self._host_stops = by_host
             signal = self._stop_signal
             if signal is not None:
                 signal.set()
@@ -186,9 +199,7 @@ class Supervisor(Pool[T]):
                     self._drain_scope.cancel()
         else:
             return
-        pool = self._pool
-        if pool is not None and deadline < pool.cancel_scope.deadline:
-            pool.cancel_scope.deadline = deadline
+        self._cancel_workers_at(deadline)
 
     def _orphan(self) -> None:
         """Stop the queue now that its host has ended without stopping it; say so."""
@@ -204,23 +215,42 @@ class Supervisor(Pool[T]):
 
     # -- the supervisor ------------------------------------------------------
 
-    async def _supervise(self, *, task_status: TaskStatus[None]) -> None:
-        """Own the workers' task group for one run, and carry out its stop."""
-        queued: list[T] = []
+    async def _supervise(self) -> None:
+        """Watch the queue while it runs; carry out a stop asked by a non-host."""
         try:
-            async with anyio.create_task_group() as pool:
-                self._pool = pool
-                task_status.started()
-                await self._watch()
-                if self._draining:
-                    with anyio.CancelScope() as scope:
-                        self._drain_scope = scope
-                        await self._join()
-                queued = self._end_serving()
+            await self._watch()
+            if self._host_stops:
+                return  # the host's stop() does it, in the host
+            await self._drain()
+            self._end_serving()
+            await self._workers_exited()
+            self._end_run()
         finally:
-            self._drain_scope = None
-            queued += self._end_serving()
-            self._end_run(queued)
+            if self._status is not _STOPPED and not self._host_stops:
+                # Cancelled with the whole task group (a crash, or a host
+                # gone): once the cancelled workers have handed their items
+                # back, hand everything back.
+                self._end_serving()
+                with anyio.CancelScope(shield=True):
+                    await self._workers_exited(starting=False)
+                self._end_run()
+
+    async def _drain(self) -> None:
+        """With a drain asked for, wait until every accepted item is finished.
+
+        Ends early at the stop's deadline (the workers' scopes cancel them
+        then) or when a later request drops the drain.
+        """
+        if not self._draining:
+            return
+        deadline = self._stop_deadline
+        assert deadline is not None
+        with anyio.CancelScope(deadline=deadline) as scope:
+            self._drain_scope = scope
+            try:
+                await self._join()
+            finally:
+                self._drain_scope = None
 
     async def _watch(self) -> None:
         """Until a stop is asked for, retire idle workers and watch the host."""
@@ -239,25 +269,30 @@ class Supervisor(Pool[T]):
                 # The fewest workers idle during each of the last periods: that
                 # many were idle all along, and may go.
                 lows.append(self._idle_low)
-                self._idle_low = len(self._idle)
+                self._idle_low = self._idle.waiting
                 if len(lows) == lows.maxlen and min(lows):
                     self._retire_idle_workers(min(lows))
                     lows.clear()
 
-    def _end_serving(self) -> list[T]:
-        """Hand nothing out any more; return the items still queued."""
+    def _end_serving(self) -> None:
+        """Hand nothing out any more; set the items still queued aside."""
         self._draining = False
         self._accepting = self._serving = CLOSED
         self._retire_crews()
-        queued = list(self._items)
+        self._queued_back.extend(self._items)
         self._items.clear()
         self._release_waiters()
-        return queued
 
-    def _end_run(self, queued: list[T]) -> None:
-        self._pool = None
-        leftovers = self._interrupted + queued
+    def _end_run(self) -> None:
+        """Hand back what was not processed; the run is over."""
+        if self._status is _STOPPED:
+            return  # ended already (by the host, or by the supervisor)
+        self._crews.clear()
+        self._starting = 0
+        self._worker_deadline = math.inf
+        leftovers = self._interrupted + self._queued_back
         self._interrupted = []
+        self._queued_back = []
         self._status = _STOPPED
         self._hand_back = HandBack(leftovers, self._logger, self._name)
         self._count_hand_back(len(leftovers))
