@@ -22,7 +22,7 @@ from cc.locks import (
     RedisLockBackend,
     _lease,
 )
-from cc.locks._redis import RemoteHolder
+from cc.locks._redis import _parse_holder
 
 HIERARCHY = {"a": 1, "b": 2}
 
@@ -75,8 +75,8 @@ def test_lease_and_remote_holder_views() -> None:
     assert repr(lease) == "<Lease 'a' fencing_token=7 lost: gone>"
     with pytest.raises(LockLostError, match="'a': gone"):
         lease.check()
-    assert RemoteHolder.parse(-2, None) is None
-    holder = RemoteHolder.parse(-1, ["task 'x'", None, None, None, None, None])
+    assert _parse_holder(-2, None) is None
+    holder = _parse_holder(-1, ["task 'x'", None, None, None, None, None])
     assert holder is not None and holder.expires_in is None
     assert holder.describe() == "task 'x' (pid None on an unknown host)"
 
@@ -202,7 +202,7 @@ def test_a_failing_on_lost_callback_is_logged(
 def test_listeners_idle_and_stop_while_redis_is_down(
     own_redis_server: Any, namespace: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(_lease, "_LISTEN_SLICE", 0.05)
+    monkeypatch.setattr(_lease, "LISTEN_SLICE", 0.05)
     backend = RedisLockBackend(own_redis_server.url, namespace=namespace)
     with (
         LockManager(HIERARCHY, backend=backend) as manager,

@@ -22,7 +22,6 @@
 
 from cc.locks.__about__ import __version__ as __version__
 from cc.locks._async import AsyncLockInfo, AsyncLockManager, AsyncManagedLock
-from cc.locks._core import LockHierarchy, Policy
 from cc.locks._errors import (
     DeadlockError,
     LockBackendError,
@@ -30,6 +29,7 @@ from cc.locks._errors import (
     LockOrderError,
     LockTimeoutError,
 )
+from cc.locks._hierarchy import LockHierarchy, Policy
 from cc.locks._lease import Lease
 from cc.locks._records import LockUsageStatistics
 from cc.locks._redis import RedisLockBackend

@@ -1,40 +1,49 @@
 """What the managers know about each lock and each thread or task using them.
 
-A lock's record carries its registration (name, order, description), its live
-state (owner, depth, when and where it was acquired, who waits for it), its
-usage statistics and its outgoing edges in the learned order graph. The
-managers update these fields directly on their fast paths; the public
-surface is the read-only view that :class:`LockInfo` and
-:class:`AsyncLockInfo` give.
+A lock's record carries its registration (name, order, description), its
+local lock (the in-process half: a :class:`threading.RLock` or a
+:class:`cc.primitives.Lock`), its live state (holder, depth, when and where
+it was acquired, who waits) and its usage statistics. Only the record
+changes its own state, through the methods below; :func:`take_free` and
+:func:`release_levels` do it for a whole set in one call on the hot path.
+The public surface is the read-only view of :class:`LockInfo` and
+:class:`AsyncLockInfo`.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import sys
 import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import CodeType
 from typing import Any, Generic, TypeVar
 
-from cc.locks._tasks import describe_task
+from anyio import WouldBlock
+
+from cc.primitives import task_name
 
 __all__ = [
     "Holder",
     "LockRecord",
     "LockUsageStatistics",
+    "Plan",
     "Site",
     "caller_site",
     "format_site",
+    "release_levels",
+    "take_free",
 ]
+
+logger = logging.getLogger("cc.locks")
 
 # Where a lock was acquired: the code object and the offset of the calling
 # instruction in it. Capturing these is several times cheaper than asking the
 # frame for its line number, which is worked out only when a report needs it.
 Site = tuple[CodeType, int]
-
-NO_CEILING = -math.inf
 
 
 def caller_site(depth: int) -> Site:
@@ -83,22 +92,32 @@ class LockUsageStatistics:
 
 
 class Holder:
-    """A thread or task as the managers see it: what it holds and awaits."""
+    """A thread or task as the managers see it: what it holds and awaits.
 
-    __slots__ = ("stack", "waiting_for")
+    ``stack`` lists the locks held (at any depth) in the order first taken;
+    ``waiting_for`` is the lock it waits for, if any; ``key`` is the thread
+    or the task (``None`` once a task's holder is kept for reuse).
+    """
 
-    # Locks held (at any depth) in the order they were first taken, and the
-    # lock being waited for, if any.
-    stack: list[LockRecord[Any]]
-    waiting_for: LockRecord[Any] | None
+    __slots__ = ("key", "stack", "thread", "waiting_for")
+
+    def __init__(self, key: object, thread: bool) -> None:
+        self.key = key
+        self.thread = thread
+        self.stack: list[LockRecord[Any]] = []
+        self.waiting_for: LockRecord[Any] | None = None
 
     def describe(self) -> str:
         """Return e.g. ``thread 'worker-1'`` or ``task 'fetch'``."""
-        raise NotImplementedError
+        if self.thread:
+            thread: Any = self.key
+            gone = "" if thread.is_alive() else " (ended)"
+            return f"thread {thread.name!r}{gone}"
+        return f"task {task_name(self.key)!r}"
 
     def ceiling(self) -> float:
         """Return the highest declared order held, or ``-inf``."""
-        ceiling = NO_CEILING
+        ceiling = -math.inf
         for record in self.stack:
             order = record._order
             if order is not None and order > ceiling:
@@ -106,109 +125,138 @@ class Holder:
         return ceiling
 
 
-class ThreadHolder(Holder):
-    """The managers' view of one thread."""
-
-    __slots__ = ("thread",)
-
-    def __init__(self, thread: threading.Thread) -> None:
-        self.stack = []
-        self.waiting_for = None
-        self.thread = thread
-
-    def describe(self) -> str:
-        """Return ``thread '<name>'``, noting a thread that has ended."""
-        gone = "" if self.thread.is_alive() else " (ended)"
-        return f"thread {self.thread.name!r}{gone}"
+def _refuse(blocking: bool) -> bool:
+    return False
 
 
-class TaskHolder(Holder):
-    """The managers' view of one async task."""
+def task_nowait(lock: Any) -> Callable[[bool], bool]:
+    """Return ``nowait(False)`` for a :class:`cc.primitives.Lock`: take it if free.
 
-    __slots__ = ("task",)
+    ``acquire_nowait()`` returns ``False``, or raises :class:`anyio.WouldBlock`
+    (as anyio's), when the lock is not free: both mean "not taken".
+    """
+    acquire_nowait = lock.acquire_nowait
 
-    def __init__(self, task: object) -> None:
-        self.stack = []
-        self.waiting_for = None
-        self.task = task
+    def nowait(blocking: bool) -> bool:
+        try:
+            return acquire_nowait() is not False
+        except WouldBlock:
+            return False
 
-    def describe(self) -> str:
-        """Return ``task '<name>'``."""
-        return f"task {describe_task(self.task)!r}"
-
-
-@dataclass(frozen=True)
-class Edge:
-    """Where the learned order ``before -> after`` was first seen."""
-
-    holder: str
-    before_site: Site | None
-    after_site: Site | None
+    return nowait
 
 
 LockT = TypeVar("LockT")
 
 
 class LockRecord(Generic[LockT]):
-    """A registered lock: registration, live state, statistics, graph edges.
+    """A registered lock: registration, local lock, live state, statistics.
 
-    Managers write the underscore fields directly; everything public is
-    read-only and safe to call from any thread (values are a snapshot that
-    may be a moment old).
+    Everything public is read-only and safe to call from any thread (values
+    are a snapshot that may be a moment old).
     """
 
     __slots__ = (
-        "__weakref__",
-        "_acquired_at",
-        "_acquisitions",
-        "_after",
-        "_contended",
-        "_description",
-        "_handle",
-        "_hold_floor",
-        "_hold_max",
-        "_name",
-        "_order",
-        "_owner",
-        "_raw",
-        "_reentries",
-        "_retired",
-        "_site",
-        "_sort_key",
-        "_timeouts",
-        "_wait_max",
-        "_wait_total",
-        "_waiting",
-    )
+        "__weakref__", "_acquired_at", "_acquisitions", "_contended",
+        "_description", "_handle", "_hold_floor", "_hold_max", "_long_hold",
+        "_name", "_nowait", "_order", "_owner", "_raw", "_reentries",
+        "_retired", "_site", "_sort_key", "_timeouts", "_wait_max",
+        "_wait_total", "_waiting",
+    )  # fmt: skip
 
     def __init__(
-        self, name: str, order: int | None, description: str, raw: object
+        self,
+        name: str,
+        order: int | None,
+        description: str,
+        raw: Any,
+        nowait: Callable[[bool], bool],
+        long_hold: float,
     ) -> None:
         self._name = name
         self._order = order
         self._description = description
-        self._raw: Any = raw
-        self._handle: LockT  # set by the manager right after creation
+        self._raw = raw  # the local lock
+        self._nowait = nowait  # nowait(False): take it if free, say whether
+        self._handle: LockT  # set right after creation, by set_handle()
         self._sort_key = (0, order, "") if order is not None else (1, 0, name)
         self._retired = False
-        # live state
+        self._long_hold = long_hold
         self._owner: Holder | None = None
         self._reentries = 0  # depth - 1 while held
         self._acquired_at = 0.0  # time.monotonic() of the first-level acquire
         self._site: Site | None = None
         self._waiting: list[Holder] = []
-        # learned order graph: locks taken while this one was held
-        self._after: dict[LockRecord[LockT], Edge] = {}
-        # statistics
-        self._acquisitions = 0
-        self._contended = 0
-        self._timeouts = 0
-        self._wait_total = 0.0
-        self._wait_max = 0.0
-        self._hold_max = 0.0
-        # min(_hold_max, the manager's long-hold threshold): a release whose
-        # hold time is below it has nothing to record, with one comparison.
+        self._acquisitions = self._contended = self._timeouts = 0
+        self._wait_total = self._wait_max = self._hold_max = 0.0
+        # min(_hold_max, _long_hold): a release held for less has nothing to
+        # record, which costs one comparison.
         self._hold_floor = 0.0
+
+    # -- state changes (the managers call these) ----------------------------
+
+    def set_handle(self, handle: LockT) -> None:
+        """Attach the managed lock that represents this record."""
+        self._handle = handle
+
+    def try_local(self) -> bool:
+        """Take the local lock if it is free (or held by this thread or task)."""
+        return bool(self._nowait(False))
+
+    def release_local(self) -> None:
+        """Let the local lock go (after a release, or a failed take)."""
+        self._raw.release()
+
+    def take(self, holder: Holder, now: float, site: Site) -> None:
+        """Record that ``holder`` now holds the lock (its local lock is taken)."""
+        self._owner = holder
+        self._acquired_at = now
+        self._site = site
+        self._acquisitions += 1
+        holder.stack.append(self)
+
+    def reenter(self) -> None:
+        """Record one more level of the holder's hold."""
+        self._reentries += 1
+
+    def _note_hold(self, held: float) -> None:
+        if held > self._hold_max:
+            self._hold_max = held
+        if held > self._long_hold:
+            logger.warning(
+                "lock %r was held for %.3f s (threshold %.3f s) by %s; acquired at %s",
+                self._name, held, self._long_hold, self.owner, format_site(self._site),
+            )  # fmt: skip
+        self._hold_floor = min(self._hold_max, self._long_hold)
+
+    def waited(self, seconds: float) -> None:
+        """Count a contended acquisition that waited ``seconds``."""
+        self._contended += 1
+        self._wait_total += seconds
+        if seconds > self._wait_max:
+            self._wait_max = seconds
+
+    def timed_out(self) -> None:
+        """Count a wait that ended at the deadline (or was refused at once)."""
+        self._timeouts += 1
+
+    def add_waiter(self, holder: Holder) -> None:
+        """Note that ``holder`` waits for this lock."""
+        self._waiting.append(holder)
+
+    def remove_waiter(self, holder: Holder) -> None:
+        """Note that ``holder`` no longer waits for this lock."""
+        self._waiting.remove(holder)
+
+    def retire(self) -> None:
+        """Refuse every later use (the manager was reset)."""
+        self._retired = True
+        # Handles and contexts made before the reset may still be used: a
+        # lock that is never free sends them off the fast path, to the check
+        # that refuses retired records.
+        self._nowait = _refuse
+
+    # -- the read-only view -----------------------------------------------------
 
     @property
     def name(self) -> str:
@@ -303,26 +351,99 @@ RecordT = TypeVar("RecordT", bound=LockRecord[Any])
 class Plan(Generic[RecordT]):
     """The records one ``acquire(*names)`` takes, in the order to take them.
 
-    ``learned`` turns true once every consecutive pair is a known edge of the
-    learned order graph (or from the start, if the manager checks nothing):
-    from then on, a holder that holds nothing can take the whole plan without
-    any order check, since the plan is ascending by construction and its
-    edges have already been checked.
+    ``learned`` is true once taking the whole plan from an empty hand needs
+    no order check: its records are ascending by construction, and every
+    consecutive pair is declared or already learned (or nothing is checked).
     """
 
-    __slots__ = ("contexts", "learned", "records", "release_order")
+    __slots__ = ("contexts", "learned", "records", "release_order", "size")
 
-    def __init__(self, records: tuple[RecordT, ...], *, checking: bool) -> None:
+    def __init__(self, records: tuple[RecordT, ...], *, learned: bool) -> None:
         self.records = records
         self.release_order = records[::-1]
-        self.learned = len(records) < 2 or not checking
-        # Context managers for this plan, by (timeout, blocking); the thread
-        # manager's are stateless and therefore shared.
+        self.size = len(records)
+        self.learned = learned
+        # The thread manager's contexts for this plan, by (timeout, blocking):
+        # they keep no state, so one serves every thread.
         self.contexts: dict[tuple[float | None, bool], Any] = {}
 
-    def check_learned(self) -> None:
-        """Set :attr:`learned` if every consecutive edge is now known."""
-        records = self.records
-        self.learned = all(
-            records[i] in records[i - 1]._after for i in range(1, len(records))
-        )
+
+def take_free(plan: Plan[Any], holder: Holder, now: float, site: Site) -> int:
+    """Take ``plan`` without checks where that is safe and its locks are free.
+
+    That is the common case, kept lean: a holder that holds nothing taking a
+    learned plan. Stops at the first lock that is not free.
+
+    :return: how many of ``plan.records`` it took (0 if the case does not apply)
+    """
+    stack = holder.stack
+    if stack or not plan.learned:
+        return 0
+    for record in plan.records:
+        if not record._nowait(False):
+            break
+        record._owner = holder
+        record._acquired_at = now
+        record._site = site
+        record._acquisitions += 1
+        stack.append(record)
+    return len(stack)
+
+
+def release_levels(
+    records: Sequence[Any],
+    holder: Holder,
+    now: float,
+    released: list[Any] | None = None,
+) -> list[Any] | None:
+    """Release one level of each of ``records`` that ``holder`` holds, in order.
+
+    This is the one release path of every record. A record released to the
+    last level gets its local lock
+    released, or, with ``released``, is appended there for the caller to
+    release (after its lease). Records ``holder`` does not hold are left alone.
+
+    :return: those records, or ``None`` if there are none
+    """
+    foreign = None
+    stack = holder.stack
+    for record in records:
+        if record._owner is not holder:
+            if foreign is None:
+                foreign = [record]
+            else:
+                foreign.append(record)
+            continue
+        if record._reentries:
+            record._reentries -= 1
+            continue
+        held = now - record._acquired_at
+        if held > record._hold_floor:
+            record._note_hold(held)
+        record._owner = None
+        top = stack.pop()
+        if top is not record:  # released out of order
+            stack.append(top)
+            stack.remove(record)
+        if released is None:
+            record._raw.release()
+        else:
+            released.append(record)
+    return foreign
+
+
+def foreign_release_error(
+    records: Sequence[LockRecord[Any]], caller: str
+) -> RuntimeError:
+    """Return the error for releasing ``records`` that ``caller`` does not hold."""
+    parts = []
+    for record in records:
+        owner = record.owner
+        held = f"it is held by {owner}" if owner else "it is not held"
+        parts.append(f"cannot release lock {record._name!r} from {caller}: {held}")
+    return RuntimeError("; ".join(parts))
+
+
+def thread_holder() -> Holder:
+    """Return a new holder for the calling thread."""
+    return Holder(threading.current_thread(), thread=True)

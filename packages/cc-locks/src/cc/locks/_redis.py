@@ -37,36 +37,23 @@ Nothing here imports redis-py at import time: ``cc.locks`` works without the
 from __future__ import annotations
 
 import contextlib
-import functools
 import hashlib
 import math
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 import anyio
-import anyio.to_thread
 
 from cc.locks._errors import LockBackendError
+from cc.locks._store import AWAIT, DIRECT, IN_THREAD, Call, RemoteHolder, Steps, Taken
 
 if TYPE_CHECKING:
     import redis
     import redis.asyncio
-    import redis.client
 
-    from cc.locks._lease import Lease
-
-__all__ = [
-    "AsyncRedisLink",
-    "RedisLockBackend",
-    "RemoteHolder",
-    "SyncRedisLink",
-    "Taken",
-]
-
-_T = TypeVar("_T")
+__all__ = ["RedisLink", "RedisLockBackend"]
 
 
 class _Script:
@@ -278,67 +265,6 @@ def _text(value: object) -> str | None:
     return str(value)
 
 
-@dataclass(frozen=True)
-class RemoteHolder:
-    """Who holds a shared lock, as its Redis hash says (any process, any host)."""
-
-    holder: str
-    host: str
-    pid: int | None
-    since: float | None  # time.time() seconds, by the server's clock
-    site: str | None
-    fencing_token: int | None
-    expires_in: float | None  # seconds left on its lease
-
-    def describe(self) -> str:
-        """Return e.g. ``task 'w1' (pid 4242 on db-7)``."""
-        return f"{self.holder} (pid {self.pid} on {self.host})"
-
-    @classmethod
-    def parse(cls, pttl: object, fields: object) -> RemoteHolder | None:
-        """Build one from a PTTL and the HMGET of the script replies."""
-        ttl = int(pttl)  # type: ignore[call-overload]
-        if ttl == -2 or not isinstance(fields, (list, tuple)) or fields[0] is None:
-            return None
-        holder, host, pid, since, site, fence = (_text(v) for v in fields)
-        return cls(
-            holder=holder or "an unknown holder",
-            host=host or "an unknown host",
-            pid=int(pid) if pid else None,
-            since=int(since) / 1e6 if since else None,
-            site=site or None,
-            fencing_token=int(fence) if fence else None,
-            expires_in=ttl / 1000 if ttl >= 0 else None,
-        )
-
-
-@dataclass(frozen=True)
-class Taken:
-    """The reply of one attempt to take a lock."""
-
-    ok: bool
-    fencing_token: int = 0
-    since: float = 0.0  # time.time() seconds, server clock
-    # seconds until the holder's lease ends, or the turn of the waiter
-    # ahead lapses (if it stopped checking in); inf: no end in sight
-    retry_in: float = 0.0
-    holder: RemoteHolder | None = None
-    queued: bool = False  # free, but an earlier waiter is due to take it
-
-
-def _parse_taken(reply: Any) -> Taken:
-    if int(reply[0]) == 1:
-        return Taken(True, int(reply[1]), int(reply[2]) / 1e6)
-    ttl = int(reply[1])
-    fields = reply[2]
-    return Taken(
-        False,
-        retry_in=max(ttl, 0) / 1000 if ttl != -1 else math.inf,
-        holder=RemoteHolder.parse(ttl, fields) if fields else None,
-        queued=not fields,
-    )
-
-
 class _Keys:
     """The key names of one namespace."""
 
@@ -433,7 +359,7 @@ class RedisLockBackend:
         lease: float = 10.0,
         renew_interval: float | None = None,
         recheck_interval: float = 1.0,
-        on_lost: Callable[[Lease], object] | None = None,
+        on_lost: Callable[[Any], object] | None = None,
     ) -> None:
         if not isinstance(namespace, str) or not namespace:
             raise ValueError(f"namespace must be a non-empty str, not {namespace!r}")
@@ -524,51 +450,56 @@ class RedisLockBackend:
             return Endpoint(f"unix://{kwargs['path']}")
         return Endpoint(f"redis://{kwargs.get('host', '?')}:{kwargs.get('port', '?')}")
 
-    def open_sync(self, session: str) -> SyncRedisLink:
-        """Connect a :class:`SyncRedisLink` (threads, and async without asyncio).
+    def connect(self, session: str, *, tasks: bool) -> RedisLink:
+        """Return the link of the session ``session`` (see :class:`LockStore`).
 
-        ``session`` names the channel on which the link hears its turns.
+        Threads use redis-py's blocking client; tasks on asyncio its asyncio
+        client; tasks elsewhere (trio) the blocking client in worker threads.
         """
         redis_module = _import_redis()
         client = self._redis
-        if isinstance(client, str):
-            from redis.backoff import NoBackoff
+        mode = (
+            AWAIT if tasks and _running_on_asyncio() else IN_THREAD if tasks else DIRECT
+        )
+        if mode == AWAIT:
+            import redis.asyncio as redis_asyncio
+            from redis.asyncio.retry import Retry as AsyncRetry
+
+            wanted: Any = redis_asyncio.Redis
+            retry: Any = AsyncRetry
+            needs = "an AsyncLockManager on asyncio needs a redis.asyncio.Redis"
+        else:
             from redis.retry import Retry
 
-            made: redis.Redis = redis_module.Redis.from_url(
-                client, retry=Retry(NoBackoff(), 0), **self._client_options()
-            )
-            return SyncRedisLink(made, self._keys, session, self._where(), owned=True)
-        if not isinstance(client, redis_module.Redis):
-            raise TypeError(
+            wanted, retry = redis_module.Redis, Retry
+            needs = (
                 "a LockManager, or an AsyncLockManager outside asyncio, needs a "
-                f"redis.Redis client or a URL, not {type(client).__name__} "
-                "(redis.asyncio clients work only on asyncio)"
+                "redis.Redis"
             )
-        return SyncRedisLink(client, self._keys, session, self._where(), owned=False)
-
-    def open_async(self, session: str) -> AsyncRedisLink | ThreadedRedisLink:
-        """Connect the link an async manager needs on the running event loop."""
-        if not _running_on_asyncio():
-            return ThreadedRedisLink(self.open_sync(session))
-        _import_redis()
-        import redis.asyncio as redis_asyncio
-
-        client = self._redis
-        if isinstance(client, str):
-            from redis.asyncio.retry import Retry
+        owned = isinstance(client, str)
+        if owned:
             from redis.backoff import NoBackoff
 
-            made: redis.asyncio.Redis = redis_asyncio.Redis.from_url(
-                client, retry=Retry(NoBackoff(), 0), **self._client_options()
+            client = wanted.from_url(
+                client, retry=retry(NoBackoff(), 0), **self._client_options()
             )
-            return AsyncRedisLink(made, self._keys, session, self._where(), owned=True)
-        if not isinstance(client, redis_asyncio.Redis):
+        elif not isinstance(client, wanted):
             raise TypeError(
-                "an AsyncLockManager on asyncio needs a redis.asyncio.Redis "
-                f"client or a URL, not {type(client).__name__}"
+                f"{needs} client or a URL, not {type(client).__name__}"
+                + (
+                    ""
+                    if mode == AWAIT
+                    else " (redis.asyncio clients work only on asyncio)"
+                )
             )
-        return AsyncRedisLink(client, self._keys, session, self._where(), owned=False)
+        return RedisLink(
+            client, self._keys, session, self._where(), owned=owned, mode=mode
+        )
+
+    def lost(self, lease: Any) -> None:
+        """Call ``on_lost`` with a lost :class:`cc.locks.Lease` (if it was given)."""
+        if self._on_lost is not None:
+            self._on_lost(lease)
 
 
 def _positive(value: object) -> bool:
@@ -603,6 +534,36 @@ def _running_on_asyncio() -> bool:
     return aio is not None and aio._get_running_loop() is not None
 
 
+def _parse_holder(pttl: object, fields: object) -> RemoteHolder | None:
+    """Build a :class:`RemoteHolder` from a PTTL and the HMGET of a script reply."""
+    ttl = int(pttl)  # type: ignore[call-overload]
+    if ttl == -2 or not isinstance(fields, (list, tuple)) or fields[0] is None:
+        return None
+    holder, host, pid, since, site, fence = (_text(v) for v in fields)
+    return RemoteHolder(
+        holder=holder or "an unknown holder",
+        host=host or "an unknown host",
+        pid=int(pid) if pid else None,
+        since=int(since) / 1e6 if since else None,
+        site=site or None,
+        fencing_token=int(fence) if fence else None,
+        expires_in=ttl / 1000 if ttl >= 0 else None,
+    )
+
+
+def _parse_taken(reply: Any) -> Taken:
+    if int(reply[0]) == 1:
+        return Taken(True, int(reply[1]), int(reply[2]) / 1e6)
+    ttl = int(reply[1])
+    fields = reply[2]
+    return Taken(
+        False,
+        retry_in=max(ttl, 0) / 1000 if ttl != -1 else math.inf,
+        holder=_parse_holder(ttl, fields) if fields else None,
+        queued=not fields,
+    )
+
+
 def _take_keys(keys: _Keys, name: str) -> tuple[str, str, str, str]:
     lock, queue, queued = keys.queue(name)
     return lock, f"{lock}:fence", queue, queued
@@ -619,18 +580,19 @@ def _release_args(
     return script_keys, args
 
 
-class SyncRedisLink:
-    """The scripts and the release channel over redis-py's blocking client."""
+class RedisLink:
+    """A session's operations on Redis (see :class:`cc.locks._store.StoreLink`).
+
+    One class for every client: each operation is a generator of steps, and
+    each call to redis-py is a :class:`~cc.locks._store.Call` step that the
+    manager's driver runs as it must (``mode``): a plain call (threads), an
+    await (redis.asyncio), or a call in a worker thread (tasks off asyncio).
+    """
 
     def __init__(
-        self,
-        client: redis.Redis,
-        keys: _Keys,
-        session: str,
-        where: Endpoint,
-        *,
-        owned: bool,
-    ) -> None:
+        self, client: Any, keys: _Keys, session: str, where: Endpoint, *,
+        owned: bool, mode: int,
+    ) -> None:  # fmt: skip
         import redis.exceptions
 
         self._client = client
@@ -638,18 +600,42 @@ class SyncRedisLink:
         self.channel = keys.wake(session)
         self.where = where
         self._owned = owned
+        self._mode = mode
         self._errors = redis.exceptions
         self._pubsub: Any = None
+        # A listener off asyncio sits in a worker thread for long: it must
+        # not take one of the default limiter's threads from the program.
+        self._listening = anyio.CapacityLimiter(1) if mode == IN_THREAD else None
+        self._close_name = "aclose" if mode == AWAIT else "close"
 
-    def _run(self, script: _Script, keys: Sequence[str], args: Sequence[Any]) -> Any:
+    def _call(self, fn: Callable[..., Any], *args: Any, listen: bool = False) -> Call:
+        return Call(
+            fn, *args, mode=self._mode, limiter=self._listening if listen else None
+        )
+
+    def _error(self, exc: BaseException) -> LockBackendError:
+        text = self.where.scrub(f"{type(exc).__name__}: {exc}")
+        return LockBackendError(f"Redis at {self.where} failed: {text}")
+
+    def _script(
+        self, script: _Script, keys: Sequence[str], args: Sequence[Any]
+    ) -> Steps[Any]:
         client = self._client
         errors = self._errors
         for attempt in (1, 2):
             try:
                 try:
-                    return client.evalsha(script.sha, len(keys), *keys, *args)
+                    return (
+                        yield self._call(
+                            client.evalsha, script.sha, len(keys), *keys, *args
+                        )
+                    )
                 except errors.NoScriptError:
-                    return client.eval(script.text, len(keys), *keys, *args)
+                    return (
+                        yield self._call(
+                            client.eval, script.text, len(keys), *keys, *args
+                        )
+                    )
             except (errors.ConnectionError, errors.TimeoutError) as exc:
                 # One more try, releases included: a pooled connection that
                 # went stale across a server restart fails without running
@@ -657,289 +643,88 @@ class SyncRedisLink:
                 # the retry finds the key gone and the lease is reported lost
                 # (a LockLostError either way; never a silent success).
                 if attempt == 2:
-                    raise _backend_error(self.where, exc) from exc
+                    raise self._error(exc) from exc
             except errors.RedisError as exc:
-                raise _backend_error(self.where, exc) from exc
+                raise self._error(exc) from exc
         raise AssertionError("unreachable")  # pragma: no cover
 
     def take(
         self, name: str, token: str, lease_ms: int, holder: str, host: str,
         pid: int, site: str, queue_ms: int,
-    ) -> Taken:  # fmt: skip
+    ) -> Steps[Taken]:  # fmt: skip
         """Try to take ``name`` once; else queue for ``queue_ms`` (0: do not)."""
-        reply = self._run(
+        reply = yield from self._script(
             _TAKE,
             _take_keys(self._keys, name),
             (token, lease_ms, holder, host, pid, site, queue_ms),
         )
         return _parse_taken(reply)
 
-    def release(self, names: Sequence[str], tokens: Sequence[str]) -> list[int]:
+    def release(self, names: Sequence[str], tokens: Sequence[str]) -> Steps[list[int]]:
         """Release each ``(name, token)``: 1 done, 0 expired, -1 taken over."""
         keys, args = _release_args(self._keys, names, tokens)
-        return [int(r) for r in self._run(_RELEASE, keys, args)]
+        return [int(r) for r in (yield from self._script(_RELEASE, keys, args))]
 
     def renew(
         self, names: Sequence[str], tokens: Sequence[str], lease_ms: int
-    ) -> list[int]:
+    ) -> Steps[list[int]]:
         """Renew each lease: 1 renewed, 0 expired, -1 taken over."""
         keys = [self._keys.lock(name) for name in names]
-        return [int(r) for r in self._run(_RENEW, keys, (lease_ms, *tokens))]
+        return [
+            int(r) for r in (yield from self._script(_RENEW, keys, (lease_ms, *tokens)))
+        ]
 
-    def inspect(self, names: Sequence[str]) -> list[RemoteHolder | None]:
+    def inspect(self, names: Sequence[str]) -> Steps[list[RemoteHolder | None]]:
         """Return the holder of each lock, or ``None`` where it is free."""
         if not names:
             return []
         keys = [self._keys.lock(name) for name in names]
-        return [RemoteHolder.parse(*item) for item in self._run(_INSPECT, keys, ())]
+        replies = yield from self._script(_INSPECT, keys, ())
+        return [_parse_holder(*item) for item in replies]
 
-    def publish(self, message: str) -> None:
+    def publish(self, message: str) -> Steps[None]:
         """Publish ``message`` on the link's wake channel (to stop its listener)."""
         try:
-            self._client.publish(self.channel, message)
+            yield self._call(self._client.publish, self.channel, message)
         except self._errors.RedisError as exc:
-            raise _backend_error(self.where, exc) from exc
+            raise self._error(exc) from exc
 
-    def subscribe(self) -> None:
+    def subscribe(self) -> Steps[None]:
         """Subscribe to the wake channel; return once the server confirmed."""
-        self.unsubscribe()
+        yield from self._unsubscribe()
+        errors = self._errors
         try:
-            # redis-py leaves the blocking client's pubsub() unannotated.
-            make_pubsub = cast("Callable[[], redis.client.PubSub]", self._client.pubsub)
-            pubsub = make_pubsub()
-            self._pubsub = pubsub
-            pubsub.subscribe(self.channel)
+            pubsub = self._pubsub = self._client.pubsub()
+            yield self._call(pubsub.subscribe, self.channel, listen=True)
             while True:
-                message = pubsub.get_message(timeout=5.0)
+                message = yield self._call(pubsub.get_message, False, 5.0, listen=True)
                 if message is None:
-                    raise self._errors.TimeoutError("no subscription confirmation")
+                    raise errors.TimeoutError("no subscription confirmation")
                 if message["type"] == "subscribe":
                     return
-        except self._errors.RedisError as exc:
-            raise _backend_error(self.where, exc) from exc
+        except errors.RedisError as exc:
+            raise self._error(exc) from exc
 
-    def next_message(self, seconds: float) -> str | None:
+    def next_wake(self, seconds: float) -> Steps[str | None]:
         """Wait up to ``seconds`` for a published name; ``None`` if none came."""
         try:
-            message = self._pubsub.get_message(timeout=seconds)
+            message = yield self._call(
+                self._pubsub.get_message, False, seconds, listen=True
+            )
         except self._errors.RedisError as exc:
-            raise _backend_error(self.where, exc) from exc
+            raise self._error(exc) from exc
         if message is None or message["type"] != "message":
             return None
         return _text(message["data"])
 
-    def unsubscribe(self) -> None:
-        """Drop the subscription (and its connection), if any."""
+    def _unsubscribe(self) -> Steps[None]:
         pubsub, self._pubsub = self._pubsub, None
         if pubsub is not None:
             with contextlib.suppress(Exception):  # closing a broken socket
-                pubsub.close()
+                yield self._call(getattr(pubsub, self._close_name), listen=True)
 
-    def close(self) -> None:
+    def close(self) -> Steps[None]:
         """Drop the subscription; close the client if the link made it."""
-        self.unsubscribe()
+        yield from self._unsubscribe()
         if self._owned:
-            self._client.close()
-
-
-class AsyncRedisLink:
-    """The scripts and the release channel over redis-py's asyncio client."""
-
-    def __init__(
-        self,
-        client: redis.asyncio.Redis,
-        keys: _Keys,
-        session: str,
-        where: Endpoint,
-        *,
-        owned: bool,
-    ) -> None:
-        import redis.exceptions
-
-        self._client = client
-        self._keys = keys
-        self.channel = keys.wake(session)
-        self.where = where
-        self._owned = owned
-        self._errors = redis.exceptions
-        self._pubsub: Any = None
-
-    async def _run(
-        self, script: _Script, keys: Sequence[str], args: Sequence[Any]
-    ) -> Any:
-        client = self._client
-        errors = self._errors
-        for attempt in (1, 2):
-            try:
-                try:
-                    return await client.evalsha(script.sha, len(keys), *keys, *args)
-                except errors.NoScriptError:
-                    return await client.eval(script.text, len(keys), *keys, *args)
-            except (errors.ConnectionError, errors.TimeoutError) as exc:
-                # One more try, releases included: a pooled connection that
-                # went stale across a server restart fails without running
-                # the command. Should the first release have run after all,
-                # the retry finds the key gone and the lease is reported lost
-                # (a LockLostError either way; never a silent success).
-                if attempt == 2:
-                    raise _backend_error(self.where, exc) from exc
-            except errors.RedisError as exc:
-                raise _backend_error(self.where, exc) from exc
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    async def take(
-        self, name: str, token: str, lease_ms: int, holder: str, host: str,
-        pid: int, site: str, queue_ms: int,
-    ) -> Taken:  # fmt: skip
-        """Try to take ``name`` once; else queue for ``queue_ms`` (0: do not)."""
-        reply = await self._run(
-            _TAKE,
-            _take_keys(self._keys, name),
-            (token, lease_ms, holder, host, pid, site, queue_ms),
-        )
-        return _parse_taken(reply)
-
-    async def release(self, names: Sequence[str], tokens: Sequence[str]) -> list[int]:
-        """Release each ``(name, token)``: 1 done, 0 expired, -1 taken over."""
-        keys, args = _release_args(self._keys, names, tokens)
-        return [int(r) for r in await self._run(_RELEASE, keys, args)]
-
-    async def renew(
-        self, names: Sequence[str], tokens: Sequence[str], lease_ms: int
-    ) -> list[int]:
-        """Renew each lease: 1 renewed, 0 expired, -1 taken over."""
-        keys = [self._keys.lock(name) for name in names]
-        return [int(r) for r in await self._run(_RENEW, keys, (lease_ms, *tokens))]
-
-    async def inspect(self, names: Sequence[str]) -> list[RemoteHolder | None]:
-        """Return the holder of each lock, or ``None`` where it is free."""
-        if not names:
-            return []
-        keys = [self._keys.lock(name) for name in names]
-        replies = await self._run(_INSPECT, keys, ())
-        return [RemoteHolder.parse(*item) for item in replies]
-
-    async def publish(self, message: str) -> None:
-        """Publish ``message`` on the link's wake channel."""
-        try:
-            await self._client.publish(self.channel, message)
-        except self._errors.RedisError as exc:
-            raise _backend_error(self.where, exc) from exc
-
-    async def subscribe(self) -> None:
-        """Subscribe to the wake channel; return once the server confirmed."""
-        await self.unsubscribe()
-        try:
-            pubsub = self._client.pubsub()
-            self._pubsub = pubsub
-            await pubsub.subscribe(self.channel)
-            while True:
-                message = await pubsub.get_message(timeout=5.0)
-                if message is None:
-                    raise self._errors.TimeoutError("no subscription confirmation")
-                if message["type"] == "subscribe":
-                    return
-        except self._errors.RedisError as exc:
-            raise _backend_error(self.where, exc) from exc
-
-    async def next_message(self, seconds: float) -> str | None:
-        """Wait up to ``seconds`` for a published name; ``None`` if none came."""
-        try:
-            message = await self._pubsub.get_message(timeout=seconds)
-        except self._errors.RedisError as exc:
-            raise _backend_error(self.where, exc) from exc
-        if message is None or message["type"] != "message":
-            return None
-        return _text(message["data"])
-
-    async def unsubscribe(self) -> None:
-        """Drop the subscription (and its connection), if any."""
-        pubsub, self._pubsub = self._pubsub, None
-        if pubsub is not None:
-            with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
-                await pubsub.aclose()
-
-    async def aclose(self) -> None:
-        """Drop the subscription; close the client if the link made it."""
-        await self.unsubscribe()
-        if self._owned:
-            with anyio.CancelScope(shield=True):
-                await self._client.aclose()
-
-
-class ThreadedRedisLink:
-    """A :class:`SyncRedisLink` driven from any async backend, in worker threads.
-
-    redis-py's asyncio client runs on asyncio only; on trio (or any other
-    anyio backend) each call runs the blocking client in a worker thread.
-    A call in progress is not abandoned when the caller is cancelled: its
-    reply is always seen, so a lock taken at that moment is released again.
-    """
-
-    def __init__(self, link: SyncRedisLink) -> None:
-        self._link = link
-        self.where = link.where
-        # The listener sits in a thread for long; it must not take one of
-        # the default limiter's tokens from the rest of the program.
-        self._listener_limiter = anyio.CapacityLimiter(1)
-
-    async def _call(self, func: Callable[..., _T], *args: Any) -> _T:
-        return await anyio.to_thread.run_sync(functools.partial(func, *args))
-
-    async def take(
-        self, name: str, token: str, lease_ms: int, holder: str, host: str,
-        pid: int, site: str, queue_ms: int,
-    ) -> Taken:  # fmt: skip
-        """Try to take ``name`` once; else queue for ``queue_ms`` (0: do not)."""
-        return await self._call(
-            self._link.take, name, token, lease_ms, holder, host, pid, site, queue_ms
-        )
-
-    async def release(self, names: Sequence[str], tokens: Sequence[str]) -> list[int]:
-        """Release each ``(name, token)``: 1 done, 0 expired, -1 taken over."""
-        return await self._call(self._link.release, names, tokens)
-
-    async def renew(
-        self, names: Sequence[str], tokens: Sequence[str], lease_ms: int
-    ) -> list[int]:
-        """Renew each lease: 1 renewed, 0 expired, -1 taken over."""
-        return await self._call(self._link.renew, names, tokens, lease_ms)
-
-    async def inspect(self, names: Sequence[str]) -> list[RemoteHolder | None]:
-        """Return the holder of each lock, or ``None`` where it is free."""
-        return await self._call(self._link.inspect, names)
-
-    async def publish(self, message: str) -> None:
-        """Publish ``message`` on the link's wake channel."""
-        await self._call(self._link.publish, message)
-
-    async def subscribe(self) -> None:
-        """Subscribe to the wake channel; return once the server confirmed."""
-        await anyio.to_thread.run_sync(
-            self._link.subscribe, limiter=self._listener_limiter
-        )
-
-    async def next_message(self, seconds: float) -> str | None:
-        """Wait up to ``seconds`` for a published name; ``None`` if none came."""
-        return await anyio.to_thread.run_sync(
-            self._link.next_message, seconds, limiter=self._listener_limiter
-        )
-
-    async def unsubscribe(self) -> None:
-        """Drop the subscription (and its connection), if any."""
-        with anyio.CancelScope(shield=True):
-            await anyio.to_thread.run_sync(
-                self._link.unsubscribe, limiter=self._listener_limiter
-            )
-
-    async def aclose(self) -> None:
-        """Drop the subscription; close the client if the link made it."""
-        with anyio.CancelScope(shield=True):
-            await anyio.to_thread.run_sync(
-                self._link.close, limiter=self._listener_limiter
-            )
-
-
-def _backend_error(where: Endpoint, exc: BaseException) -> LockBackendError:
-    text = where.scrub(f"{type(exc).__name__}: {exc}")
-    return LockBackendError(f"Redis at {where} failed: {text}")
+            yield self._call(getattr(self._client, self._close_name))

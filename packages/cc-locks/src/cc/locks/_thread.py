@@ -1,8 +1,8 @@
-"""The lock manager for threads."""
+"""The lock manager for threads: the engine's steps, performed by blocking."""
 
 from __future__ import annotations
 
-import contextlib
+import functools
 import math
 import threading
 from sys import _getframe
@@ -10,34 +10,112 @@ from time import monotonic
 from types import TracebackType
 from typing import Any
 
-from cc.locks._core import (
+from cc.locks import _lease
+from cc.locks._errors import LockTimeoutError
+from cc.locks._hierarchy import (
     LockHierarchy,
-    ManagedLockBase,
-    ManagerCore,
     Policy,
     check_blocking,
     check_timeout,
-    find_wait_cycle,
-    foreign_release_error,
     parse_hierarchy,
-    retired_error,
 )
-from cc.locks._errors import LockLostError, LockTimeoutError
-from cc.locks._lease import Lease, ThreadLeaseSession, lost_error
+from cc.locks._lease import LeaseSession
+from cc.locks._manager import ManagedLockBase, ManagerBase
 from cc.locks._records import (
+    Holder,
     LockRecord,
-    LockUsageStatistics,
     Plan,
     Site,
-    ThreadHolder,
     caller_site,
+    foreign_release_error,
+    release_levels,
+    take_free,
+    thread_holder,
 )
-from cc.locks._redis import RedisLockBackend
+from cc.locks._store import Call, LockStore, Pause, Shielded, Steps, WaitLocal
+from cc.locks._views import merge_remote
 
-__all__ = ["LockInfo", "LockManager", "ManagedLock"]
+__all__ = ["LockInfo", "LockManager", "ManagedLock", "run"]
 
 # acquire() shares one context manager per plan and (timeout, blocking).
 _MAX_CONTEXTS_PER_PLAN = 8
+
+
+def run(steps: Steps[Any]) -> Any:
+    """Perform ``steps`` in the calling thread, blocking where they wait."""
+    value: Any = None
+    error: BaseException | None = None
+    while True:
+        try:
+            step = steps.send(value) if error is None else steps.throw(error)
+        except StopIteration as stop:
+            return stop.value
+        value = error = None
+        try:
+            kind = step.__class__
+            if kind is WaitLocal:
+                value = _wait_local(step.lock, step.deadline)
+            elif kind is Call:
+                value = step.fn(*step.args)
+            elif kind is Pause:
+                value = step.board.wait(step.token, step.seconds)
+            else:
+                assert kind is Shielded
+                value = run(step.steps)
+        except BaseException as exc:  # thrown into the steps, which decide
+            error = exc
+
+
+def _wait_local(lock: Any, deadline: float) -> bool:
+    if deadline == math.inf:
+        return bool(lock.acquire())
+    remaining = deadline - monotonic()
+    # threading refuses a timeout with blocking=False, so a spent deadline
+    # is one last non-blocking try; and above TIMEOUT_MAX (about 292 years)
+    # it raises OverflowError, so a huge finite one waits that long.
+    if remaining > 0:
+        return bool(lock.acquire(True, min(remaining, threading.TIMEOUT_MAX)))
+    return bool(lock.acquire(False))
+
+
+class ThreadBoard:
+    """Where threads sleep until a key (a lock's name) is woken."""
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition(threading.Lock())
+        self._wakes: dict[str, int] = {}
+        self._closed = False
+
+    def prepare(self, key: str) -> tuple[str, int]:
+        """Return the token of ``key`` to wait on, from now on."""
+        with self._condition:
+            return key, self._wakes.setdefault(key, 0)
+
+    def wake(self, key: str) -> None:
+        """Wake whoever waits on ``key`` (and whoever prepared it since)."""
+        with self._condition:
+            self._wakes[key] = self._wakes.get(key, 0) + 1
+            self._condition.notify_all()
+
+    def wake_all(self) -> None:
+        """Wake every waiter."""
+        with self._condition:
+            for key in self._wakes:
+                self._wakes[key] += 1
+            self._condition.notify_all()
+
+    def close(self) -> None:
+        """Wake every waiter, now and from now on."""
+        with self._condition:
+            self._closed = True
+            self._condition.notify_all()
+
+    def wait(self, token: tuple[str, int], seconds: float | None) -> None:
+        """Sleep until ``token`` is woken, or ``seconds`` pass."""
+        key, seen = token
+        with self._condition:
+            if self._wakes[key] == seen and not self._closed:
+                self._condition.wait(seconds)
 
 
 class ManagedLock(ManagedLockBase["LockInfo"]):
@@ -64,8 +142,8 @@ class ManagedLock(ManagedLockBase["LockInfo"]):
 
         :param blocking: with ``False``, return at once if another thread
             holds the lock
-        :param timeout: seconds to wait at most; ``-1`` waits as long as it
-            takes
+        :param timeout: seconds to wait at most; ``-1`` (or a number too
+            large for a float) waits as long as it takes
         :return: whether the lock was acquired
         :raises TypeError: for a timeout that is not a number, or a
             ``blocking`` that is not a bool
@@ -74,7 +152,7 @@ class ManagedLock(ManagedLockBase["LockInfo"]):
         :raises LockOrderError: if the acquisition breaks the lock order and
             the policy is ``"raise"``
         :raises DeadlockError: if waiting would close a wait-for cycle
-        :raises LockBackendError: (with a backend) if Redis cannot be reached
+        :raises LockBackendError: (with a backend) if the store cannot be reached
         """
         self._check_registered()
         check_blocking(blocking)
@@ -84,10 +162,8 @@ class ManagedLock(ManagedLockBase["LockInfo"]):
             raise ValueError("can't specify a timeout for a non-blocking call")
         else:
             limit = check_timeout(timeout, forever="-1")
-        manager = self._manager
-        enter = manager._enter if manager._backend is None else manager._enter_shared
         try:
-            enter(self._plan, limit, blocking, caller_site(1))
+            self._manager._enter(self._plan, limit, blocking, caller_site(1))
         except LockTimeoutError:
             return False
         return True
@@ -103,9 +179,7 @@ class ManagedLock(ManagedLockBase["LockInfo"]):
 
     def __enter__(self) -> bool:
         self._check_registered()
-        manager = self._manager
-        enter = manager._enter if manager._backend is None else manager._enter_shared
-        enter(self._plan, None, True, caller_site(1))
+        self._manager._enter(self._plan, None, True, caller_site(1))
         return True
 
     def __exit__(
@@ -116,16 +190,10 @@ class ManagedLock(ManagedLockBase["LockInfo"]):
     ) -> None:
         self._manager._release_one(self._record)
 
-    def locked(self) -> bool:
-        """Return whether some thread holds the lock through the manager."""
-        return self._record._owner is not None
-
     def owned_by_current_thread(self) -> bool:
         """Return whether the calling thread holds the lock."""
         owner = self._record._owner
-        return owner is not None and owner is getattr(
-            self._manager._local, "holder", None
-        )
+        return owner is not None and owner is self._manager._caller()
 
 
 class LockInfo(LockRecord[ManagedLock]):
@@ -158,12 +226,9 @@ class _Acquisition:
     __slots__ = ("_blocking", "_local", "_manager", "_plan", "_timeout")
 
     def __init__(
-        self,
-        manager: LockManager,
-        plan: Plan[LockInfo],
-        timeout: float | None,
+        self, manager: LockManager, plan: Plan[LockInfo], timeout: float | None,
         blocking: bool,
-    ) -> None:
+    ) -> None:  # fmt: skip
         self._manager = manager
         self._local = manager._local
         self._plan = plan
@@ -175,29 +240,16 @@ class _Acquisition:
         frame = _getframe(1)
         site = (frame.f_code, frame.f_lasti)
         try:
-            holder: ThreadHolder = self._local.holder
+            holder: Holder = self._local.holder
         except AttributeError:
-            holder = self._manager._attach()
-        stack = holder.stack
+            holder = self._local.holder = thread_holder()
         plan = self._plan
         now = monotonic()
-        start = 0
-        if not stack and plan.learned:
-            # The common case, kept lean (the same as LockManager._enter).
-            for record in plan.records:
-                if not record._raw.acquire(False):
-                    break
-                record._owner = holder
-                record._acquired_at = now
-                record._site = site
-                record._acquisitions += 1
-                stack.append(record)
-            else:
-                return
-            start = len(stack)
-        self._manager._enter_checked(
-            plan, start, holder, self._timeout, self._blocking, site, now
-        )
+        taken = take_free(plan, holder, now, site)
+        if taken < plan.size:
+            self._manager._enter_rest(
+                plan, taken, holder, site, self._timeout, self._blocking, now
+            )
 
     def __exit__(
         self,
@@ -205,30 +257,11 @@ class _Acquisition:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        # The same as ManagerCore._release_levels, inlined on the hot path.
         try:
-            holder: ThreadHolder = self._local.holder
+            holder: Holder = self._local.holder
         except AttributeError:
-            holder = self._manager._attach()
-        stack = holder.stack
-        now = monotonic()
-        foreign: list[LockInfo] = []
-        for record in self._plan.release_order:
-            if record._owner is not holder:
-                foreign.append(record)
-                continue
-            if record._reentries:
-                record._reentries -= 1
-                continue
-            held = now - record._acquired_at
-            if held > record._hold_floor:
-                self._manager._note_hold(record, held)
-            record._owner = None
-            top = stack.pop()
-            if top is not record:  # released out of order
-                stack.append(top)
-                stack.remove(record)
-            record._raw.release()
+            holder = self._local.holder = thread_holder()
+        foreign = release_levels(self._plan.release_order, holder, monotonic())
         if foreign:
             raise foreign_release_error(foreign, holder.describe())
 
@@ -240,9 +273,8 @@ class _SharedAcquisition(_Acquisition):
 
     def __enter__(self) -> None:
         frame = _getframe(1)
-        self._manager._enter_shared(
-            self._plan, self._timeout, self._blocking, (frame.f_code, frame.f_lasti)
-        )
+        site = (frame.f_code, frame.f_lasti)
+        self._manager._enter(self._plan, self._timeout, self._blocking, site)
 
     def __exit__(
         self,
@@ -250,14 +282,11 @@ class _SharedAcquisition(_Acquisition):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        try:
-            holder: ThreadHolder = self._local.holder
-        except AttributeError:
-            holder = self._manager._attach()
-        self._manager._exit_shared(self._plan.records, holder)
+        manager = self._manager
+        run(manager._engine.release_shared(self._plan.release_order, manager._attach()))
 
 
-class LockManager(ManagerCore[LockInfo]):
+class LockManager(ManagerBase[LockInfo]):
     """Named locks for threads, taken in a declared order, with deadlock checks.
 
     Register each lock once with a name and an order (or load a whole
@@ -281,13 +310,13 @@ class LockManager(ManagerCore[LockInfo]):
     :meth:`register_lock`) when you need a lock outside :meth:`acquire`, so
     that the manager sees every holder.
 
-    With ``backend=RedisLockBackend(...)`` the locks are shared by every
-    process using the same Redis server and namespace, with the same API
-    and checks (see :class:`RedisLockBackend` for what that guarantees).
-    The manager connects on first use (or on ``with manager:``) and runs a
-    lease renewal thread and a listener thread until :meth:`close`. Each
-    acquisition holds a :class:`Lease` (see :meth:`lease`), and releasing a
-    lock whose lease was lost raises :class:`LockLostError`.
+    With ``backend=`` a lock store such as ``cc.redis.RedisLockBackend``
+    (``pip install cc-redis``), the locks are shared by every process using
+    the same store, with the same API and checks. The manager connects on
+    first use (or on ``with manager:``) and runs a lease renewal thread and
+    a listener thread until :meth:`close`. Each acquisition holds a
+    :class:`Lease` (see :meth:`lease`), and releasing a lock whose lease was
+    lost raises :class:`LockLostError`.
 
     :param hierarchy: locks to register at once, in any form that
         :meth:`register_locks` accepts
@@ -300,11 +329,12 @@ class LockManager(ManagerCore[LockInfo]):
         wait)
     :param long_hold_threshold: hold time in seconds past which releasing a
         lock logs a warning and :meth:`detect_potential_deadlocks` reports a
-        lock still held; ``None`` turns both off
+        lock still held; ``None`` (or a number too large for a float) turns
+        both off
     :param backend: where the locks live when processes share them; by
         default (``None``) they live in this process only
     :raises ValueError: for an unknown policy or a negative threshold
-    :raises TypeError: for a backend that is not a :class:`RedisLockBackend`
+    :raises TypeError: for a backend that is not a lock store
 
     >>> manager = LockManager({"config": 10, "cache": 20})
     >>> with manager.acquire("cache", "config"):  # taken as config, then cache
@@ -327,39 +357,21 @@ class LockManager(ManagerCore[LockInfo]):
         policy: Policy = "raise",
         detect_deadlocks: bool = True,
         long_hold_threshold: float | None = 30.0,
-        backend: RedisLockBackend | None = None,
+        backend: LockStore | None = None,
     ) -> None:
+        self._local = threading.local()
+        self._session_lock = threading.Lock()
+        self._workers: list[threading.Thread] = []
         super().__init__(
+            hierarchy,
             policy=policy,
             detect_deadlocks=detect_deadlocks,
             long_hold_threshold=long_hold_threshold,
+            backend=backend,
         )
-        if backend is not None and not isinstance(backend, RedisLockBackend):
-            raise TypeError(
-                "backend must be a RedisLockBackend or None, "
-                f"not {type(backend).__name__}"
-            )
-        self._backend = backend
-        self._session: ThreadLeaseSession | None = None
-        self._session_lock = threading.Lock()
         self._acquisition = _Acquisition if backend is None else _SharedAcquisition
-        self._local = threading.local()
-        if hierarchy is not None:
-            self.register_locks(hierarchy)
-
-    def __repr__(self) -> str:
-        shared = "" if self._backend is None else f" backend={self._backend!r}"
-        return (
-            f"<{type(self).__name__} locks={len(self._records)} "
-            f"policy={self._policy!r}{shared}>"
-        )
 
     # -- opening and closing (managers with a backend) -------------------------
-
-    @property
-    def backend(self) -> RedisLockBackend | None:
-        """Where the locks are shared, or ``None`` for this process only."""
-        return self._backend
 
     def __enter__(self) -> LockManager:
         """Connect to the backend now rather than on first use (if there is one).
@@ -386,43 +398,41 @@ class LockManager(ManagerCore[LockInfo]):
         manager again connects again. Without a backend this does nothing.
         """
         with self._session_lock:
-            session, self._session = self._session, None
-        if session is not None:
-            session.close()
+            session = self._engine.session
+            workers, self._workers = self._workers, []
+        if session is None or session.closed:
+            return
+        run(session.close())
+        for worker in workers:  # the listener looks up at least this often
+            worker.join(_lease.LISTEN_SLICE + 1.0)
+        run(session.disconnect())
 
-    def _open_session(self) -> ThreadLeaseSession:
-        session = self._session
-        if session is None:
+    def _open_session(self) -> LeaseSession:
+        session = self._engine.session
+        if session is None or session.closed:
             with self._session_lock:
-                session = self._session
-                if session is None:
+                session = self._engine.session
+                if session is None or session.closed:
                     assert self._backend is not None
-                    session = ThreadLeaseSession(self, self._backend)
-                    session.open()
-                    self._session = session
+                    session = LeaseSession(
+                        self._engine, self._backend, ThreadBoard(), tasks=False
+                    )
+                    try:
+                        run(session.open())
+                    except BaseException:
+                        run(session.disconnect())
+                        raise
+                    self._engine.session = session
+                    for work, role in ((session.listen, "listener"),
+                                       (session.renewals, "renewal")):  # fmt: skip
+                        worker = threading.Thread(
+                            target=functools.partial(run, work()),
+                            name=f"cc.locks lease {role}",
+                            daemon=True,
+                        )
+                        worker.start()
+                        self._workers.append(worker)
         return session
-
-    def lease(self, name: str) -> Lease:
-        """Return the :class:`Lease` by which the calling thread holds ``name``.
-
-        Its ``fencing_token`` identifies this acquisition to the resources
-        the lock protects; ``lost`` tells whether it is still held.
-
-        :raises KeyError: if no lock has that name
-        :raises RuntimeError: without a backend, or if the calling thread
-            does not hold the lock
-        """
-        record = self._lookup(name)
-        session = self._session
-        holder = getattr(self._local, "holder", None)
-        lease = None if session is None else session.lease(name)
-        if lease is None or holder is None or record._owner is not holder:
-            if self._backend is None:
-                raise RuntimeError(
-                    f"lock {name!r} has no lease: its manager has no backend"
-                )
-            raise RuntimeError(f"the calling thread does not hold lock {name!r}")
-        return lease
 
     # -- registration ------------------------------------------------------
 
@@ -437,12 +447,23 @@ class LockManager(ManagerCore[LockInfo]):
             )
 
     def _new_record(
-        self, name: str, order: int | None, description: str, lock: Any
+        self,
+        name: str,
+        order: int | None,
+        description: str,
+        lock: Any,
+        long_hold: float,
     ) -> LockInfo:
+        raw = threading.RLock() if lock is None else lock
         record = LockInfo(
-            name, order, description, threading.RLock() if lock is None else lock
+            name,
+            order,
+            description,
+            raw,
+            raw.acquire,
+            long_hold,
         )
-        record._handle = ManagedLock(self, record)
+        record.set_handle(ManagedLock(self, record, self._engine.single(record)))
         return record
 
     def register_lock(
@@ -468,8 +489,8 @@ class LockManager(ManagerCore[LockInfo]):
         :raises TypeError: for a name, order, description or lock of the
             wrong type
         """
-        (record,) = self._register_entries([(name, order, description, lock)])
-        return record._handle
+        lock_: ManagedLock = self._register([(name, order, description, lock)])[name]
+        return lock_
 
     def register_locks(self, hierarchy: LockHierarchy) -> dict[str, ManagedLock]:
         """Register a whole lock hierarchy at once: all of it, or nothing.
@@ -497,22 +518,21 @@ class LockManager(ManagerCore[LockInfo]):
         >>> "metrics" in manager.get_lock_status()
         False
         """
-        records = self._register_entries(parse_hierarchy(hierarchy))
-        return {record._name: record._handle for record in records}
+        return self._register(parse_hierarchy(hierarchy))
 
     def get_lock(self, name: str) -> ManagedLock:
         """Return the managed lock registered under ``name``.
 
         :raises KeyError: if no lock has that name (the message says so)
         """
-        return self._lookup(name)._handle
+        return self._engine.lookup(name).lock
 
     def get_lock_info(self, name: str) -> LockInfo:
         """Return the :class:`LockInfo` record of the lock named ``name``.
 
         :raises KeyError: if no lock has that name
         """
-        return self._lookup(name)
+        return self._engine.lookup(name)
 
     def reset(self) -> None:
         """Unregister every lock and forget what was learned and reported.
@@ -522,9 +542,9 @@ class LockManager(ManagerCore[LockInfo]):
 
         :raises RuntimeError: if any lock is held or awaited
         """
-        self._retire_all()
+        self._engine.retire_all()
 
-    # -- acquiring -----------------------------------------------------------
+    # -- acquiring and releasing ------------------------------------------------
 
     def acquire(
         self, *names: str, timeout: float | None = 10.0, blocking: bool = True
@@ -559,19 +579,14 @@ class LockManager(ManagerCore[LockInfo]):
             inside the block and is no longer held by the caller; the others
             are released, the lock's new holder keeps it
 
-        The context may be shared: each thread or task that enters it gets a
-        hold of its own. A timeout too large for a float (``10**400``) waits
-        as long as it takes, like ``None``.
+        The context may be shared: each thread that enters it gets a hold of
+        its own. A timeout too large for a float (``10**400``) waits as long
+        as it takes, like ``None``.
         """
         flag: object = blocking  # typed as a bool; callers may pass anything
         if flag is not True and flag is not False:
             check_blocking(blocking)
-        try:
-            plan = self._plans.get(names)
-        except TypeError:  # an unhashable name: _plan() says which
-            plan = None
-        if plan is None:
-            plan = self._plan(names)
+        plan = self._engine.plan(names)
         try:
             context = plan.contexts.get((timeout, blocking))
         except TypeError:  # an unhashable timeout: refused below
@@ -587,278 +602,50 @@ class LockManager(ManagerCore[LockInfo]):
                 plan.contexts[timeout, blocking] = context
         return context
 
-    def _attach(self) -> ThreadHolder:
-        holder = self._local.holder = ThreadHolder(threading.current_thread())
+    def _attach(self) -> Holder:
+        try:
+            holder: Holder = self._local.holder
+        except AttributeError:
+            holder = self._local.holder = thread_holder()
         return holder
+
+    def _caller(self) -> Holder | None:
+        holder: Holder | None = getattr(self._local, "holder", None)
+        return holder
+
+    def _caller_name(self) -> str:
+        return f"thread {threading.current_thread().name!r}"
 
     def _enter(
-        self,
-        plan: Plan[LockInfo],
-        timeout: float | None,
-        blocking: bool,
-        site: Site,
-    ) -> ThreadHolder:
-        try:
-            holder: ThreadHolder = self._local.holder
-        except AttributeError:
-            holder = self._attach()
-        stack = holder.stack
-        now = monotonic()
-        start = 0
-        if not stack and plan.learned:
-            # The common case, kept lean: nothing held, nothing to check.
-            for record in plan.records:
-                if not record._raw.acquire(False):
-                    break
-                record._owner = holder
-                record._acquired_at = now
-                record._site = site
-                record._acquisitions += 1
-                stack.append(record)
-            else:
-                return holder
-            start = len(stack)
-        self._enter_checked(plan, start, holder, timeout, blocking, site, now)
-        return holder
-
-    def _enter_checked(
-        self,
-        plan: Plan[LockInfo],
-        start: int,
-        holder: ThreadHolder,
-        timeout: float | None,
-        blocking: bool,
-        site: Site,
-        now: float,
+        self, plan: Plan[LockInfo], timeout: float | None, blocking: bool, site: Site
     ) -> None:
-        """Take ``plan.records[start:]`` with every check; waits if needed.
-
-        On an error, releases every record of the plan taken so far.
-        """
-        records = plan.records
-        stack = holder.stack
-        checking = self._checking
-        deadline: float | None = None
-        index = start
-        try:
-            for index in range(start, len(records)):
-                record = records[index]
-                if record._owner is holder:
-                    record._reentries += 1
-                    continue
-                if checking and stack:
-                    order = record._order
-                    if order is not None and order < holder.ceiling():
-                        self._declared_violation(record, holder, site)
-                    if record not in stack[-1]._after:
-                        self._learn(stack[-1], record, holder, site)
-                if record._retired:
-                    raise retired_error(record)
-                if not record._raw.acquire(False):
-                    if deadline is None:
-                        deadline = math.inf if timeout is None else now + timeout
-                    now = self._wait(record, holder, deadline, timeout, blocking, site)
-                record._owner = holder
-                record._acquired_at = now
-                record._site = site
-                record._acquisitions += 1
-                stack.append(record)
-        except BaseException:
-            if index:
-                self._release_levels(records[:index], holder)
-            raise
-        if not plan.learned:
-            plan.check_learned()
-
-    def _wait(
-        self,
-        record: LockInfo,
-        holder: ThreadHolder,
-        deadline: float,
-        timeout: float | None,
-        blocking: bool,
-        site: Site,
-    ) -> float:
-        """Block until ``record`` is free or the deadline passes."""
-        if not blocking:
-            raise self._unavailable(record, timeout, blocking=False)
-        with self._meta:
-            if self._detect:
-                path = find_wait_cycle(holder, record)
-                if path is not None:
-                    raise self._deadlock_error(holder, path, site)
-            holder.waiting_for = record
-            record._waiting.append(holder)
-        start = monotonic()
-        try:
-            if deadline == math.inf:
-                acquired = record._raw.acquire()
-            else:
-                remaining = deadline - start
-                # threading refuses a timeout with blocking=False, so a spent
-                # deadline (timeout=0, or used up by earlier locks of the set)
-                # is one last non-blocking try.
-                if remaining > 0:
-                    # threading refuses a timeout above TIMEOUT_MAX (about 292
-                    # years) with OverflowError: a huge finite one waits.
-                    acquired = record._raw.acquire(
-                        True, min(remaining, threading.TIMEOUT_MAX)
-                    )
-                else:
-                    acquired = record._raw.acquire(False)
-        finally:
-            with self._meta:
-                holder.waiting_for = None
-                record._waiting.remove(holder)
-        if not acquired:
-            raise self._unavailable(record, timeout, blocking=True)
+        holder = self._attach()
         now = monotonic()
-        waited = now - start
-        record._contended += 1
-        record._wait_total += waited
-        if waited > record._wait_max:
-            record._wait_max = waited
-        return now
+        if self._backend is not None:
+            self._open_session()
+            run(self._engine.acquire(plan, 0, holder, site, timeout, blocking, now))
+            return
+        taken = take_free(plan, holder, now, site)
+        if taken < plan.size:
+            self._enter_rest(plan, taken, holder, site, timeout, blocking, now)
+
+    def _enter_rest(
+        self, plan: Plan[LockInfo], taken: int, holder: Holder, site: Site,
+        timeout: float | None, blocking: bool, now: float,
+    ) -> None:  # fmt: skip
+        engine = self._engine
+        index = engine.take_ready(plan, taken, holder, site, now)
+        if index < plan.size:
+            run(engine.acquire(plan, index, holder, site, timeout, blocking, now))
 
     def _release_one(self, record: LockInfo) -> None:
-        holder: ThreadHolder | None = getattr(self._local, "holder", None)
-        if holder is None or record._owner is not holder:
-            owner = record.owner
-            held = f"it is held by {owner}" if owner else "it is not held"
-            raise RuntimeError(
-                f"cannot release lock {record._name!r} from "
-                f"thread {threading.current_thread().name!r}: {held}"
-            )
+        holder = self._caller_holding(record)
         if self._backend is None:
-            self._release_levels(record._handle._plan.records, holder)
+            self._engine.release((record,), holder)
         else:
-            self._exit_shared(record._handle._plan.records, holder)
-
-    # -- acquiring and releasing through a backend --------------------------------
-
-    def _enter_shared(
-        self,
-        plan: Plan[LockInfo],
-        timeout: float | None,
-        blocking: bool,
-        site: Site,
-    ) -> ThreadHolder:
-        """Take ``plan``: each lock's in-process lock, then its lease.
-
-        Both halves of one lock are taken before the next lock, so every
-        process takes the locks in the same ascending order. On an error,
-        releases what this call took.
-        """
-        session = self._open_session()
-        try:
-            holder: ThreadHolder = self._local.holder
-        except AttributeError:
-            holder = self._attach()
-        now = monotonic()
-        deadline = math.inf if timeout is None else now + timeout
-        records = plan.records
-        stack = holder.stack
-        checking = self._checking
-        count = 0
-        try:
-            for record in records:
-                if record._owner is holder:
-                    record._reentries += 1
-                    count += 1
-                    continue
-                if checking and stack:
-                    order = record._order
-                    if order is not None and order < holder.ceiling():
-                        self._declared_violation(record, holder, site)
-                    if record not in stack[-1]._after:
-                        self._learn(stack[-1], record, holder, site)
-                if record._retired:
-                    raise retired_error(record)
-                waited_here = not record._raw.acquire(False)
-                if waited_here:
-                    self._wait(record, holder, deadline, timeout, blocking, site)
-                try:
-                    waited = session.take(
-                        record, holder, site, deadline, timeout, blocking
-                    )
-                except BaseException:
-                    record._raw.release()
-                    raise
-                if waited:
-                    if not waited_here:
-                        record._contended += 1
-                    record._wait_total += waited
-                    if waited > record._wait_max:
-                        record._wait_max = waited
-                record._owner = holder
-                record._acquired_at = monotonic()
-                record._site = site
-                record._acquisitions += 1
-                stack.append(record)
-                count += 1
-        except BaseException:
-            if count:
-                # A lost lease was logged when it was lost; the first error wins.
-                with contextlib.suppress(LockLostError):
-                    self._exit_shared(records[:count], holder)
-            raise
-        if not plan.learned:
-            plan.check_learned()
-        return holder
-
-    def _exit_shared(self, records: tuple[LockInfo, ...], holder: ThreadHolder) -> None:
-        """Release one level of each of ``records``, last first, leases included.
-
-        :raises LockLostError: after releasing everything, if a lease was lost
-        """
-        now = monotonic()
-        stack = holder.stack
-        names: list[str] = []
-        released: list[LockInfo] = []
-        foreign: list[LockInfo] = []
-        for record in records[::-1]:
-            if record._owner is not holder:
-                foreign.append(record)
-                continue
-            if record._reentries:
-                record._reentries -= 1
-                continue
-            held = now - record._acquired_at
-            if held > record._hold_floor:
-                self._note_hold(record, held)
-            record._owner = None
-            top = stack.pop()
-            if top is not record:  # released out of order
-                stack.append(top)
-                stack.remove(record)
-            names.append(record._name)
-            released.append(record)
-        if not released:
-            if foreign:
-                raise foreign_release_error(foreign, holder.describe())
-            return
-        session = self._session
-        try:
-            if session is None:
-                lost = [
-                    (name, "its manager was closed while it was held") for name in names
-                ]
-            else:
-                lost = session.release(names)
-        finally:
-            for record in released:
-                record._raw.release()
-        if foreign:
-            raise foreign_release_error(foreign, holder.describe())
-        if lost:
-            raise lost_error(lost)
+            run(self._engine.release_shared((record,), holder))
 
     # -- views -----------------------------------------------------------------
-
-    def held_locks(self) -> list[str]:
-        """Return the names of the locks the calling thread holds, in order taken."""
-        holder: ThreadHolder | None = getattr(self._local, "holder", None)
-        return [] if holder is None else [r._name for r in holder.stack]
 
     def get_lock_status(self) -> dict[str, dict[str, Any]]:
         """Return the live state of every registered lock, by name.
@@ -875,20 +662,16 @@ class LockManager(ManagerCore[LockInfo]):
         the entry also has ``held_here`` (whether a thread of this manager
         holds it), ``host``, ``pid``, ``fencing_token`` and
         ``lease_expires_in`` (seconds); for a holder in another process,
-        ``depth`` is ``None`` and ``acquired_at`` is by the Redis server's
-        clock. ``waiters`` counts this manager's waiting threads only.
+        ``depth`` is ``None`` and ``acquired_at`` is by the store's clock.
+        ``waiters`` counts this manager's waiting threads only.
 
-        :raises LockBackendError: (with a backend) if Redis cannot be reached
+        :raises LockBackendError: (with a backend) if the store cannot be reached
         """
-        status = self._status()
+        entries = self._status()
         if self._backend is not None:
-            holders = self._open_session().inspect(list(status))
-            self._merge_remote(status, holders)
-        return status
-
-    def statistics(self) -> dict[str, LockUsageStatistics]:
-        """Return each lock's contention statistics, by name."""
-        return self._statistics()
+            holders = run(self._open_session().inspect(list(entries)))
+            merge_remote(entries, holders)
+        return entries
 
     def detect_potential_deadlocks(self) -> list[str]:
         """Describe every deadlock risk the manager knows of, one per string.

@@ -1,0 +1,81 @@
+"""The wait-for graph: who waits for a lock that whom holds, and its cycles.
+
+Each waiter waits for one lock, and each lock has at most one holder, so the
+graph "waiter -> holder of the lock it waits for" has at most one edge out
+of every node. A cycle in it is a deadlock. The functions here take that
+edge as a ``step`` function, so that any such graph can be searched: the
+threads and tasks of one manager, or holders spread over processes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Iterable
+from typing import TypeVar
+
+__all__ = ["all_cycles", "cycle_from"]
+
+NodeT = TypeVar("NodeT", bound=Hashable)
+EdgeT = TypeVar("EdgeT")
+
+#: ``step(node)`` is ``(edge, next node)``, or ``None`` where the chain ends.
+Step = Callable[[NodeT], "tuple[EdgeT, NodeT] | None"]
+
+
+def cycle_from(
+    start: NodeT, first: tuple[EdgeT, NodeT], step: Step[NodeT, EdgeT]
+) -> list[tuple[EdgeT, NodeT]] | None:
+    """Follow the chain from ``start``, whose next edge would be ``first``.
+
+    :return: the ``(edge, node)`` steps of a cycle that comes back to
+        ``start``, or ``None`` if the chain ends or loops elsewhere. The cost
+        is the length of the chain.
+    """
+    path = [first]
+    seen = {start}
+    node = first[1]
+    while node is not start:
+        if node in seen:
+            return None
+        seen.add(node)
+        link = step(node)
+        if link is None:
+            return None
+        path.append(link)
+        node = link[1]
+    return path
+
+
+def all_cycles(
+    nodes: Iterable[NodeT], step: Step[NodeT, EdgeT]
+) -> list[tuple[NodeT, list[tuple[EdgeT, NodeT]]]]:
+    """Return every cycle reachable from ``nodes``, each once, in one pass.
+
+    Each node is visited once (a walk stops where an earlier walk went), so
+    the cost is linear in the nodes and edges reached.
+
+    :return: ``(first node, steps)`` for each cycle; the steps come back to
+        the first node
+    """
+    done: set[NodeT] = set()
+    found: list[tuple[NodeT, list[tuple[EdgeT, NodeT]]]] = []
+    for start in nodes:
+        if start in done:
+            continue
+        walk: dict[NodeT, int] = {}  # node -> its index in this walk
+        links: list[tuple[EdgeT, NodeT]] = []
+        order: list[NodeT] = []
+        node: NodeT | None = start
+        while node is not None and node not in done and node not in walk:
+            walk[node] = len(order)
+            order.append(node)
+            link = step(node)
+            if link is None:
+                node = None
+            else:
+                links.append(link)
+                node = link[1]
+        if node is not None and node in walk:  # this walk closed a cycle
+            index = walk[node]
+            found.append((order[index], links[index:]))
+        done.update(order)
+    return found
