@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import datetime
+import importlib.util
 import os
 import re
 import shutil
@@ -19,6 +20,7 @@ import tempfile
 import time
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import nox
 
@@ -32,15 +34,24 @@ PACKAGES_DIR = ROOT / "packages"
 PYTHONS = ["3.10", "3.11", "3.12", "3.13"]
 DEFAULT_PYTHON = "3.11"
 
+TOOLS = ROOT / "tools"
 # Test tooling installed next to the package under test (never a sibling).
-TEST_REQUIREMENTS = [
-    "pytest>=8",
-    "pytest-timeout>=2.3",
-    "pytest-cov>=5",
-    "hypothesis>=6.100",
-    "anyio[trio]>=4.5",
-    "uvloop>=0.19; sys_platform != 'win32'",
-]
+TEST_REQUIREMENTS = ["-r", str(TOOLS / "requirements-tests.txt")]
+
+
+def _load_workspace() -> Any:
+    """Import tools/workspace.py by its path (tools/ is not an installed package)."""
+    spec = importlib.util.spec_from_file_location(
+        "cc_tools_workspace", TOOLS / "workspace.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+workspace = _load_workspace()
 
 nox.needs_version = ">=2024.3.2"
 nox.options.default_venv_backend = "uv|virtualenv"
@@ -49,6 +60,7 @@ nox.options.error_on_missing_interpreters = True
 # parallel worker processes; ``nox -s <name>`` runs any one of them directly.
 CI_SESSIONS = [
     "lint",
+    "tools",
     "typecheck",
     "tests",
     "integration",
@@ -156,13 +168,30 @@ def _install_package(
     session.install(*paths, *extra)
 
 
-# What a package's own tests need beyond the package: its optional extras, and
-# programs from Debian's packages (executable -> package), exposed to the
-# tests as CC_<EXECUTABLE> environment variables.
-TEST_EXTRAS: dict[str, str] = {"cc-locks": "redis"}
-TEST_PROGRAMS: dict[str, dict[str, str]] = {
-    "cc-locks": {"redis-server": "redis-server"}
-}
+def _programs_env(session: nox.Session, programs: Iterable[str]) -> dict[str, str]:
+    """CC_<PROGRAM> variables naming each program; a missing one stops the session.
+
+    Sessions never install system packages: tools/system-packages.sh does
+    (the README's test command runs it first).
+    """
+    known = workspace.debian_packages()
+    env = {}
+    for program in programs:
+        found = shutil.which(program)
+        if found is None:
+            package = known.get(program)
+            if package is None:
+                session.error(
+                    f"{program} is needed but no Debian package for it is listed "
+                    "in tools/system-packages.txt: add a line there"
+                )
+            session.error(
+                f"{program} is not installed: install Debian's '{package}' "
+                "package (bash tools/system-packages.sh installs every one the "
+                f"sessions need, or: apt-get install {package})"
+            )
+        env[workspace.program_variable(program)] = found
+    return env
 
 
 PACKAGE_NAMES = sorted(_package_names())
@@ -207,14 +236,17 @@ def _pytest(
 def tests(session: nox.Session, package: str) -> None:
     """Run one package's own tests against that package installed alone."""
     pkg = _packages()[package]
+    needs = workspace.load_packages(ROOT)[package].test_needs
+    env = _programs_env(session, needs.programs)
     _install_package(
-        session, package, *TEST_REQUIREMENTS, extras=TEST_EXTRAS.get(package, "")
+        session,
+        package,
+        *TEST_REQUIREMENTS,
+        *needs.requirements,
+        extras=",".join(needs.extras),
     )
     tests_dir = pkg.path / "tests"
-    env = {"COVERAGE_FILE": str(Path(session.create_tmp()) / ".coverage")}
-    for program, debian_package in TEST_PROGRAMS.get(package, {}).items():
-        variable = "CC_" + program.upper().replace("-", "_")
-        env[variable] = _ensure_debian_package(session, program, debian_package)
+    env["COVERAGE_FILE"] = str(Path(session.create_tmp()) / ".coverage")
     _pytest(
         session,
         tests_dir,
@@ -229,7 +261,13 @@ def tests(session: nox.Session, package: str) -> None:
 @nox.session(python=DEFAULT_PYTHON)
 def integration(session: nox.Session) -> None:
     """Cross-package tests in tests-integration/ against the installed meta-package."""
-    _install_package(session, "cc-concurrency", *TEST_REQUIREMENTS)
+    _install_package(
+        session,
+        "cc-concurrency",
+        *TEST_REQUIREMENTS,
+        "-r",
+        str(ROOT / "tests-integration" / "requirements.txt"),
+    )
     _pytest(session, ROOT / "tests-integration")
 
 
@@ -240,7 +278,13 @@ def stress(session: nox.Session) -> None:
     Prints a short report of the load survived (items moved, faults injected,
     checks passed) at the end.
     """
-    _install_package(session, "cc-concurrency", *TEST_REQUIREMENTS)
+    _install_package(
+        session,
+        "cc-concurrency",
+        *TEST_REQUIREMENTS,
+        "-r",
+        str(ROOT / "tests-stress" / "requirements.txt"),
+    )
     _pytest(session, ROOT / "tests-stress")
 
 
@@ -341,6 +385,21 @@ def isolation(session: nox.Session) -> None:
 
 
 @nox.session(python=DEFAULT_PYTHON)
+def tools(session: nox.Session) -> None:
+    """The tests of the release and changelog tools in tools/."""
+    session.install(
+        "-r",
+        str(TOOLS / "requirements-release.txt"),
+        "pytest>=8",
+        "pytest-timeout>=2.3",
+    )
+    session.run(
+        "python", "-m", "pytest", f"--rootdir={ROOT}", f"-c={ROOT / 'pyproject.toml'}",
+        "-p", "no:cacheprovider", str(TOOLS / "tests"), *session.posargs,
+    )  # fmt: skip
+
+
+@nox.session(python=DEFAULT_PYTHON)
 def lint(session: nox.Session) -> None:
     """Ruff lint and format check over the whole repository."""
     session.install("ruff>=0.6")
@@ -352,13 +411,20 @@ def lint(session: nox.Session) -> None:
 def typecheck(session: nox.Session) -> None:
     """mypy --strict over every package's sources and the noxfile."""
     session.install(
-        "mypy>=1.10", "nox", "tomli", "pydantic>=2.6", "anyio[trio]>=4.5", "redis>=5"
+        "mypy>=1.10",
+        "nox",
+        "tomli",
+        "pydantic>=2.6",
+        "anyio[trio]>=4.5",
+        "redis>=5",
+        "pytest>=8",
     )
     session.run(
         "mypy",
         "--strict",
         *(str(p.path / "src") for p in _packages().values()),
         "noxfile.py",
+        "tools",
     )
 
 
@@ -412,18 +478,22 @@ def _next_version(current: str, bump: str) -> str:
     raise ValueError(f"expected major, minor, patch or X.Y.Z, got {bump!r}")
 
 
-def _move_unreleased_notes(changelog: Path, version: str, date: str) -> None:
-    text = changelog.read_text()
-    head, sep, rest = text.partition("## Unreleased\n")
-    if not sep:
-        raise ValueError(f"{changelog} has no '## Unreleased' section")
-    notes, nxt, tail = rest.partition("\n## ")
-    if not notes.strip():
-        raise ValueError(f"nothing under '## Unreleased' in {changelog}")
-    changelog.write_text(
-        f"{head}## Unreleased\n\n## {version} - {date}\n{notes.rstrip()}\n"
-        + (f"\n## {tail}" if nxt else "")
-    )
+def _assemble_changelog(
+    session: nox.Session, pkg: Package, version: str, date: str
+) -> None:
+    """Move the package's news fragments into its CHANGELOG.md (towncrier)."""
+    fragments = [
+        p for p in (pkg.path / "changelog.d").glob("*.md") if p.name != "README.md"
+    ]
+    if not fragments:
+        raise ValueError(
+            f"no news fragments in {pkg.path / 'changelog.d'}: write the notes first"
+        )
+    session.run(
+        "towncrier", "build", "--yes", "--config", str(TOOLS / "towncrier.toml"),
+        "--dir", str(pkg.path), "--version", version, "--date", date,
+        silent=True,
+    )  # fmt: skip
 
 
 def _compatible_range(version: str) -> str:
@@ -471,9 +541,10 @@ def _raise_dependents(
 def release(session: nox.Session) -> None:
     """Prepare a release: ``nox -s release -- <package> <major|minor|patch|X.Y.Z>``.
 
-    Refuses a dirty tree; bumps the version, moves the changelog's Unreleased
-    notes under the new version and date, raises the lower bound on the
-    package in its dependents where needed, commits and tags
+    Refuses a dirty tree; bumps the version, assembles the package's news
+    fragments (changelog.d/) into its changelog under the new version and
+    date, raises the lower bound on the package in its dependents where
+    needed, commits and tags
     ``<package>-v<version>``. Rerunning after success does nothing.
     """
     if len(session.posargs) != 2:
@@ -499,8 +570,9 @@ def release(session: nox.Session) -> None:
     date = os.environ.get(RELEASE_DATE_ENV) or datetime.date.today().isoformat()
     about = _about_file(pkg)
     about.write_text(VERSION_RE.sub(f'__version__ = "{version}"', about.read_text()))
+    session.install("-r", str(TOOLS / "requirements-release.txt"))
     try:
-        _move_unreleased_notes(pkg.path / "CHANGELOG.md", version, date)
+        _assemble_changelog(session, pkg, version, date)
     except ValueError as exc:
         _git(session, "checkout", "--", str(about))
         session.error(str(exc))
@@ -764,14 +836,20 @@ def bench(session: nox.Session) -> None:
     ``nox -s bench -- --quick`` for a short run, ``--only primitives queues``
     for some modules; results are also written as JSON.
     """
-    _install_package(
-        session, "cc-concurrency", "anyio[trio]>=4.5", "uvloop", "redis>=5"
+    packages = workspace.load_packages(ROOT)
+    programs = sorted({p for pkg in packages.values() for p in pkg.test_needs.programs})
+    env = _programs_env(session, programs)
+    # Every package (with the extras its tests use), so that bench modules of
+    # packages outside the meta-package can run too.
+    session.install(
+        *(
+            str(pkg.path)
+            + (f"[{','.join(pkg.test_needs.extras)}]" if pkg.test_needs.extras else "")
+            for pkg in packages.values()
+        ),
+        "-r",
+        str(ROOT / "benchmarks" / "requirements.txt"),
     )
-    env = {}
-    for programs in TEST_PROGRAMS.values():
-        for program, debian_package in programs.items():
-            variable = "CC_" + program.upper().replace("-", "_")
-            env[variable] = _ensure_debian_package(session, program, debian_package)
     session.run(
         "python", str(ROOT / "benchmarks" / "run.py"), *session.posargs, env=env
     )
@@ -782,32 +860,6 @@ def demo(session: nox.Session) -> None:
     """Install the meta-package in a fresh environment and run the demo."""
     _install_package(session, "cc-concurrency", "anyio[trio]>=4.5")
     session.run("python", str(ROOT / "examples" / "demo.py"), *session.posargs)
-
-
-def _ensure_debian_package(session: nox.Session, executable: str, package: str) -> str:
-    """Return the path of ``executable``, installing Debian's ``package`` if absent.
-
-    CI machines start without it; the project installs what it needs itself.
-    """
-    found = shutil.which(executable)
-    if found:
-        return found
-    if shutil.which("apt-get") is None or os.geteuid() != 0:
-        session.error(
-            f"{executable} is missing and cannot be installed here: "
-            f"install Debian's '{package}' package (apt-get install {package})"
-        )
-    session.log(f"installing Debian's {package} for {executable}")
-    env = {"DEBIAN_FRONTEND": "noninteractive"}
-    session.run("apt-get", "update", "-qq", external=True, env=env)
-    session.run(
-        "apt-get", "install", "-y", "-qq", "--no-install-recommends", package,
-        external=True, env=env,
-    )  # fmt: skip
-    found = shutil.which(executable)
-    if not found:
-        session.error(f"installing {package} did not provide {executable}")
-    return found
 
 
 DOCS_REQUIREMENTS = [
@@ -835,12 +887,9 @@ def docs(session: nox.Session) -> None:
         "mkdocs", "build", "--strict", "--site-dir", str(site),
         env={"NO_MKDOCS_2_WARNING": "1"},  # Material's banner, not our warning
     )  # fmt: skip
-    chromium = _ensure_debian_package(session, "chromium", "chromium")
-    _pytest(
-        session,
-        ROOT / "docs" / "tests",
-        env={"CC_DOCS_SITE": str(site), "CC_CHROMIUM": chromium},
-    )
+    env = _programs_env(session, ["chromium"])
+    env["CC_DOCS_SITE"] = str(site)
+    _pytest(session, ROOT / "docs" / "tests", env=env)
 
 
 @nox.session(python=False)
@@ -867,12 +916,6 @@ def ci(session: nox.Session) -> None:
     import json
 
     names = [entry["session"] for entry in json.loads(listed.stdout)]
-    # Debian packages first, one at a time: parallel sessions would otherwise
-    # race for apt's lock.
-    for programs in TEST_PROGRAMS.values():
-        for program, debian_package in programs.items():
-            _ensure_debian_package(session, program, debian_package)
-    _ensure_debian_package(session, "chromium", "chromium")
     # The longest sessions first, so that they do not start last.
     names.sort(key=lambda n: (not n.startswith(("docs", "release")), n))
 

@@ -9,8 +9,11 @@ Timed figures are the cost per item, in microseconds:
   inside the timed run);
 
 plus figures the caller measures: how long ``stop()`` takes once the last
-item is done, the CPU an idle pool burns, and the peak memory of
-``batch_process`` over a generator of a million items against ten items.
+item is done, the CPU an idle pool burns, the peak memory of
+``batch_process`` over a generator of a million items against ten items,
+and what a large ``concurrency_limit`` costs a small batch (workers start on
+demand, so ``batch_process(range(100))`` with a limit of 200,000 must stay
+under 50 ms and 10 MB, and scale flat with the limit).
 """
 
 from __future__ import annotations
@@ -41,6 +44,8 @@ SLOW_HANDOFF_OPS = 20_000
 SLOW_POOL_OPS = 10_000
 MAXSIZE = 100
 WORKERS = 8
+SMALL_BATCH = 100
+HUGE_LIMIT = 200_000
 
 MakeRun = Callable[[], Callable[[int], Awaitable[None]]]
 
@@ -233,7 +238,47 @@ def _cc_batch_pool() -> Callable[[int], Awaitable[None]]:
     return run
 
 
+def _cc_small_batch(limit: int) -> MakeRun:
+    """``run(n)``: ``batch_process(range(100))`` n // 100 times at ``limit``."""
+
+    def make_run() -> Callable[[int], Awaitable[None]]:
+        async def run(n: int) -> None:
+            queue = WorkQueue[int](MAXSIZE, concurrency_limit=limit)
+            for _ in range(max(1, n // SMALL_BATCH)):
+                await queue.batch_process(range(SMALL_BATCH), _noop)
+
+        return run
+
+    return make_run
+
+
 # -- figures measured by hand -------------------------------------------------
+
+
+def _small_batch_ms_and_kib(limit: int) -> tuple[float, float]:
+    """Time one ``batch_process(range(100))`` at ``limit`` and trace its memory.
+
+    :return: milliseconds (first batch of a fresh event loop, best of three)
+        and the peak traced Python memory in KiB
+    """
+    timings: list[float] = []
+
+    async def main() -> None:
+        queue = WorkQueue[int](MAXSIZE, concurrency_limit=limit)
+        start = time.perf_counter()
+        summary = await queue.batch_process(range(SMALL_BATCH), _noop)
+        timings.append(time.perf_counter() - start)
+        assert summary.succeeded == SMALL_BATCH
+
+    for _ in range(3):
+        anyio.run(main)
+    tracemalloc.start()
+    try:
+        anyio.run(main)
+        peak = tracemalloc.get_traced_memory()[1] / 1024
+    finally:
+        tracemalloc.stop()
+    return min(timings) * 1e3, peak
 
 
 def _stop_latency(backend: str, kind: str, trials: int) -> float:
@@ -509,6 +554,7 @@ def collect(suite: Suite) -> None:
             "budget: loop alone + 0.5 ms/s", 1.0, backend=backend,
         )  # fmt: skip
 
+    _collect_small_batches(suite)
     if sys.platform == "win32":  # no resource module for the RSS probe
         return
     rss_case = "batch_process over a generator: peak RSS of the process"
@@ -541,3 +587,38 @@ def collect(suite: Suite) -> None:
         GROUP, traced_case, f"{traced:,} items", _batch_traced_peak(traced), "KiB",
         backend="asyncio", note="tracemalloc",
     )  # fmt: skip
+
+
+def _collect_small_batches(suite: Suite) -> None:
+    """Show that a large concurrency_limit costs a small batch nothing up front."""
+    case = f"batch_process(range({SMALL_BATCH})), one batch"
+    ms, kib = _small_batch_ms_and_kib(HUGE_LIMIT)
+    suite.record(GROUP, case, "goal: 50 ms", 50.0, "ms", backend="asyncio",
+                 baseline=True)  # fmt: skip
+    suite.record(
+        GROUP, case, f"cc concurrency_limit={HUGE_LIMIT:,}", ms, "ms",
+        backend="asyncio", note="first batch of a fresh loop, best of 3",
+    )  # fmt: skip
+    suite.goal(
+        GROUP, case, f"cc concurrency_limit={HUGE_LIMIT:,}", "goal: 50 ms", 1.0,
+        backend="asyncio",
+    )  # fmt: skip
+    memory_case = f"batch_process(range({SMALL_BATCH})): peak traced memory"
+    suite.record(GROUP, memory_case, "goal: 10 MB", 10 * 1024.0, "KiB",
+                 backend="asyncio", baseline=True)  # fmt: skip
+    suite.record(
+        GROUP, memory_case, f"cc concurrency_limit={HUGE_LIMIT:,}", kib, "KiB",
+        backend="asyncio", note="tracemalloc",
+    )  # fmt: skip
+    suite.goal(
+        GROUP, memory_case, f"cc concurrency_limit={HUGE_LIMIT:,}", "goal: 10 MB",
+        1.0, backend="asyncio",
+    )  # fmt: skip
+    for backend in ("asyncio", "trio"):
+        suite.time_async_scaling(
+            GROUP, f"batch_process(range({SMALL_BATCH})) per item",
+            "cc WorkQueue", backend, sizes=[2 * SMALL_BATCH, 2_000, HUGE_LIMIT],
+            size_label="concurrency_limit", make_run=_cc_small_batch,
+            ops=20 * SMALL_BATCH, max_growth=1.5,
+            note="workers start as items wait: 100 at every limit here",
+        )  # fmt: skip

@@ -12,6 +12,29 @@ shared machine are evidence, not assertions.
 Timing: every sample runs the operation ``ops`` times inside one event loop
 and the best of ``repeat`` samples is kept (the minimum is the least noisy
 estimate of the cost itself).
+
+Scaling rows show how a cost grows with the size of the work (waiters,
+registered locks, calls made so far...): one operation measured at several
+sizes, with its *growth ratio*, the cost at the largest size over the cost at
+the smallest. A row may declare a goal on that ratio (``max_growth``), so that
+a cost that starts to grow with history or with the number of waiters shows
+as a number. Use :meth:`Suite.time_async_scaling` or
+:meth:`Suite.time_sync_scaling` to time one, or :meth:`Suite.scaling` and
+:meth:`Scaling.add` for figures measured by the module itself (memory,
+latency)::
+
+    def make_run(waiters: int) -> Callable[[], Callable[[int], Awaitable[None]]]:
+        ...  # like time_async's make_run, for a lock with ``waiters`` waiting
+
+    suite.time_async_scaling(
+        "primitives", "Lock hand-off", "cc Lock", "asyncio",
+        sizes=[10, 100, 1_000], size_label="waiters",
+        make_run=make_run, ops=10_000, max_growth=2.0,
+    )
+
+Sizes are never reduced by ``--quick`` (only the operation counts are): the
+sizes are what the row is about. Scaling rows go to ``latest.json`` under
+``"scaling"`` and the docs render them as the benchmarks page's scaling table.
 """
 
 from __future__ import annotations
@@ -21,14 +44,14 @@ import json
 import platform
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import anyio
 
-__all__ = ["Goal", "Result", "Suite"]
+__all__ = ["Goal", "Result", "Scaling", "Suite"]
 
 BACKENDS: dict[str, tuple[str, dict[str, Any]]] = {
     "asyncio": ("asyncio", {}),
@@ -66,6 +89,47 @@ class Goal:
 
 
 @dataclass
+class Scaling:
+    """One operation's cost at several sizes, and a goal on how it grows.
+
+    ``sizes`` and ``values`` are parallel lists, smallest size first.
+    ``growth`` is ``values[-1] / values[0]``: 1.0 means the cost per operation
+    does not depend on the size at all; for a cost that should stay flat,
+    declare ``max_growth`` close to 1, and for one allowed to grow (a pass over
+    every waiter) state the bound it must keep.
+    """
+
+    group: str
+    case: str
+    backend: str
+    impl: str
+    size_label: str
+    unit: str = "us/op"
+    sizes: list[int] = field(default_factory=list)
+    values: list[float] = field(default_factory=list)
+    max_growth: float | None = None
+    growth: float | None = None
+    met: bool | None = None
+    note: str = ""
+
+    def add(self, size: int, value: float) -> None:
+        """Record the cost ``value`` (in :attr:`unit`) at ``size``."""
+        if self.sizes and size <= self.sizes[-1]:
+            raise ValueError(
+                f"{self.case}: sizes must grow, got {size} after {self.sizes[-1]}"
+            )
+        self.sizes.append(size)
+        self.values.append(value)
+
+    def evaluate(self) -> None:
+        """Fill in :attr:`growth` and, with a goal, :attr:`met`."""
+        if len(self.values) >= 2 and self.values[0] > 0:
+            self.growth = self.values[-1] / self.values[0]
+            if self.max_growth is not None:
+                self.met = self.growth <= self.max_growth
+
+
+@dataclass
 class Suite:
     """Collects results and goals; prints the table and writes JSON."""
 
@@ -73,6 +137,7 @@ class Suite:
     quick: bool = False
     results: list[Result] = field(default_factory=list)
     goals: list[Goal] = field(default_factory=list)
+    scalings: list[Scaling] = field(default_factory=list)
 
     def ops(self, n: int) -> int:
         """Scale an operation count down in ``--quick`` mode."""
@@ -98,6 +163,16 @@ class Suite:
             ``make_run`` and is not timed.
         """
         ops = self.ops(ops)
+        seconds = self._best_async(backend, make_run, ops)
+        return self._add(group, case, backend, impl, seconds, ops, baseline, note)
+
+    def _best_async(
+        self,
+        backend: str,
+        make_run: Callable[[], Callable[[int], Awaitable[None]]],
+        ops: int,
+    ) -> float:
+        """Return the best of ``repeat`` timings of ``ops`` operations."""
         backend_name, options = BACKENDS[backend]
         samples: list[float] = []
 
@@ -111,7 +186,18 @@ class Suite:
 
         for _ in range(self.repeat):
             anyio.run(sample, backend=backend_name, backend_options=options)
-        return self._add(group, case, backend, impl, min(samples), ops, baseline, note)
+        return min(samples)
+
+    def _best_sync(self, run: Callable[[int], None], ops: int) -> float:
+        """Return the best of ``repeat`` timings of ``run(ops)``."""
+        samples = []
+        run(max(1, ops // 10))
+        for _ in range(self.repeat):
+            gc.collect()
+            start = time.perf_counter()
+            run(ops)
+            samples.append(time.perf_counter() - start)
+        return min(samples)
 
     def time_sync(
         self,
@@ -127,14 +213,95 @@ class Suite:
     ) -> Result:
         """Time a synchronous operation: ``run(n)`` performs it ``n`` times."""
         ops = self.ops(ops)
-        samples = []
-        run(max(1, ops // 10))
-        for _ in range(self.repeat):
-            gc.collect()
-            start = time.perf_counter()
-            run(ops)
-            samples.append(time.perf_counter() - start)
-        return self._add(group, case, backend, impl, min(samples), ops, baseline, note)
+        seconds = self._best_sync(run, ops)
+        return self._add(group, case, backend, impl, seconds, ops, baseline, note)
+
+    def scaling(
+        self,
+        group: str,
+        case: str,
+        impl: str,
+        *,
+        backend: str,
+        size_label: str,
+        unit: str = "us/op",
+        max_growth: float | None = None,
+        note: str = "",
+    ) -> Scaling:
+        """Start a scaling row; the caller adds a figure per size with ``add``.
+
+        :param size_label: what the sizes count, in the plural ("waiters",
+            "calls made before", "registered locks").
+        :param max_growth: the goal: the cost at the largest size at most this
+            many times the cost at the smallest.
+        """
+        row = Scaling(
+            group, case, backend, impl, size_label, unit, max_growth=max_growth,
+            note=note,
+        )  # fmt: skip
+        self.scalings.append(row)
+        return row
+
+    def time_async_scaling(
+        self,
+        group: str,
+        case: str,
+        impl: str,
+        backend: str,
+        *,
+        sizes: Sequence[int],
+        size_label: str,
+        make_run: Callable[[int], Callable[[], Callable[[int], Awaitable[None]]]],
+        ops: int | Callable[[int], int],
+        max_growth: float | None = None,
+        note: str = "",
+    ) -> Scaling:
+        """Time an async operation at each of ``sizes`` (see :meth:`time_async`).
+
+        :param make_run: ``make_run(size)`` is what :meth:`time_async` takes as
+            ``make_run`` for that size.
+        :param ops: operations per sample, or ``ops(size)`` for a count that
+            depends on the size.
+        """
+        row = self.scaling(
+            group, case, impl, backend=backend, size_label=size_label,
+            max_growth=max_growth, note=note,
+        )  # fmt: skip
+        for size in sizes:
+            count = self.ops(ops(size) if callable(ops) else ops)
+            seconds = self._best_async(backend, make_run(size), count)
+            row.add(size, seconds / count * 1e6)
+        return row
+
+    def time_sync_scaling(
+        self,
+        group: str,
+        case: str,
+        impl: str,
+        *,
+        sizes: Sequence[int],
+        size_label: str,
+        make_run: Callable[[int], Callable[[int], None]],
+        ops: int | Callable[[int], int],
+        backend: str = "threads",
+        max_growth: float | None = None,
+        note: str = "",
+    ) -> Scaling:
+        """Time a synchronous operation at each of ``sizes``.
+
+        :param make_run: ``make_run(size)`` returns ``run(n)``, which performs
+            the operation ``n`` times at that size (set-up happens in
+            ``make_run`` and is not timed).
+        """
+        row = self.scaling(
+            group, case, impl, backend=backend, size_label=size_label,
+            max_growth=max_growth, note=note,
+        )  # fmt: skip
+        for size in sizes:
+            count = self.ops(ops(size) if callable(ops) else ops)
+            seconds = self._best_sync(make_run(size), count)
+            row.add(size, seconds / count * 1e6)
+        return row
 
     def record(
         self,
@@ -199,6 +366,8 @@ class Suite:
             if mine and other and other.value > 0:
                 g.ratio = mine.value / other.value
                 g.met = g.ratio <= g.max_ratio
+        for row in self.scalings:
+            row.evaluate()
 
     def table(self) -> str:
         """Render every result, grouped by case, with ratios to the baselines."""
@@ -237,6 +406,26 @@ class Suite:
                     f"  {status} {g.group}/{g.case} [{g.backend}]: {g.impl} <= "
                     f"{g.max_ratio}x {g.versus} (measured {got})"
                 )
+        if self.scalings:
+            lines += ["", "== scaling ==", ""]
+            for row in self.scalings:
+                figures = ", ".join(
+                    f"{size:,}: {value:.3f}"
+                    for size, value in zip(row.sizes, row.values, strict=True)
+                )
+                growth = "n/a" if row.growth is None else f"{row.growth:.2f}x"
+                if row.max_growth is None:
+                    verdict = ""
+                else:
+                    status = (
+                        "n/a " if row.met is None else "MET " if row.met else "MISS"
+                    )
+                    verdict = f"  {status} <= {row.max_growth}x"
+                lines.append(
+                    f"  {row.group}/{row.case} [{row.backend}] {row.impl}, "
+                    f"{row.unit} by {row.size_label}: {figures}; growth "
+                    f"{growth}{verdict}"
+                )
         lines.append("")
         lines.append("* = baseline; ratios are this row's cost over the baseline's")
         return "\n".join(lines)
@@ -251,6 +440,7 @@ class Suite:
             "repeat": self.repeat,
             "results": [asdict(r) for r in self.results],
             "goals": [asdict(g) for g in self.goals],
+            "scaling": [asdict(row) for row in self.scalings],
         }
 
     def write_json(self, path: Path) -> None:

@@ -407,6 +407,12 @@ def check(report: Report) -> list[str]:
     finished = metrics["processed"] + metrics["errors"] + metrics["handed_back"]
     if finished != metrics["enqueued"]:
         problems.append(f"queue accounting: {finished} != {metrics['enqueued']}")
+    # The producer waits for room as long as it takes: every wait is a
+    # backpressure event, and no put is ever refused.
+    if report.progress.waited_for_room > 0 and metrics["backpressure_events"] == 0:
+        problems.append("the producer waited for room, yet no backpressure event")
+    if metrics["refused_puts"]:
+        problems.append(f"{metrics['refused_puts']} put(s) refused")
     total = report.settings.orders
     loaded, dead = len(report.warehouse.loaded), len(report.warehouse.dead_letter)
     if loaded + dead != total:
@@ -440,6 +446,11 @@ def summarize(report: Report) -> str:
                 ["workers (concurrency limit)", str(s.workers)],
                 ["API quota", f"{s.rate:g}/s ({report.api_requests:.0f} calls)"],
                 ["producer waited for room", f"{p.waited_for_room:.2f} s"],
+                [
+                    "puts that waited (backpressure)",
+                    str(report.queue_metrics["backpressure_events"]),
+                ],
+                ["puts refused", str(report.queue_metrics["refused_puts"])],
             ],
         ),
         "",

@@ -21,7 +21,14 @@ BACKENDS = ["asyncio", "trio"]
 RUN_TIMEOUT = 50.0
 
 # Every example program and the test functions below that exercise it.
-COVERED = {"crawl.py", "demo.py", "lock_hierarchy.py", "worker_pool.py"}
+# (queue_service.py runs as a server in test_queue_service.py.)
+COVERED = {
+    "crawl.py",
+    "demo.py",
+    "lock_hierarchy.py",
+    "queue_service.py",
+    "worker_pool.py",
+}
 
 
 def run_example(name: str, *args: str) -> str:
@@ -84,6 +91,10 @@ def test_demo_small_run(backend: str) -> None:
     assert loaded + dead == 400
     assert 0 < dead < 20  # about 1% of the records are malformed
     assert int(table_value(output, "retried after a 503")) > 0
+    # The producer outruns the workers: its waits for room are counted.
+    assert float(table_value(output, "producer waited for room").split()[0]) > 0
+    assert int(table_value(output, "puts that waited (backpressure)")) > 0
+    assert int(table_value(output, "puts refused")) == 0
     assert "lock statistics" in output and "daily-totals" in output
     assert "deadlock checks: no risk found" in output
     assert output.rstrip().endswith(

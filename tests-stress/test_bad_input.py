@@ -34,6 +34,8 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from decimal import Decimal
+from fractions import Fraction
 from typing import Any
 
 import anyio
@@ -105,6 +107,13 @@ async def _async_value(value: Any = 1) -> Any:
     return value
 
 
+async def _sleeps_until_cancelled(delay: Any) -> None:
+    """Sleep ``delay`` (meaning forever): only the cancel scope may end it."""
+    with anyio.move_on_after(0.01) as scope:
+        await async_sleep(delay)
+    assert scope.cancelled_caught, f"async_sleep({delay!r}) returned early"
+
+
 def _sync_function(*args: Any) -> None:
     return None
 
@@ -131,22 +140,37 @@ async def _running_work_queue(
 
 
 async def _sync_worker_is_refused() -> None:
-    """Start a sync worker function: refused at once, or each failure names it."""
-    reported: list[BaseException] = []
-
-    async def on_error(exc: Exception, item: int) -> None:
-        reported.append(exc)
-
+    """Start a sync worker function: its first call stops the work, raised once."""
     async with BoundedQueue[int](maxsize=4) as queue:
-        await queue.start_workers(_sync_function, 1, on_error)
+        await queue.start_workers(_sync_function, 1)
         await queue.put(1)
-        await queue.join()
-    # Not refused: then the error reported for the item must say why.
-    raise reported[0]
+        await queue.join()  # cancelled; leaving the block raises the TypeError
 
 
 async def _lock_release_unlocked() -> None:
     Lock().release()
+
+
+async def _lock_exit_after_handing_it_on() -> None:
+    """Exit a Lock's block after release() handed the lock to a waiter.
+
+    The exit must refuse (naming the new owner) and leave that owner's hold
+    alone.
+    """
+    lock = Lock()
+    refused: RuntimeError | None = None
+    async with anyio.create_task_group() as tg:
+        try:
+            async with lock:
+                tg.start_soon(lock.acquire)
+                await anyio.wait_all_tasks_blocked()
+                lock.release()
+        except RuntimeError as error:
+            refused = error
+        assert lock.statistics().depth == 1, "the new owner's hold was touched"
+        tg.cancel_scope.cancel()
+    if refused is not None:
+        raise refused
 
 
 async def _condition_wait_unlocked() -> None:
@@ -230,10 +254,14 @@ SYNC_CASES = [
     Case("Semaphore max_value='3'", lambda: Semaphore(1, max_value="3"), TypeError, "max_value"),
     Case("Semaphore release above max_value", lambda: Semaphore(1, max_value=1).release(), ValueError, "max_value"),
     Case("Semaphore huge initial_value", lambda: Semaphore(HUGE), None),
+    Case("Semaphore initial_value=10**400", lambda: Semaphore(BEYOND_FLOAT), None),
     Case("CapacityLimiter total_tokens=0", lambda: CapacityLimiter(0), ValueError, "total_tokens"),
     Case("CapacityLimiter total_tokens=-1", lambda: CapacityLimiter(-1), ValueError, "total_tokens"),
     Case("CapacityLimiter total_tokens=-inf", lambda: CapacityLimiter(-INF), ValueError, "total_tokens"),
+    Case("CapacityLimiter total_tokens=0.5", lambda: CapacityLimiter(0.5), ValueError, "total_tokens"),
+    Case("CapacityLimiter total_tokens=-10**400", lambda: CapacityLimiter(-BEYOND_FLOAT), ValueError, "total_tokens"),
     Case("CapacityLimiter total_tokens=1.5", lambda: CapacityLimiter(1.5), TypeError, "total_tokens"),
+    Case("CapacityLimiter total_tokens=2.0", lambda: CapacityLimiter(2.0), TypeError, "total_tokens"),
     Case("CapacityLimiter total_tokens=nan", lambda: CapacityLimiter(NAN), TypeError, "total_tokens"),
     Case("CapacityLimiter total_tokens=None", lambda: CapacityLimiter(None), TypeError, "total_tokens"),
     Case("CapacityLimiter total_tokens='3'", lambda: CapacityLimiter("3"), TypeError, "total_tokens"),
@@ -242,6 +270,7 @@ SYNC_CASES = [
     Case("CapacityLimiter set total_tokens='x'", lambda: setattr(CapacityLimiter(2), "total_tokens", "x"), TypeError, "total_tokens"),
     Case("CapacityLimiter total_tokens=inf", lambda: CapacityLimiter(INF), None),
     Case("CapacityLimiter huge total_tokens", lambda: CapacityLimiter(HUGE), None),
+    Case("CapacityLimiter total_tokens=10**400", lambda: CapacityLimiter(BEYOND_FLOAT), None),
     Case("Condition lock='x'", lambda: Condition("x"), TypeError, "lock"),
     Case("Condition lock=asyncio.Lock()", lambda: Condition(asyncio.Lock()), TypeError, "lock"),
     Case("Condition lock=threading.Lock()", lambda: Condition(threading.Lock()), TypeError, "lock"),
@@ -257,6 +286,8 @@ SYNC_CASES = [
     Case("RateLimiter period=nan", lambda: RateLimiter(1, NAN), ValueError, "period"),
     Case("RateLimiter period=inf", lambda: RateLimiter(1, INF), ValueError, "period"),
     Case("RateLimiter period='1'", lambda: RateLimiter(1, "1"), TypeError, "period"),
+    Case("RateLimiter rate=10**400", lambda: RateLimiter(BEYOND_FLOAT), ValueError, "rate"),
+    Case("RateLimiter period=10**400", lambda: RateLimiter(1, BEYOND_FLOAT), ValueError, "period"),
     Case("RateLimiter huge rate", lambda: RateLimiter(1e300), None),
     # cc.queues ---------------------------------------------------------------
     Case("QueueConfig queue_capacity=0", lambda: _config(queue_capacity=0), pydantic.ValidationError, "queue_capacity"),
@@ -289,6 +320,8 @@ SYNC_CASES = [
     Case("BoundedQueue timeout=None", lambda: BoundedQueue(1, None), TypeError, "timeout"),
     Case("BoundedQueue timeout='1'", lambda: BoundedQueue(1, "1"), TypeError, "timeout"),
     Case("BoundedQueue huge maxsize, timeout=inf", lambda: BoundedQueue(HUGE, INF), None),
+    Case("BoundedQueue timeout=10**400", lambda: BoundedQueue(1, 10**400), None),
+    Case("BoundedQueue timeout=-10**400", lambda: BoundedQueue(1, -(10**400)), ValueError, "timeout"),
     Case("WorkQueue maxsize=0", lambda: WorkQueue(0), ValueError, "maxsize"),
     Case("WorkQueue timeout=-1", lambda: WorkQueue(timeout=-1), ValueError, "timeout"),
     Case("WorkQueue concurrency_limit=0", lambda: WorkQueue(concurrency_limit=0), ValueError, "concurrency_limit"),
@@ -307,6 +340,10 @@ SYNC_CASES = [
     Case("WorkQueue.from_config(dict)", lambda: WorkQueue.from_config({"queue_capacity": 3}), TypeError, "config"),
     Case("WorkQueue.from_config timeout=-1", lambda: WorkQueue.from_config(QueueConfig(), timeout=-1), ValueError, "timeout"),
     Case("WorkQueue huge limits", lambda: WorkQueue(maxsize=HUGE, concurrency_limit=HUGE, rate_limit=HUGE), None),
+    Case("WorkQueue rate_limit=10**400", lambda: WorkQueue(rate_limit=10**400), ValueError, "rate_limit"),
+    Case("WorkQueue rate_window=10**400", lambda: WorkQueue(rate_limit=1, rate_window=10**400), ValueError, "rate_window"),
+    Case("WorkQueue timeout=10**400", lambda: WorkQueue(timeout=10**400, concurrency_limit=10**400), None),
+    Case("WorkQueue.from_config rate_limited='yes'", lambda: WorkQueue.from_config(QueueConfig(), rate_limited="yes"), TypeError, "rate_limited"),
     # cc.locks ------------------------------------------------------------------
     Case("LockManager policy='strict'", lambda: LockManager(policy="strict"), ValueError, "policy"),
     Case("LockManager policy=None", lambda: LockManager(policy=None), ValueError, "policy"),
@@ -359,11 +396,13 @@ SYNC_CASES = [
     Case("async_run backend=None", lambda: async_run(_async_function, backend=None), ValidationError, "backend"),
     Case("async_run backend_options=5", lambda: async_run(_async_function, backend_options=5), ValidationError, "backend_options"),
     Case("async_run debug on trio", lambda: async_run(_async_function, backend="trio", debug=True), ValidationError, "debug"),
+    Case("async_run debug='False'", lambda: async_run(_async_function, debug="False"), ValidationError, "debug"),
 ]  # fmt: skip
 
 ASYNC_CASES = [
     # cc.primitives -------------------------------------------------------------
     Case("Lock.release unlocked", _lock_release_unlocked, RuntimeError, "not locked"),
+    Case("Lock exit after handing it on", _lock_exit_after_handing_it_on, RuntimeError, "another task"),
     Case("Condition.wait without the lock", _condition_wait_unlocked, RuntimeError, "wait"),
     Case("Condition.notify n=-1", lambda: Condition().notify(-1), ValueError, "n"),
     Case("Condition.notify n='1'", lambda: Condition().notify("1"), TypeError, "n"),
@@ -376,6 +415,7 @@ ASYNC_CASES = [
     Case("RateLimiter.acquire amount=nan", lambda: RateLimiter(5).acquire(NAN), ValueError, "amount"),
     Case("RateLimiter.acquire amount=inf", lambda: RateLimiter(5).acquire(INF), ValueError, "amount"),
     Case("RateLimiter.acquire amount>rate", lambda: RateLimiter(5).acquire(6), ValueError, "amount"),
+    Case("RateLimiter.acquire amount=10**400", lambda: RateLimiter(5).acquire(BEYOND_FLOAT), ValueError, "amount"),
     Case("RateLimiter.acquire amount='1'", lambda: RateLimiter(5).acquire("1"), TypeError, "amount"),
     Case("RateLimiter.acquire amount=None", lambda: RateLimiter(5).acquire(None), TypeError, "amount"),
     Case("RateLimiter.try_acquire amount=0", lambda: _async_value(RateLimiter(5).try_acquire(0)), ValueError, "amount"),
@@ -388,6 +428,8 @@ ASYNC_CASES = [
     Case("BoundedQueue.put timeout=nan", lambda: _running_queue(lambda q: q.put(1, timeout=NAN)), ValueError, "timeout"),
     Case("BoundedQueue.put timeout='1'", lambda: _running_queue(lambda q: q.put(1, timeout="1")), TypeError, "timeout"),
     Case("BoundedQueue.put huge timeout", lambda: _running_queue(lambda q: q.put(1, timeout=1e300)), None),
+    Case("BoundedQueue.put timeout=10**400", lambda: _running_queue(lambda q: q.put(1, timeout=10**400)), None),
+    Case("BoundedQueue.stop timeout=10**400", lambda: _running_queue(lambda q: q.stop(timeout=10**400)), None),
     Case("BoundedQueue.stop timeout=-1", lambda: _running_queue(lambda q: q.stop(timeout=-1)), ValueError, "timeout"),
     Case("BoundedQueue.stop timeout='0'", lambda: BoundedQueue[int]().stop(timeout="0"), TypeError, "timeout"),
     Case("BoundedQueue.task_done too often", lambda: _running_queue(lambda q: _async_value(q.task_done())), ValueError, "task_done"),
@@ -403,6 +445,8 @@ ASYNC_CASES = [
     Case("WorkQueue.batch_process num_workers=0", lambda: WorkQueue[int]().batch_process([1], _async_function, 0), ValueError, "num_workers"),
     Case("WorkQueue.batch_process items=5", lambda: WorkQueue[int]().batch_process(5, _async_function), TypeError, "items"),
     Case("WorkQueue.batch_process worker_func=None", lambda: WorkQueue[int]().batch_process([1], None), TypeError, "worker_func"),
+    Case("WorkQueue.batch_process sync worker_func", lambda: WorkQueue[int]().batch_process([1, 2], _sync_function), TypeError, "worker_func"),
+    Case("WorkQueue.batch_process collect_results='no'", lambda: WorkQueue[int]().batch_process([1], _async_function, collect_results="no"), TypeError, "collect_results"),
     # cc.locks ------------------------------------------------------------------------
     Case("AsyncLockManager.acquire() without names", lambda: _async_acquire(), ValueError, "name"),
     Case("AsyncLockManager.acquire unknown name", lambda: _async_acquire("nope"), KeyError, "nope"),
@@ -431,6 +475,9 @@ ASYNC_CASES = [
     Case("async_gather limit='2'", lambda: async_gather(_coroutine(), limit="2"), ValidationError, "limit"),
     Case("async_gather limit=True", lambda: async_gather(_coroutine(), limit=True), ValidationError, "limit"),
     Case("async_gather huge limit", lambda: async_gather(_coroutine(), _coroutine(), limit=HUGE), None),
+    Case("async_gather limit beyond float", lambda: async_gather(_coroutine(), _coroutine(), limit=BEYOND_FLOAT), None),
+    Case("async_gather return_exceptions='False'", lambda: async_gather(_coroutine(), return_exceptions="False"), ValidationError, "return_exceptions"),
+    Case("async_gather return_exceptions=None", lambda: async_gather(_coroutine(), return_exceptions=None), ValidationError, "return_exceptions"),
     Case("async_map func=None", lambda: async_map(None, [1], limit=1), ValidationError, "func"),
     Case("async_map sync func", lambda: async_map(_sync_function, [1], limit=1), ValidationError, "func"),
     Case("async_map iterable=5", lambda: async_map(_async_function, 5, limit=1), ValidationError, "iterable"),
@@ -440,6 +487,9 @@ ASYNC_CASES = [
     Case("async_map limit=inf", lambda: async_map(_async_function, [1], limit=INF), ValidationError, "limit"),
     Case("async_map limit='2'", lambda: async_map(_async_function, [1], limit="2"), ValidationError, "limit"),
     Case("async_map huge limit", lambda: async_map(_async_function, [1, 2], limit=HUGE), None),
+    Case("async_map limit beyond float", lambda: async_map(_async_function, [1, 2], limit=BEYOND_FLOAT), None),
+    Case("async_map limit=True", lambda: async_map(_async_function, [1], limit=True), ValidationError, "limit"),
+    Case("async_map return_exceptions='yes'", lambda: async_map(_async_function, [1], limit=1, return_exceptions="yes"), ValidationError, "return_exceptions"),
     Case("async_wait_for timeout=-1", lambda: async_wait_for(_coroutine(), -1), ValidationError, "timeout"),
     Case("async_wait_for timeout=nan", lambda: async_wait_for(_coroutine(), NAN), ValidationError, "timeout"),
     Case("async_wait_for timeout='1'", lambda: async_wait_for(_coroutine(), "1"), ValidationError, "timeout"),
@@ -447,6 +497,9 @@ ASYNC_CASES = [
     Case("async_wait_for awaitable=5", lambda: async_wait_for(5, 1), ValidationError, "awaitable"),
     Case("async_wait_for async function", lambda: async_wait_for(_async_function, 1), ValidationError, "awaitable"),
     Case("async_wait_for huge timeout", lambda: async_wait_for(_coroutine(), 1e300), None),
+    Case("async_wait_for timeout beyond float", lambda: async_wait_for(_coroutine(), BEYOND_FLOAT), None),
+    Case("async_wait_for timeout=Decimal", lambda: async_wait_for(_coroutine(), Decimal("1")), ValidationError, "timeout"),
+    Case("async_wait_for timeout=-0.0", lambda: async_wait_for(_async_function(), -0.0), None),
     Case("async_wait_for timeout=0", lambda: async_wait_for(_coroutine(), 0), TimeoutError, "timed"),
     Case("async_sleep delay=-1", lambda: async_sleep(-1), ValidationError, "delay"),
     Case("async_sleep delay=nan", lambda: async_sleep(NAN), ValidationError, "delay"),
@@ -454,6 +507,10 @@ ASYNC_CASES = [
     Case("async_sleep delay=None", lambda: async_sleep(None), ValidationError, "delay"),
     Case("async_sleep delay=True", lambda: async_sleep(True), ValidationError, "delay"),
     Case("async_sleep delay=0", lambda: async_sleep(0), None),
+    Case("async_sleep delay=-0.0", lambda: async_sleep(-0.0), None),
+    Case("async_sleep delay=Fraction", lambda: async_sleep(Fraction(1, 1000)), None),
+    Case("async_sleep delay=Decimal", lambda: async_sleep(Decimal("0.001")), ValidationError, "delay"),
+    Case("async_sleep delay beyond float", lambda: _sleeps_until_cancelled(BEYOND_FLOAT), None),
 ]  # fmt: skip
 
 
@@ -522,6 +579,29 @@ def _is_real(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
+def _is_duration(value: object) -> bool:
+    """Return whether ``value`` is a real number of seconds >= 0 (huge: forever)."""
+    return (
+        isinstance(value, numbers.Real)
+        and not isinstance(value, bool)
+        and not (isinstance(value, float) and math.isnan(value))
+        and not value < 0
+    )
+
+
+async def _sleeps_at_most_briefly(delay: Any) -> None:
+    with anyio.move_on_after(0.001):
+        await async_sleep(delay)
+
+
+async def _waits_for_at_once(seconds: Any) -> None:
+    await async_wait_for(_async_function(), seconds)
+
+
+async def _gathers_two(limit: Any) -> None:
+    await async_gather(_async_function(), _async_value(), limit=limit)
+
+
 @dataclass(frozen=True)
 class Target:
     """An argument to feed junk: the call, the documented errors, the rule."""
@@ -558,6 +638,14 @@ TARGETS = [
     Target("LockManager.acquire timeout", lambda v: _acquire_now(_thread_manager(), "a", timeout=v), (TypeError, ValueError), "timeout",
            lambda v: v is None or (isinstance(v, numbers.Real) and not isinstance(v, bool) and not math.isnan(v) and v >= 0)),
     Target("LockManager.acquire name", lambda v: _acquire_now(_thread_manager(), v), (TypeError, KeyError), "lock", None),
+    Target("async_sleep delay", lambda v: anyio.run(_sleeps_at_most_briefly, v), (ValidationError,), "delay",
+           _is_duration),
+    Target("async_wait_for timeout", lambda v: anyio.run(_waits_for_at_once, v), (ValidationError,), "Timeout",
+           lambda v: v is None or _is_duration(v)),
+    Target("async_gather limit", lambda v: anyio.run(_gathers_two, v), (ValidationError,), "limit",
+           lambda v: v is None or (_is_int(v) and v >= 1)),
+    Target("async_map limit", lambda v: async_map(_async_function, [1], limit=v), (ValidationError,), "limit",
+           lambda v: _is_int(v) and v >= 1),
 ]  # fmt: skip
 
 

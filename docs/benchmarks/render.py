@@ -120,6 +120,36 @@ def result_rows(results: list[dict[str, Any]]) -> list[list[str]]:
     return rows
 
 
+def scaling_rows(scalings: list[dict[str, Any]], order: list[str]) -> list[list[str]]:
+    """One row per scaling row: its sizes, its costs and its growth ratio."""
+    rows = []
+    for row in sorted(scalings, key=lambda r: order.index(r["group"])):
+        growth = "n/a" if row["growth"] is None else f"{row['growth']:.2f}x"
+        if row["max_growth"] is None:
+            target, verdict = "", ""
+        else:
+            target = f"≤ {row['max_growth']:g}x"
+            verdict = (
+                "n/a" if row["met"] is None else "met" if row["met"] else "**missed**"
+            )
+        name = cell(row["impl"]) + (f" ({cell(row['note'])})" if row["note"] else "")
+        rows.append(
+            [
+                cell(row["case"]),
+                row["backend"],
+                name,
+                " / ".join(f"{size:,}" for size in row["sizes"])
+                + f" {cell(row['size_label'])}",
+                " / ".join(figure(value) for value in row["values"])
+                + f" {row['unit']}",
+                growth,
+                target,
+                verdict,
+            ]
+        )
+    return rows
+
+
 def render(data: dict[str, Any], measured_on: str) -> str:
     """Return the Markdown for one benchmark run."""
     results: list[dict[str, Any]] = data["results"]
@@ -150,6 +180,33 @@ def render(data: dict[str, Any], measured_on: str) -> str:
                 ["case", "backend", "cc", "versus", "target", "measured", "verdict"],
                 goal_rows(goals, groups_in_order(results + goals)),
                 "lllllrl",
+            ),
+            "",
+        ]
+    scalings: list[dict[str, Any]] = data.get("scaling", [])
+    if scalings:
+        lines += [
+            "### Scaling",
+            "",
+            "How a cost grows with the size of the work: each operation at "
+            "several sizes, and its growth ratio (the cost at the largest size "
+            "over the cost at the smallest; 1.00x is flat). A target bounds the "
+            "growth, so that a cost that starts to grow with history or with "
+            "the number of waiters shows as a number.",
+            "",
+            *table(
+                [
+                    "case",
+                    "backend",
+                    "implementation",
+                    "sizes",
+                    "cost",
+                    "growth",
+                    "target",
+                    "verdict",
+                ],
+                scaling_rows(scalings, groups_in_order(results + scalings)),
+                "lllllrll",
             ),
             "",
         ]

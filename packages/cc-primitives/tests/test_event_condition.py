@@ -202,6 +202,31 @@ async def test_notification_to_cancelled_waiter_is_passed_on() -> None:
     assert not cond.locked()
 
 
+async def test_condition_exit_after_an_inner_release_raises_and_keeps_b_holding() -> (
+    None
+):
+    condition = Condition()
+    b_inside = anyio.Event()
+    b_may_leave = anyio.Event()
+
+    async def b() -> None:
+        async with condition:
+            b_inside.set()
+            await b_may_leave.wait()
+
+    async with anyio.create_task_group() as tg:
+        with pytest.raises(RuntimeError, match=r"held by another task \('B'\)"):
+            async with condition:
+                tg.start_soon(b, name="B")
+                await anyio.wait_all_tasks_blocked()
+                condition.release()
+                await b_inside.wait()
+        stats = condition.statistics().lock_statistics
+        assert (stats.owner, stats.depth) == ("B", 1)
+        b_may_leave.set()
+    assert not condition.locked()
+
+
 async def test_condition_acquire_release_and_repr() -> None:
     cond = Condition()
     assert await cond.acquire()

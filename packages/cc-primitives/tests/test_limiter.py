@@ -1,23 +1,36 @@
 from __future__ import annotations
 
 import math
+import re
 
 import anyio
 import pytest
 from anyio.lowlevel import checkpoint
 
-from cc.primitives import CapacityLimiter
+from cc.primitives import CapacityLimiter, current_task_key, task_name
 
 pytestmark = pytest.mark.anyio
 
 
-@pytest.mark.parametrize("bad", [0, -1, 0.5])
-def test_total_tokens_below_one_rejected(bad: float) -> None:
-    with pytest.raises((ValueError, TypeError), match="total_tokens must be"):
+@pytest.mark.parametrize("bad", [0, -1, 0.5, 0.999, -math.inf, -(10**400)])
+def test_total_tokens_below_one_is_a_value_error_before_any_type_error(
+    bad: float,
+) -> None:
+    with pytest.raises(ValueError, match="total_tokens must be >= 1, got"):
         CapacityLimiter(bad)
+    limiter = CapacityLimiter(2)
+    with pytest.raises(ValueError, match="total_tokens must be >= 1"):
+        limiter.total_tokens = bad
+    assert limiter.total_tokens == 2
 
 
-@pytest.mark.parametrize("bad", [2.5, "3", None, True, math.nan])
+def test_a_huge_int_capacity_is_valid_and_an_error_shows_it_briefly() -> None:
+    assert CapacityLimiter(10**400).total_tokens == 10**400
+    with pytest.raises(ValueError, match=r"a negative int of about 401 digits$"):
+        CapacityLimiter(-(10**400))
+
+
+@pytest.mark.parametrize("bad", [2.5, 2.0, 1.5, "3", None, True, math.nan])
 def test_total_tokens_wrong_type_rejected(bad: object) -> None:
     with pytest.raises(TypeError, match=r"total_tokens must be an int or math\.inf"):
         CapacityLimiter(bad)  # type: ignore[arg-type]
@@ -54,6 +67,34 @@ async def test_release_without_token_is_an_error() -> None:
         limiter.release()
     with pytest.raises(RuntimeError, match="'job-7' holds no token"):
         limiter.release_on_behalf_of("job-7")
+
+
+async def test_exit_after_an_inner_release_raises_and_leaves_the_new_holder_alone() -> (
+    None
+):
+    """#12: the token released inside the block went to B; the exit must not
+    take B's token (there is none of A's left to give back)."""
+    limiter = CapacityLimiter(1)
+    b_inside = anyio.Event()
+    b_may_leave = anyio.Event()
+
+    async def b() -> None:
+        async with limiter:
+            b_inside.set()
+            await b_may_leave.wait()
+
+    async with anyio.create_task_group() as tg:
+        me = re.escape(repr(task_name(current_task_key())))
+        with pytest.raises(RuntimeError, match=f"^{me} holds no token"):
+            async with limiter:
+                tg.start_soon(b, name="B")
+                await anyio.wait_all_tasks_blocked()
+                limiter.release()  # hands the token to B
+                await b_inside.wait()
+        assert limiter.statistics().borrowers == ("B",)
+        assert limiter.borrowed_tokens == 1
+        b_may_leave.set()
+    assert limiter.borrowed_tokens == 0
 
 
 async def test_acquire_on_behalf_of() -> None:

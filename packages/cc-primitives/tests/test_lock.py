@@ -57,6 +57,43 @@ async def test_other_task_waits_until_last_release() -> None:
     assert events == ["owner", "other"]
 
 
+async def test_exit_after_an_inner_release_handed_to_b_raises_and_keeps_b_holding() -> (
+    None
+):
+    """#12: the block's own release() handed the lock to B; the exit must
+    raise naming B, not lower B's depth."""
+    lock = Lock()
+    b_inside = anyio.Event()
+    b_may_leave = anyio.Event()
+
+    async def b() -> None:
+        async with lock:
+            b_inside.set()
+            await b_may_leave.wait()
+
+    async with anyio.create_task_group() as tg:
+        with pytest.raises(RuntimeError, match=r"held by another task \('B'\)"):
+            async with lock:
+                tg.start_soon(b, name="B")
+                await anyio.wait_all_tasks_blocked()
+                lock.release()  # hands the lock to B
+                await b_inside.wait()
+        stats = lock.statistics()
+        assert (stats.locked, stats.owner, stats.depth) == (True, "B", 1)
+        b_may_leave.set()
+    assert not lock.locked()
+
+
+async def test_exit_after_an_inner_release_of_a_free_lock_raises() -> None:
+    lock = Lock()
+    with pytest.raises(RuntimeError, match="not locked"):
+        async with lock:
+            lock.release()
+    assert not lock.locked()
+    async with lock:  # still usable
+        assert lock.statistics().depth == 1
+
+
 async def test_release_by_non_owner_raises() -> None:
     lock = Lock()
     await lock.acquire()

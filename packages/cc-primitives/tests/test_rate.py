@@ -26,6 +26,30 @@ def test_invalid_rate_or_period(kwargs: dict[str, float], message: str) -> None:
         RateLimiter(**kwargs)
 
 
+@pytest.mark.parametrize("huge", [10**400, -(10**400)])
+@pytest.mark.parametrize("argument", ["rate", "period"])
+def test_an_int_too_large_for_a_float_is_a_value_error_naming_it(
+    argument: str, huge: int
+) -> None:
+    kwargs = {"rate": 5, "period": 1.0, argument: huge}
+    with pytest.raises(ValueError, match=f"^{argument} must be a positive finite"):
+        RateLimiter(**kwargs)
+
+
+async def test_an_amount_too_large_for_a_float_is_refused_and_the_limiter_works() -> (
+    None
+):
+    limiter = RateLimiter(3)
+    with pytest.raises(ValueError, match=r"^amount must be .* int of about 401 digits"):
+        await limiter.acquire(10**400)
+    with pytest.raises(ValueError, match=r"^amount must be"):
+        limiter.try_acquire(10**400)
+    with pytest.raises(ValueError, match=r"^amount must be"):
+        limiter.has_capacity(-(10**400))
+    await limiter.acquire(3)
+    assert limiter.statistics().total_acquired == 3
+
+
 def test_wrong_types() -> None:
     with pytest.raises(TypeError, match="rate must be a number"):
         RateLimiter("5")  # type: ignore[arg-type]

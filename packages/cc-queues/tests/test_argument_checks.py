@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -11,13 +12,9 @@ import anyio
 import pytest
 from anyio.lowlevel import checkpoint
 
-from cc.queues import BoundedQueue, QueueConfig, WorkQueue
+from cc.queues import BoundedQueue, QueueConfig, QueueStateError, QueueStatus, WorkQueue
 
 pytestmark = pytest.mark.anyio
-
-
-def _sync(item: int) -> None:
-    return None
 
 
 async def _async(item: int) -> None:
@@ -59,23 +56,143 @@ def test_from_config_refuses_what_is_not_a_queue_config(config: Any) -> None:
         WorkQueue[int].from_config(config)
 
 
-# -- a sync worker_func ----------------------------------------------------------
+# -- a sync worker_func or error_handler: the work stops, one error ------------
 
 
-async def test_start_workers_reports_a_sync_worker_func_by_name() -> None:
-    reported: list[Exception] = []
+class SyncWork:
+    """A sync function where an async one is expected; counts its calls."""
+
+    def __init__(self) -> None:
+        self.calls: list[int] = []
+
+    def __call__(self, item: int) -> None:
+        self.calls.append(item)
+
+
+def _errors_logged(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+async def test_a_sync_worker_func_stops_the_workers_with_one_type_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="cc.queues")
+    sync = SyncWork()
+    handled: list[int] = []
 
     async def on_error(exc: Exception, item: int) -> None:
-        reported.append(exc)
+        handled.append(item)  # pragma: no cover - a misuse is not an item error
 
-    async with BoundedQueue[int](maxsize=4) as queue:
-        await queue.start_workers(_sync, 1, on_error)  # type: ignore[arg-type]
-        await queue.put(1)
-        await queue.join()
-    assert len(reported) == 1
-    assert isinstance(reported[0], TypeError)
-    assert "worker_func" in str(reported[0])
+    queue = BoundedQueue[int](maxsize=8)
+    with pytest.raises(TypeError, match=r"\bworker_func\b.*returned NoneType"):
+        async with queue:
+            await queue.start_workers(sync, 3, on_error)  # type: ignore[arg-type]
+            for item in range(6):
+                await queue.put(item)
+            await queue.join()  # cancelled: the work stopped
+    assert sync.calls == [0]  # called once, never again
+    assert handled == []
+    assert _errors_logged(caplog) == []  # raised once, not logged per item
+    metrics = queue.metrics
+    assert metrics["errors"] == 1  # the item it was called with
+    assert sorted(queue.unprocessed) == [1, 2, 3, 4, 5]  # nothing lost
+    assert metrics["handed_back"] == 5
+    assert metrics["enqueued"] == metrics["errors"] + metrics["handed_back"]
+    assert queue.status is QueueStatus.STOPPED
+    assert queue.worker_count == 0
+
+
+async def test_stop_raises_the_type_error_of_a_sync_worker_func() -> None:
+    sync = SyncWork()
+    queue = BoundedQueue[int](maxsize=8)
+    with pytest.raises(TypeError, match=r"\bworker_func\b"):
+        await queue.start()
+        try:
+            await queue.start_workers(sync, 1)  # type: ignore[arg-type]
+            await queue.put(1)
+            await queue.put(2)
+            await anyio.sleep_forever()  # cancelled by the failing worker
+        finally:
+            await queue.stop()  # raises the TypeError instead
+    assert sync.calls == [1]
+    assert queue.unprocessed == [2]
+    with pytest.raises(QueueStateError, match="stopped"):
+        await queue.put(3)
+    await queue.start()  # usable again; the failure is not raised twice
+    assert await queue.put(3)
+    assert await queue.stop() == [3]
+
+
+async def test_a_sync_error_handler_stops_the_workers_with_one_type_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="cc.queues")
+    calls: list[int] = []
+
+    async def fail(item: int) -> None:
+        raise ValueError(item)
+
+    def handler(exc: Exception, item: int) -> None:
+        calls.append(item)
+
+    queue = BoundedQueue[int](maxsize=8)
+    with pytest.raises(TypeError, match=r"\berror_handler\b"):
+        async with queue:
+            await queue.start_workers(fail, 2, handler)  # type: ignore[arg-type]
+            for item in range(5):
+                await queue.put(item)
+            await queue.join()
+    assert calls == [0]
+    assert _errors_logged(caplog) == []
+    metrics = queue.metrics
+    assert metrics["errors"] == 1
+    assert sorted(queue.unprocessed) == [1, 2, 3, 4]
+    assert metrics["enqueued"] == metrics["errors"] + metrics["handed_back"]
+
+
+async def test_process_with_a_sync_worker_func_raises_one_type_error() -> None:
+    sync = SyncWork()
+    queue = WorkQueue[int](maxsize=8, concurrency_limit=4, rate_limit=100)
+    with pytest.raises(TypeError, match=r"\bworker_func\b"):
+        async with queue:
+            await queue.process(sync)  # type: ignore[arg-type]
+            for item in range(6):
+                await queue.put(item)
+            await queue.join()
+    assert sync.calls == [0]
+    assert sorted(queue.unprocessed) == [1, 2, 3, 4, 5]
     assert queue.metrics["errors"] == 1
+
+
+@pytest.mark.parametrize("misuse", ["worker_func", "error_handler"])
+async def test_batch_process_with_a_sync_function_raises_one_type_error(
+    misuse: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="cc.queues")
+    sync = SyncWork()
+
+    async def fail(item: int) -> None:
+        sync.calls.append(item)
+        raise ValueError(item)
+
+    def handler(exc: Exception, item: int) -> None:
+        return None
+
+    arguments: dict[str, Any] = (
+        {"worker_func": sync}
+        if misuse == "worker_func"
+        else {"worker_func": fail, "error_handler": handler}
+    )
+    queue = WorkQueue[int](maxsize=4, concurrency_limit=2)
+    with pytest.raises(TypeError, match=rf"\b{misuse}\b"):
+        await queue.batch_process(range(100), collect_results=True, **arguments)
+    assert sync.calls == [0]
+    assert _errors_logged(caplog) == []
+    metrics = queue.metrics
+    assert metrics["errors"] == 1
+    # The items read from the iterable and not processed are handed back.
+    assert sorted(queue.unprocessed) == list(range(1, metrics["enqueued"]))
+    assert metrics["enqueued"] == metrics["errors"] + metrics["handed_back"]
 
 
 async def test_a_function_returning_an_awaitable_still_works() -> None:
@@ -104,40 +221,6 @@ async def test_async_functions_are_used_as_they_are(func: Any) -> None:
         await queue.put(1)
         await queue.join()
     assert queue.metrics["processed"] == 1
-
-
-async def test_a_sync_error_handler_is_reported_by_name(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    caplog.set_level(logging.ERROR, logger="cc.queues")
-
-    async def fail(item: int) -> None:
-        raise ValueError(item)
-
-    def handler(exc: Exception, item: int) -> None:
-        return None
-
-    async with BoundedQueue[int](maxsize=4) as queue:
-        await queue.start_workers(fail, 1, handler)  # type: ignore[arg-type]
-        await queue.put(1)
-        await queue.join()
-    failures = [r for r in caplog.records if r.exc_info]
-    assert failures
-    assert "error_handler" in str(failures[0].exc_info[1])  # type: ignore[index]
-
-
-async def test_process_reports_a_sync_worker_func_by_name() -> None:
-    reported: list[Exception] = []
-
-    async def on_error(exc: Exception, item: int) -> None:
-        reported.append(exc)
-
-    async with WorkQueue[int](maxsize=4, rate_limit=100) as queue:
-        await queue.process(_sync, 1, on_error)  # type: ignore[arg-type]
-        await queue.put(1)
-        await queue.join()
-    assert isinstance(reported[0], TypeError)
-    assert "worker_func" in str(reported[0])
 
 
 async def test_process_refuses_a_worker_func_that_is_not_callable() -> None:
@@ -183,23 +266,6 @@ async def test_batch_process_refuses_what_is_not_callable(
     assert queue.metrics["enqueued"] == 0
 
 
-async def test_batch_process_reports_a_sync_worker_func_by_name() -> None:
-    queue = WorkQueue[int](concurrency_limit=2)
-    summary = await queue.batch_process(
-        [1, 2],
-        _sync,  # type: ignore[arg-type]
-        collect_results=True,
-        error_handler=_quiet_handler,
-    )
-    assert summary.failed == 2
-    assert all(isinstance(e, TypeError) for e in summary.errors.values())
-    assert all("worker_func" in str(e) for e in summary.errors.values())
-
-
-async def _quiet_handler(exc: Exception, item: int) -> None:
-    return None
-
-
 async def test_batch_process_still_reads_iterables_lazily_and_counts_them() -> None:
     read: list[int] = []
     progress: list[tuple[int, int | None]] = []
@@ -235,3 +301,66 @@ async def test_batch_process_accepts_an_async_iterable() -> None:
 
     summary = await WorkQueue[int]().batch_process(numbers(), _async)
     assert summary.succeeded == 3
+
+
+# -- huge numbers and flags --------------------------------------------------------
+
+HUGE = 10**400  # too large for a float
+
+
+async def test_a_timeout_too_large_for_a_float_means_forever() -> None:
+    queue = BoundedQueue[int](maxsize=1, timeout=HUGE)
+    results: list[bool] = []
+    async with queue, anyio.create_task_group() as tg:
+        assert await queue.put(1, timeout=HUGE)
+
+        async def producer() -> None:
+            results.append(await queue.put(2))  # the default: forever
+
+        tg.start_soon(producer)
+        await anyio.sleep(0.01)
+        assert results == []  # still waiting, not refused
+        assert await queue.get() == 1
+        while not results:
+            await checkpoint()
+    assert results == [True]
+    assert queue.unprocessed == [2]
+    await queue.start()
+    assert await queue.stop(timeout=HUGE) == []
+    work = WorkQueue[int](timeout=HUGE)
+    async with work:
+        assert await work.put(1, timeout=HUGE)
+
+
+@pytest.mark.parametrize("timeout", [-HUGE, -1, math.nan])
+async def test_a_negative_or_nan_timeout_is_a_value_error_naming_it(
+    timeout: Any,
+) -> None:
+    with pytest.raises(ValueError, match=r"\btimeout must be >= 0"):
+        BoundedQueue[int](timeout=timeout)
+    async with BoundedQueue[int]() as queue:
+        with pytest.raises(ValueError, match=r"\btimeout must be >= 0"):
+            await queue.put(1, timeout=timeout)
+        with pytest.raises(ValueError, match=r"\btimeout must be >= 0"):
+            await queue.stop(timeout=timeout)
+        assert await queue.put(1)  # still usable
+    assert queue.unprocessed == [1]
+
+
+def test_a_rate_limit_too_large_for_a_float_is_a_value_error_naming_it() -> None:
+    with pytest.raises(ValueError, match=r"\brate_limit must be at most"):
+        WorkQueue[int](rate_limit=HUGE)
+    with pytest.raises(ValueError, match=r"\brate_window must be a positive finite"):
+        WorkQueue[int](rate_limit=5, rate_window=HUGE)
+    # Counts are ints, compared as ints: huge ones are fine.
+    queue = WorkQueue[int](maxsize=HUGE, concurrency_limit=HUGE, rate_limit=10**300)
+    assert queue.maxsize == HUGE
+    assert queue.concurrency_limit == HUGE
+
+
+@pytest.mark.parametrize("flag", ["yes", 1, None])
+async def test_flags_must_be_bools(flag: Any) -> None:
+    with pytest.raises(TypeError, match=r"\bcollect_results must be a bool"):
+        await WorkQueue[int]().batch_process([1], _async, collect_results=flag)
+    with pytest.raises(TypeError, match=r"\brate_limited must be a bool"):
+        WorkQueue[int].from_config(QueueConfig(), rate_limited=flag)

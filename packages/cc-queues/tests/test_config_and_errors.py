@@ -122,6 +122,7 @@ def test_fresh_bounded_queue_properties() -> None:
         "processed": 0,
         "errors": 0,
         "backpressure_events": 0,
+        "refused_puts": 0,
         "handed_back": 0,
     }
     assert repr(queue) == "<BoundedQueue idle size=0/3 workers=0>"

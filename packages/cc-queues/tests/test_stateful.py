@@ -85,6 +85,7 @@ class QueueMachine(RuleBasedStateMachine):
         self.enqueued = 0
         self.processed = 0
         self.backpressure = 0
+        self.refused = 0
         self.handed_back = 0
         self.outstanding = 0  # returned by get(), not yet marked done
         self.last_value = 0
@@ -176,6 +177,7 @@ class QueueMachine(RuleBasedStateMachine):
             self.serve_getters()
         else:
             self.backpressure += 1
+            self.refused += 1
 
     @precondition(lambda self: _running(self) and not self.getters)
     @rule()
@@ -191,6 +193,7 @@ class QueueMachine(RuleBasedStateMachine):
     def put_times_out(self, timeout: float | None) -> None:
         assert self.portal.call(self.queue.put, self.new_value(), timeout) is False
         self.backpressure += 1
+        self.refused += 1
 
     @precondition(_full)
     @rule()
@@ -199,6 +202,7 @@ class QueueMachine(RuleBasedStateMachine):
         future = self.portal.start_task_soon(self.queue.put, value, math.inf)
         self.settle()
         assert not future.done()
+        self.backpressure += 1  # it waits for room: backpressure applies
         self.putters.append((value, future))
 
     @precondition(lambda self: _running(self) and self.items)
@@ -275,6 +279,7 @@ class QueueMachine(RuleBasedStateMachine):
             "processed": self.processed,
             "errors": 0,
             "backpressure_events": self.backpressure,
+            "refused_puts": self.refused,
             "handed_back": self.handed_back,
         }
         taken = self.outstanding + self.processed

@@ -42,9 +42,10 @@ async def test_each_item_is_processed_exactly_once() -> None:
 
     async with BoundedQueue[int](maxsize=8) as queue:
         await queue.start_workers(work, num_workers=4)
-        assert queue.worker_count == 4
+        assert queue.worker_count == 0  # none until items wait
         for item in range(500):
             assert await queue.put(item, timeout=math.inf)
+        assert queue.worker_count == 4
         await queue.join()
         assert await queue.stop() == []
     assert seen == Counter(range(500))
@@ -94,24 +95,30 @@ async def test_busy_workers_never_exceed_num_workers() -> None:
 
 async def test_calling_start_workers_again_adds_workers() -> None:
     calls: list[str] = []
+    gate = anyio.Event()
 
     async def first(item: int) -> None:
         calls.append("first")
+        await gate.wait()
 
     async def second(item: int) -> None:
         calls.append("second")
+        await gate.wait()
 
     async with BoundedQueue[int]() as queue:
         await queue.start_workers(first, num_workers=2)
         await queue.start_workers(second, num_workers=1)
-        assert queue.worker_count == 3
-        await settle()
-        for item in range(30):
+        for item in range(5):
             await queue.put(item)
-            await settle(2)
+        await settle()
+        # Three items in three workers' hands (two of the first call, one
+        # of the second): the caps add up, and the other two wait.
+        assert queue.worker_count == 3
+        assert sorted(calls) == ["first", "first", "second"]
+        assert queue.size == 2
+        gate.set()
         await queue.join()
-    assert len(calls) == 30
-    assert set(calls) == {"first", "second"}
+    assert len(calls) == 5
     assert queue.worker_count == 0
 
 
@@ -215,21 +222,28 @@ async def test_errors_go_to_the_logger_passed_in(
 async def test_stop_without_timeout_lets_busy_workers_finish_their_item() -> None:
     processed: list[int] = []
     started = 0
+    gate = anyio.Event()
 
     async def work(item: int) -> None:
         nonlocal started
         started += 1
-        await anyio.sleep(0.02)
+        await gate.wait()
         processed.append(item)
 
+    async def open_gate_once_stopping() -> None:
+        await settle()
+        gate.set()
+
     queue = BoundedQueue[int](maxsize=10)
-    await queue.start()
-    await queue.start_workers(work, num_workers=2)
-    for item in range(5):
-        await queue.put(item)
-    await settle()
-    assert started == 2  # two in hand, three queued
-    leftovers = await queue.stop()
+    async with anyio.create_task_group() as tg:
+        await queue.start()
+        await queue.start_workers(work, num_workers=2)
+        for item in range(5):
+            await queue.put(item)
+        await settle()
+        assert started == 2  # two in hand, three queued
+        tg.start_soon(open_gate_once_stopping)
+        leftovers = await queue.stop()
     assert sorted(processed) == [0, 1]
     assert leftovers == [2, 3, 4]
     assert queue.unprocessed == [2, 3, 4]

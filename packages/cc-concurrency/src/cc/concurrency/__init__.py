@@ -6,61 +6,77 @@ or ``cc.locks``); the objects are identical. ``python -m cc.concurrency``
 prints the installed versions and checks that they fit together.
 """
 
+from typing import TYPE_CHECKING
+
 from cc.concurrency.__about__ import __version__
-from cc.core_helpers import (
-    AsyncMap,
-    ValidationError,
-    async_gather,
-    async_map,
-    async_run,
-    async_sleep,
-    async_wait_for,
-)
-from cc.locks import (
-    AsyncLockInfo,
-    AsyncLockManager,
-    AsyncManagedLock,
-    DeadlockError,
-    Lease,
-    LockBackendError,
-    LockHierarchy,
-    LockInfo,
-    LockLostError,
-    LockManager,
-    LockOrderError,
-    LockTimeoutError,
-    LockUsageStatistics,
-    ManagedLock,
-    Policy,
-    RedisLockBackend,
-    get_async_lock_manager,
-    get_lock_manager,
-)
-from cc.primitives import (
-    CapacityLimiter,
-    CapacityLimiterStatistics,
-    ConcurrencyError,
-    Condition,
-    ConditionStatistics,
-    Event,
-    EventStatistics,
-    Lock,
-    LockStatistics,
-    RateLimiter,
-    RateLimiterStatistics,
-    Semaphore,
-    SemaphoreStatistics,
-    current_task_key,
-    task_name,
-)
-from cc.queues import (
-    BatchSummary,
-    BoundedQueue,
-    QueueConfig,
-    QueueStateError,
-    QueueStatus,
-    WorkQueue,
-)
+from cc.concurrency._reexport import missing_name_error, record_failure
+
+try:
+    from cc.core_helpers import (
+        AsyncMap,
+        ValidationError,
+        async_gather,
+        async_map,
+        async_run,
+        async_sleep,
+        async_wait_for,
+    )
+except ImportError as error:  # reported by python -m cc.concurrency
+    record_failure("cc-core-helpers", error)
+try:
+    from cc.locks import (
+        AsyncLockInfo,
+        AsyncLockManager,
+        AsyncManagedLock,
+        DeadlockError,
+        Lease,
+        LockBackendError,
+        LockHierarchy,
+        LockInfo,
+        LockLostError,
+        LockManager,
+        LockOrderError,
+        LockTimeoutError,
+        LockUsageStatistics,
+        ManagedLock,
+        Policy,
+        RedisLockBackend,
+        get_async_lock_manager,
+        get_lock_manager,
+    )
+except ImportError as error:  # reported by python -m cc.concurrency
+    record_failure("cc-locks", error)
+try:
+    from cc.primitives import (
+        CapacityLimiter,
+        CapacityLimiterStatistics,
+        ConcurrencyError,
+        Condition,
+        ConditionStatistics,
+        Event,
+        EventStatistics,
+        Lock,
+        LockStatistics,
+        RateLimiter,
+        RateLimiterStatistics,
+        Semaphore,
+        SemaphoreStatistics,
+        current_task_key,
+        task_name,
+    )
+except ImportError as error:  # reported by python -m cc.concurrency
+    record_failure("cc-primitives", error)
+try:
+    from cc.queues import (
+        BatchSummary,
+        BoundedQueue,
+        QueueConfig,
+        QueueStateError,
+        QueueStatus,
+        WorkQueue,
+    )
+except ImportError as error:  # reported by python -m cc.concurrency
+    record_failure("cc-queues", error)
 
 __all__ = [
     "__version__",
@@ -115,3 +131,9 @@ __all__ = [
     "LockLostError",
     "LockBackendError",
 ]
+
+
+if not TYPE_CHECKING:  # type checkers see the imports above, never this
+
+    def __getattr__(name: str) -> object:
+        raise missing_name_error(__name__, name, __all__)

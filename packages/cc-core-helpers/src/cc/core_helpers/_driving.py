@@ -1,24 +1,22 @@
 """Driving an awaitable step by step, so that a helper sees when it first waits.
 
 ``await awaitable`` hides whether the awaitable finished at once or had to wait
-for the event loop. The helpers want to know: work that finishes without
-waiting needs no task of its own and no timer. So they advance the awaitable's
-iterator themselves with ``send(None)``; if it finishes, that is the result; if
-it yields (it is waiting for the event loop), the yielded value is handed on to
-the event loop unchanged by :func:`resume` or :func:`resume_in`, which then
-relay everything the event loop sends or throws, exactly as ``await`` would.
-The awaitable keeps running in the task that started it, so backends that tie
-a wait to the current task (all of them) are unaffected.
+for the event loop. :func:`~cc.core_helpers.async_wait_for` wants to know:
+work that finishes without waiting needs no timer. So it advances the
+awaitable's iterator itself with ``send(None)``; if it finishes, that is the
+result; if it yields (it is waiting for the event loop), the yielded value is
+handed on to the event loop unchanged by :func:`resume`, which then relays
+everything the event loop sends or throws, exactly as ``await`` would. The
+awaitable keeps running in the task that awaits the helper, as with ``await``.
 """
 
 from __future__ import annotations
 
 import types
 from collections.abc import Awaitable, Generator
-from contextvars import Context
 from typing import Any, Protocol, cast
 
-__all__ = ["resume", "resume_in", "step_iterator"]
+__all__ = ["resume", "step_iterator"]
 
 
 class Steps(Protocol):
@@ -73,33 +71,5 @@ def resume(steps: Steps, pending: Any) -> Generator[Any, Any, Any]:
         else:
             try:
                 pending = send(sent)
-            except StopIteration as stop:
-                return stop.value
-
-
-@types.coroutine
-def resume_in(context: Context, steps: Steps, pending: Any) -> Generator[Any, Any, Any]:
-    """Like :func:`resume`, but run every step inside ``context``.
-
-    This gives work that shares a task with other work the context-variable
-    isolation a task of its own would give it.
-    """
-    run = context.run
-    send = steps.send
-    throw = steps.throw
-    while True:
-        try:
-            sent = yield pending
-        except GeneratorExit:
-            run(steps.close)
-            raise
-        except BaseException as exc:
-            try:
-                pending = run(throw, exc)
-            except StopIteration as stop:
-                return stop.value
-        else:
-            try:
-                pending = run(send, sent)
             except StopIteration as stop:
                 return stop.value

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable
-from contextvars import copy_context
 from typing import Any, Literal, TypeVar, overload
 
-from cc.core_helpers._driving import resume_in, step_iterator
 from cc.core_helpers._errors import ValidationError
-from cc.core_helpers._pool import WorkerPool
+from cc.core_helpers._pool import JobPool
 from cc.core_helpers._validation import (
+    check_flag,
     check_limit,
     close_coroutines,
     describe,
@@ -21,7 +20,7 @@ __all__ = ["async_gather"]
 _T = TypeVar("_T")
 
 
-class _GatherPool(WorkerPool):
+class _GatherPool(JobPool):
     __slots__ = ("_awaitables", "_count", "_next")
 
     def __init__(
@@ -47,8 +46,8 @@ class _GatherPool(WorkerPool):
             return index
         return -1
 
-    def _claimable(self) -> float:
-        return 0 if self._stopping else self._count - self._next
+    def _discard(self, job: Any) -> None:
+        close_coroutines((job,))
 
     def _finished(self) -> None:
         # Awaitables never claimed (the gather failed or was cancelled first)
@@ -107,13 +106,15 @@ async def async_gather(
     other :class:`BaseException` are never returned as results; they
     propagate as above.
 
-    How it runs: awaitables that finish without having to wait for anything
-    run one after the other in the calling task and cost no task at all; as
-    soon as one has to wait, another task is started to carry on with the
-    next, so all of them still make progress together. Each awaitable runs in
-    its own copy of the caller's :mod:`contextvars` context, as it would in a
-    task of its own. Awaitables that are never started (because an earlier
-    one failed) are closed, so Python does not warn about them.
+    How it runs: each awaitable runs in a task of its own, in a task group
+    that the call owns, never in the calling task. So whatever is tied to a
+    task (a :class:`~cc.primitives.Lock` the caller holds, a
+    :class:`~cc.primitives.CapacityLimiter` token, what
+    :func:`anyio.get_current_task` reports, the :mod:`contextvars` it sets)
+    is the awaitable's own, as with a task you start yourself. With ``limit``,
+    a task is started for an awaitable only when it may run. Awaitables that
+    are never started (because an earlier one failed) are closed, so Python
+    does not warn about them.
 
     :param awaitables: coroutines, tasks or other awaitables; each at most once
     :param return_exceptions: put exceptions in the result list instead of
@@ -124,7 +125,8 @@ async def async_gather(
     :return: the results, in the order of ``awaitables``
     :raises ValidationError: if no awaitable is given ("At least one awaitable
         must be provided"), if an argument is not awaitable or is given twice,
-        or if ``limit`` is not ``None`` or an integer of at least 1
+        if ``limit`` is not ``None`` or an integer of at least 1, or if
+        ``return_exceptions`` is not a bool
     :raises Exception: the first failure, as itself (see above)
 
     >>> import anyio
@@ -143,6 +145,7 @@ async def async_gather(
         raise ValidationError("At least one awaitable must be provided")
     try:
         limit_value = check_limit(limit, allow_none=True)
+        check_flag("return_exceptions", return_exceptions)
         seen: dict[int, int] = {}
         for position, awaitable in enumerate(awaitables):
             if not is_awaitable(awaitable):
@@ -159,26 +162,8 @@ async def async_gather(
     except ValidationError:
         close_coroutines(awaitables)
         raise
-    if len(awaitables) == 1:
-        return [await _gather_one(awaitables[0], return_exceptions)]
     pool = _GatherPool(
         awaitables, limit=limit_value, return_exceptions=return_exceptions
     )
     await pool.run()
     return pool._results
-
-
-async def _gather_one(awaitable: Awaitable[Any], return_exceptions: bool) -> Any:
-    """Await a lone awaitable in the calling task; no task group is needed."""
-    context = copy_context()
-    try:
-        steps = step_iterator(awaitable)
-        try:
-            pending = context.run(steps.send, None)
-        except StopIteration as stop:
-            return stop.value
-        return await resume_in(context, steps, pending)
-    except Exception as exc:
-        if return_exceptions:
-            return exc
-        raise

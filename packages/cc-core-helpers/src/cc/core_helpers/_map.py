@@ -16,9 +16,13 @@ from types import TracebackType
 from typing import Any, Generic, Literal, TypeVar, overload
 
 from cc.core_helpers._errors import ValidationError
-from cc.core_helpers._pool import FatalError, WorkerPool
-from cc.core_helpers._validation import check_limit, describe, is_awaitable
-from cc.primitives import Lock
+from cc.core_helpers._pool import FatalError, JobPool
+from cc.core_helpers._validation import (
+    check_flag,
+    check_limit,
+    describe,
+    is_awaitable,
+)
 
 __all__ = ["AsyncMap", "async_map"]
 
@@ -33,10 +37,14 @@ _RUNNING = "running"
 _CLOSED = "closed"
 
 
-class _MapPool(WorkerPool):
-    """Pulls items from the source and calls ``func`` on each, in order."""
+class _MapPool(JobPool):
+    """Pulls items from the source and calls ``func`` on each, in order.
 
-    __slots__ = ("_exhausted", "_func", "_pull_lock", "_quota", "_source")
+    The items are pulled by the feeder (the task that awaits or iterates);
+    ``func`` is called in each job's own task.
+    """
+
+    __slots__ = ("_exhausted", "_func", "_quota", "_source")
 
     def __init__(
         self,
@@ -53,7 +61,6 @@ class _MapPool(WorkerPool):
         self._func = func
         self._source = source
         self._async_source = is_async
-        self._pull_lock = Lock() if is_async else None
         self._call = self._call_func
         self._exhausted = False
         self._quota: float = 0
@@ -80,25 +87,19 @@ class _MapPool(WorkerPool):
         return self._claimed()
 
     async def _claim_async(self) -> int:
-        assert self._pull_lock is not None
-        async with self._pull_lock:  # one pull at a time
-            if self._exhausted or self._quota <= 0 or self._stopping:
-                return -1
-            try:
-                self._job = await self._source.__anext__()  # type: ignore[union-attr]
-            except StopAsyncIteration:
-                self._exhausted = True
-                return -1
-            return self._claimed()
+        if self._exhausted or self._quota <= 0:
+            return -1
+        try:
+            self._job = await self._source.__anext__()  # type: ignore[union-attr]
+        except StopAsyncIteration:
+            self._exhausted = True
+            return -1
+        return self._claimed()
 
     def _claimed(self) -> int:
         self._quota -= 1
         self._results.append(None)
         return len(self._results) - 1
-
-    def _claimable(self) -> float:
-        # The source's length is unknown: the quota is all there is to go on.
-        return 0 if self._exhausted or self._stopping else self._quota
 
     async def next_results(self, quota: float) -> list[Any]:
         """Run the next ``quota`` calls (or all that are left) to completion.
@@ -267,7 +268,9 @@ def async_map(
     Like :func:`async_gather`, it is structured (no call outlives the
     ``await`` or the ``__anext__`` that started it; a failure cancels the
     calls in flight before it propagates, as itself, never in an exception
-    group) and calls that finish without waiting cost no task.
+    group) and each call runs in a task of its own (``func`` is called in
+    that task too). The items are taken from ``iterable`` by the task that
+    awaits or iterates, as a ``for`` loop there would take them.
 
     :param func: an async function taking one item
     :param iterable: the items, an iterable or an async iterable
@@ -277,8 +280,9 @@ def async_map(
         itself are always raised
     :return: an :class:`AsyncMap`, to be awaited or iterated over once
     :raises ValidationError: if ``func`` is not callable, ``iterable`` is
-        neither iterable nor async iterable, or ``limit`` is not an integer of
-        at least 1 (raised by the call itself, before anything runs); when
+        neither iterable nor async iterable, ``limit`` is not an integer of
+        at least 1 or ``return_exceptions`` is not a bool (raised by the call
+        itself, before anything runs); when
         ``func`` returns something that is not awaitable (raised by the
         ``await`` or ``async for``)
 
@@ -301,6 +305,7 @@ def async_map(
             f"func must be callable (an async function), got {describe(func)}"
         )
     limit_value = int(check_limit(limit, allow_none=False))
+    check_flag("return_exceptions", return_exceptions)
     source: Iterator[Any] | AsyncIterator[Any]
     if hasattr(type(iterable), "__aiter__"):
         source = aiter(iterable)  # type: ignore[arg-type]

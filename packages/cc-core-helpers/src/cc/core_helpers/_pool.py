@@ -1,49 +1,40 @@
-"""The engine of async_gather and async_map: a pool of workers that grows on demand.
+"""The engine of async_gather and async_map: a task per job, at most ``limit`` at once.
 
-A task per awaitable is the obvious structured design, and an expensive one:
-spawning through an anyio task group costs several times what
-``asyncio.gather`` pays per awaitable. Most awaitables, however, either finish
-without ever waiting, or wait only briefly, and a task of their own buys them
-nothing. So the pool works like this:
+Every job runs in a task of its own, started in a task group owned by the
+call. Nothing a job does can therefore be seen as done by the caller or by
+another job: a lock it takes, a limiter token it borrows, the task that
+``anyio.get_current_task()`` reports, the context variables it sets. (An
+earlier design ran jobs that finished without waiting in the calling task and
+ran several jobs one after another in shared worker tasks; it was faster, and
+it let a job re-enter a lock its caller held.)
 
-* The calling task is the first worker. A worker claims the next job, creates
-  a fresh copy of its context (what a task of its own would have given the
-  job) and advances the job by hand (see :mod:`cc.core_helpers._driving`).
-* A job that finishes without waiting costs no task at all.
-* When a job has to wait for the first time, and jobs are left to claim, the
-  worker spawns more workers into the pool's task group before handing the
-  wait to the event loop, unless spawned workers have yet to start. A new
-  worker starts on the next job; if that one waits too, it spawns the next.
-  So while a job waits, a worker is always on its way to start the next one,
-  and no job waits for one that will never start (unless ``limit`` workers
-  are busy, which is what a limit means).
-* How many to spawn adapts: one at a time while jobs keep finishing (short
-  waits: a few workers cycling through the jobs are enough), twice as many
-  as last time when none has finished since the last spawn (long waits: the
-  jobs must all be in flight at once, and doubling gets them there in a
-  logarithmic number of event loop iterations rather than one per job).
-* A worker runs one job at a time, so at most ``limit`` jobs are in flight.
+The calling task is the *feeder*: it claims the next job (taking the next
+awaitable, or pulling the next item from the source, so that a source is
+always read by the task that called the helper) and spawns a task for it,
+until ``limit`` jobs are running; then it waits until one finishes. So a task
+is spawned for each job that starts, and only then. Jobs are claimed, and
+their tasks spawned, in input order; when several tasks are spawned at the
+same moment, the backend decides which runs first (trio deliberately varies
+it).
 
 Failure handling is structured: the first failure cancels the task group
-(every job still in flight is cancelled, jobs not claimed yet never start) and
-the pool waits for every worker to finish before anything is raised. Workers
-never let an exception escape into the task group; they record it, and
-:meth:`WorkerPool.run` decides what to raise once nothing is running any more.
+(every job still in flight is cancelled; jobs not claimed yet are never
+claimed; jobs whose task has not started yet never start) and the pool waits
+for every task to finish before anything is raised. Job tasks never let an
+exception escape into the task group; they record it, and :meth:`JobPool.run`
+decides what to raise once nothing is running any more.
 """
 
 from __future__ import annotations
 
 import logging
-from contextvars import copy_context
 from typing import Any
 
 import anyio
 from anyio.abc import TaskGroup
 from anyio.lowlevel import checkpoint_if_cancelled
 
-from cc.core_helpers._driving import resume_in, step_iterator
-
-__all__ = ["FatalError", "WorkerPool"]
+__all__ = ["FatalError", "JobPool"]
 
 logger = logging.getLogger(__name__)
 
@@ -61,36 +52,34 @@ class FatalError(Exception):
         self.error = error
 
 
-class WorkerPool:
-    """Run jobs with at most ``limit`` in flight; collect results in order.
+class JobPool:
+    """Run jobs, each in a task of its own, at most ``limit`` at once.
 
     Subclasses provide the jobs through :meth:`_claim` (or :meth:`_claim_async`
-    when ``_async_source`` is true) and say through :meth:`_claimable` how many
-    more jobs a new worker could find at most.
+    when ``_async_source`` is true), turn a claimed job into an awaitable with
+    ``_call`` (in the job's own task) when jobs are not awaitables already,
+    and drop a job that will never start with :meth:`_discard`.
     """
 
     __slots__ = (
         "_async_source",
-        "_burst",
         "_call",
-        "_completed",
-        "_completed_at_spawn",
         "_failures",
         "_job",
+        "_job_name",
         "_limit",
         "_name",
         "_results",
         "_return_exceptions",
+        "_running",
+        "_slot_freed",
         "_stopping",
         "_task_group",
-        "_unstarted",
-        "_worker_name",
-        "_workers",
     )
 
     def __init__(self, *, name: str, limit: float, return_exceptions: bool) -> None:
         self._name = name
-        self._worker_name = f"{name} worker"
+        self._job_name = f"{name} job"
         self._limit = limit
         self._return_exceptions = return_exceptions
         self._async_source = False
@@ -100,11 +89,8 @@ class WorkerPool:
         self._results: list[Any] = []
         self._failures: list[BaseException] = []
         self._stopping = False
-        self._workers = 0
-        self._unstarted = 0  # workers spawned that have not started yet
-        self._burst = 1  # how many workers the last spawn started
-        self._completed = 0  # jobs finished so far
-        self._completed_at_spawn = -1
+        self._running = 0  # job tasks spawned that have not finished
+        self._slot_freed: anyio.Event | None = None  # the feeder waits on it
         self._task_group: TaskGroup | None = None
 
     # -- provided by subclasses ---------------------------------------------
@@ -120,12 +106,11 @@ class WorkerPool:
         """Like :meth:`_claim`, for sources that must be awaited."""
         raise NotImplementedError
 
-    def _claimable(self) -> float:
-        """Return how many jobs are left to claim at most (0 once stopping)."""
-        raise NotImplementedError
+    def _discard(self, job: Any) -> None:
+        """Drop a claimed job whose task starts after the pool has stopped."""
 
     def _finished(self) -> None:
-        """Release what was not used, once every worker has stopped."""
+        """Release what was not used, once every job task has finished."""
 
     # -- running -------------------------------------------------------------
 
@@ -135,18 +120,16 @@ class WorkerPool:
         On return, ``_results`` holds one outcome per claimed job.
         """
         self._stopping = False
-        self._workers = 1  # the calling task
-        self._unstarted = 0
-        self._burst = 1
-        self._completed_at_spawn = -1
+        self._running = 0
+        self._slot_freed = None
         error: BaseException | None = None
         try:
             async with anyio.create_task_group() as task_group:
                 self._task_group = task_group
-                await self._work()
+                await self._feed(task_group)
         except BaseException as exc:
             # Only a cancellation from outside (or a KeyboardInterrupt delivered
-            # to this task) gets here: workers never raise.
+            # to this task) gets here: job tasks and the feeder never raise.
             error = exc
         finally:
             self._task_group = None
@@ -163,11 +146,16 @@ class WorkerPool:
             del failure
             self._failures = []
 
-    async def _work(self) -> None:
-        """Claim and run jobs one at a time until none is left or the pool stops."""
-        results = self._results
-        call = self._call
+    async def _feed(self, task_group: TaskGroup) -> None:
+        """Claim jobs and spawn a task for each, keeping at most ``limit`` running."""
+        start_soon = task_group.start_soon
+        run_job = self._run_job
+        name = self._job_name
         while not self._stopping:
+            if self._running >= self._limit:
+                self._slot_freed = slot_freed = anyio.Event()
+                await slot_freed.wait()
+                continue
             try:
                 index = (
                     await self._claim_async() if self._async_source else self._claim()
@@ -179,52 +167,32 @@ class WorkerPool:
                 return
             if index < 0:
                 return
-            job = self._job
-            context = copy_context()
-            try:
-                steps = step_iterator(job if call is None else context.run(call, job))
-                try:
-                    pending = context.run(steps.send, None)
-                except StopIteration as stop:
-                    results[index] = stop.value
-                    self._completed += 1
-                    continue
-                # The job has to wait: make sure the next one can start meanwhile.
-                if not self._unstarted and self._workers < self._limit:
-                    self._spawn_workers()
-                results[index] = await resume_in(context, steps, pending)
-                self._completed += 1
-            except BaseException as exc:
-                if (
-                    self._return_exceptions
-                    and isinstance(exc, Exception)
-                    and not isinstance(exc, FatalError)
-                ):
-                    results[index] = exc
-                    self._completed += 1
-                    continue
-                self._fail(exc.error if isinstance(exc, FatalError) else exc)
-                return
+            self._running += 1
+            start_soon(run_job, index, self._job, name=name)
 
-    def _spawn_workers(self) -> None:
-        if self._completed == self._completed_at_spawn:
-            self._burst *= 2  # nothing finished since the last spawn: speed up
-        else:
-            self._burst = 1
-        self._completed_at_spawn = self._completed
-        count = int(min(self._burst, self._limit - self._workers, self._claimable()))
-        assert self._task_group is not None
-        for _ in range(count):
-            self._unstarted += 1
-            self._workers += 1
-            self._task_group.start_soon(self._spawned_worker, name=self._worker_name)
-
-    async def _spawned_worker(self) -> None:
-        self._unstarted -= 1
+    async def _run_job(self, index: int, job: Any) -> None:
+        """Run one job in its own task, record its outcome and free its slot."""
         try:
-            await self._work()
+            if self._stopping:
+                self._discard(job)
+                return
+            call = self._call
+            self._results[index] = await (job if call is None else call(job))
+        except BaseException as exc:
+            if (
+                self._return_exceptions
+                and isinstance(exc, Exception)
+                and not isinstance(exc, FatalError)
+            ):
+                self._results[index] = exc
+            else:
+                self._fail(exc.error if isinstance(exc, FatalError) else exc)
         finally:
-            self._workers -= 1
+            self._running -= 1
+            slot_freed = self._slot_freed
+            if slot_freed is not None:
+                self._slot_freed = None
+                slot_freed.set()
 
     def _fail(self, exc: BaseException) -> None:
         """Record a failure; the first one cancels everything still in flight."""
@@ -237,7 +205,7 @@ class WorkerPool:
     # -- choosing what to raise ----------------------------------------------
 
     async def _failure_to_raise(self, error: BaseException | None) -> BaseException:
-        """Pick the one exception to raise once every worker has stopped.
+        """Pick the one exception to raise once every job task has finished.
 
         1. An exception that reached the calling task itself and is not a
            cancellation (a KeyboardInterrupt, say) always wins.

@@ -10,7 +10,12 @@ from typing import Any, NoReturn, TypeVar
 import anyio
 
 from cc.core_helpers._errors import MissingDependencyError, ValidationError
-from cc.core_helpers._validation import describe, is_awaitable
+from cc.core_helpers._validation import (
+    check_flag,
+    describe,
+    is_awaitable,
+    short_repr,
+)
 
 __all__ = ["async_run"]
 
@@ -52,8 +57,9 @@ def async_run(
     :return: what ``main(*args)`` returned
     :raises ValidationError: if ``main`` is not callable or does not return an
         awaitable, ``backend`` is unknown, ``backend_options`` is not a
-        mapping, ``debug`` is requested on trio, or the requested backend or
-        uvloop is not installed (then it is also a :class:`ModuleNotFoundError`)
+        mapping, ``debug`` is not a bool or is requested on trio, or the
+        requested backend or uvloop is not installed (then it is also a
+        :class:`ModuleNotFoundError`)
     :raises RuntimeError: if an event loop is already running in this thread
 
     >>> from cc.core_helpers import async_run, async_sleep
@@ -69,8 +75,10 @@ def async_run(
         _reject_main(main)
     if backend not in _BACKENDS:
         raise ValidationError(
-            f"backend must be one of {', '.join(map(repr, _BACKENDS))}, got {backend!r}"
+            f"backend must be one of {', '.join(map(repr, _BACKENDS))}, "
+            f"got {short_repr(backend)}"
         )
+    check_flag("debug", debug)
     if backend_options is not None and not isinstance(backend_options, Mapping):
         raise ValidationError(
             "backend_options must be a mapping or None, got "

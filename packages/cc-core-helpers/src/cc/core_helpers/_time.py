@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 import time
 from collections.abc import Awaitable
 from types import CoroutineType
@@ -23,17 +24,24 @@ __all__ = ["async_sleep", "async_wait_for"]
 
 _T = TypeVar("_T")
 
+# The largest finite float. Comparing with it (not with math.inf) keeps ints
+# too large for a float (10**400) off the fast paths: anyio would raise
+# OverflowError turning them into a deadline; check_seconds makes them inf.
+_LONGEST = sys.float_info.max
+
 
 async def async_sleep(delay: float) -> None:
     """Pause the calling task for ``delay`` seconds.
 
     The sleep is a cancellation point: cancelling the task (or a cancel scope
     around the call) ends it at once. ``async_sleep(0)`` just lets other tasks
-    run; ``math.inf`` sleeps until cancelled.
+    run; ``math.inf``, or a number too large for a float (``10**400``),
+    sleeps until cancelled.
 
-    :param delay: how long to sleep, in seconds (an int or a float, ``>= 0``)
+    :param delay: how long to sleep, in seconds (a real number ``>= 0``: an
+        int, a float, a :class:`~fractions.Fraction`)
     :raises ValidationError: if ``delay`` is negative or NaN ("Sleep delay must
-        be non-negative") or not a number
+        be non-negative") or not a real number (a bool is not one)
 
     >>> import anyio
     >>> from cc.core_helpers import async_sleep
@@ -45,7 +53,8 @@ async def async_sleep(delay: float) -> None:
     >>> anyio.run(main, backend="trio")
     'rested'
     """
-    if (type(delay) is float or type(delay) is int) and delay >= 0:  # not NaN
+    # The common case (a plain number in the float range) costs two checks.
+    if (type(delay) is float or type(delay) is int) and 0 <= delay <= _LONGEST:
         await anyio.sleep(delay)
     else:
         await anyio.sleep(check_seconds("Sleep delay", delay))
@@ -60,13 +69,15 @@ async def async_wait_for(awaitable: Awaitable[_T], timeout: float | None) -> _T:
     is raised. Like every timeout in anyio, asyncio and trio, it can only
     interrupt the work where the work waits: an awaitable that finishes
     without ever waiting returns its result whatever the timeout, and costs no
-    timer at all. ``None`` (or ``math.inf``) means no limit.
+    timer at all. ``None``, ``math.inf`` or a number too large for a float
+    (``10**400``) means no limit.
 
     The work runs in the calling task, as with ``await``: nothing is spawned,
     and a cancellation of the calling task reaches the work directly.
 
     :param awaitable: the coroutine (or other awaitable) to wait for
-    :param timeout: the limit in seconds (``>= 0``), or ``None`` for none
+    :param timeout: the limit in seconds (a real number ``>= 0``), or
+        ``None`` for none
     :return: the awaitable's result
     :raises ValidationError: if ``timeout`` is negative or NaN ("Timeout must
         be non-negative"), not a number or ``None``, or if ``awaitable`` is not
@@ -94,7 +105,7 @@ async def async_wait_for(awaitable: Awaitable[_T], timeout: float | None) -> _T:
         raise ValidationError(
             f"async_wait_for needs an awaitable, got {describe(awaitable)}"
         )
-    if (type(timeout) is float or type(timeout) is int) and 0 <= timeout < math.inf:
+    if (type(timeout) is float or type(timeout) is int) and 0 <= timeout <= _LONGEST:
         seconds: float = timeout
     else:
         try:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
@@ -11,6 +10,7 @@ from typing import TypeVar
 import anyio
 
 from cc.primitives._lock import Lock, LockStatistics
+from cc.primitives._parking import ParkingLot
 from cc.primitives._validation import check_int
 
 __all__ = ["Condition", "ConditionStatistics"]
@@ -75,7 +75,7 @@ class Condition:
                 f"lock must be a cc.primitives.Lock, not {type(lock).__name__}"
             )
         self._lock = lock
-        self._waiters: deque[anyio.Event] = deque()
+        self._waiters = ParkingLot()
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self._lock!r} waiting={len(self._waiters)}>"
@@ -122,18 +122,10 @@ class Condition:
         """
         self._check_owner("wait")
         depth = self._lock._release_all()
-        event = anyio.Event()
-        self._waiters.append(event)
         try:
-            await event.wait()
-        except BaseException:
-            if event.is_set():
-                # We were notified but cannot act on it: pass the
-                # notification on so that it is not lost.
-                self._wake(1)
-            else:
-                self._waiters.remove(event)
-            raise
+            # A notification that reaches a waiter cancelled before it could
+            # resume is passed on, so that it is not lost.
+            await self._waiters.park(hand_back=self._pass_on)
         finally:
             # Re-acquire even when cancelled, so that the caller's
             # "async with condition" still owns the lock it will release.
@@ -160,7 +152,7 @@ class Condition:
         """
         check_int("n", n, minimum=0)
         self._check_owner("notify")
-        self._wake(n)
+        self._waiters.unpark_n(n)
 
     async def notify_all(self) -> None:
         """Wake every waiting task.
@@ -168,11 +160,10 @@ class Condition:
         :raises RuntimeError: if the calling task does not hold the lock
         """
         self._check_owner("notify_all")
-        self._wake(len(self._waiters))
+        self._waiters.unpark_all()
 
-    def _wake(self, n: int) -> None:
-        for _ in range(min(n, len(self._waiters))):
-            self._waiters.popleft().set()
+    def _pass_on(self, _: object) -> None:
+        self._waiters.unpark_n(1)
 
     def statistics(self) -> ConditionStatistics:
         """Return the number of waiting tasks and the lock's statistics."""

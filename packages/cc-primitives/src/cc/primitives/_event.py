@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import anyio
 from anyio.lowlevel import checkpoint
+
+from cc.primitives._parking import ParkingLot
 
 __all__ = ["Event", "EventStatistics"]
 
@@ -45,7 +46,7 @@ class Event:
 
     def __init__(self) -> None:
         self._flag = False
-        self._waiters: list[anyio.Event] = []
+        self._waiters = ParkingLot()
 
     def __repr__(self) -> str:
         state = "set" if self._flag else "unset"
@@ -56,9 +57,7 @@ class Event:
         if self._flag:
             return
         self._flag = True
-        waiters, self._waiters = self._waiters, []
-        for waiter in waiters:
-            waiter.set()
+        self._waiters.unpark_all()
 
     def is_set(self) -> bool:
         """Return whether the event has been set."""
@@ -69,13 +68,7 @@ class Event:
         if self._flag:
             await checkpoint()
             return
-        waiter = anyio.Event()
-        self._waiters.append(waiter)
-        try:
-            await waiter.wait()
-        finally:
-            if not self._flag:
-                self._waiters.remove(waiter)
+        await self._waiters.park()
 
     def statistics(self) -> EventStatistics:
         """Return whether the event is set and how many tasks wait for it."""

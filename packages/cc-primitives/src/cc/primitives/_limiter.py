@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import math
-from collections import OrderedDict
 from dataclasses import dataclass
 from types import TracebackType
 
-import anyio
-
+from cc.primitives._parking import ParkingLot
 from cc.primitives._tasks import current_task_key, task_name
+from cc.primitives._validation import check_total_tokens
 
 __all__ = ["CapacityLimiter", "CapacityLimiterStatistics"]
 
@@ -30,16 +28,6 @@ class CapacityLimiterStatistics:
     tasks_waiting: int
 
 
-def _check_total_tokens(value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"total_tokens must be an int or math.inf, not {value!r}")
-    if isinstance(value, float) and not math.isinf(value):
-        raise TypeError(f"total_tokens must be an int or math.inf, not {value!r}")
-    if value < 1:
-        raise ValueError(f"total_tokens must be >= 1, got {value!r}")
-    return value
-
-
 def _borrower_name(borrower: object) -> str:
     return task_name(borrower) if not isinstance(borrower, str) else borrower
 
@@ -57,7 +45,8 @@ class CapacityLimiter:
     current task (a job id, a thread), as with anyio's limiter.
 
     :param total_tokens: the capacity, an ``int >= 1`` or ``math.inf``
-    :raises ValueError: for a capacity below 1
+    :raises ValueError: for a capacity below 1 (checked first: ``0.5`` is a
+        ``ValueError``)
     :raises TypeError: for a capacity that is neither an int nor ``math.inf``
 
     >>> import anyio
@@ -73,9 +62,11 @@ class CapacityLimiter:
     __slots__ = ("_borrowers", "_total_tokens", "_waiters")
 
     def __init__(self, total_tokens: float) -> None:
-        self._total_tokens = _check_total_tokens(total_tokens)
+        self._total_tokens = check_total_tokens(total_tokens)
         self._borrowers: set[object] = set()
-        self._waiters: OrderedDict[object, anyio.Event] = OrderedDict()
+        # Borrowers waiting, keyed by borrower. Tokens are handed straight to
+        # them as they free up, so nobody waits while a token is free.
+        self._waiters = ParkingLot()
 
     def __repr__(self) -> str:
         return (
@@ -104,7 +95,7 @@ class CapacityLimiter:
 
     @total_tokens.setter
     def total_tokens(self, value: float) -> None:
-        self._total_tokens = _check_total_tokens(value)
+        self._total_tokens = check_total_tokens(value)
         self._wake_waiters()
 
     @property
@@ -124,14 +115,10 @@ class CapacityLimiter:
         """
         task = current_task_key()
         borrowers = self._borrowers
-        if (
-            not self._waiters
-            and len(borrowers) < self._total_tokens
-            and task not in borrowers
-        ):
+        if len(borrowers) < self._total_tokens and task not in borrowers:
             borrowers.add(task)
-            return
-        await self.acquire_on_behalf_of(task)
+        else:
+            await self.acquire_on_behalf_of(task)
 
     def acquire_nowait(self) -> bool:
         """Borrow a token for the current task if one is free at once."""
@@ -143,19 +130,12 @@ class CapacityLimiter:
         :raises RuntimeError: if ``borrower`` already holds a token
         :raises TypeError: if ``borrower`` is not hashable
         """
-        if self.acquire_on_behalf_of_nowait(borrower):
-            return
-        event = anyio.Event()
-        self._waiters[borrower] = event
-        try:
-            await event.wait()
-        except BaseException:
-            if borrower in self._borrowers:
-                # Granted just as we were cancelled: pass the token on.
-                self.release_on_behalf_of(borrower)
-            else:
-                self._waiters.pop(borrower, None)
-            raise
+        if not self.acquire_on_behalf_of_nowait(borrower):
+            # Woken once _wake_waiters() has added the borrower; cancelled
+            # just then, it gives the token back (to the next waiter).
+            await self._waiters.park(
+                borrower, lambda _: self.release_on_behalf_of(borrower)
+            )
 
     def acquire_on_behalf_of_nowait(self, borrower: object) -> bool:
         """Borrow a token for ``borrower`` if one is free at once.
@@ -176,7 +156,7 @@ class CapacityLimiter:
                 f"{_borrower_name(borrower)!r} already holds (or is waiting for) "
                 "a token of this CapacityLimiter; a borrower may hold only one"
             )
-        if not self._waiters and len(self._borrowers) < self._total_tokens:
+        if len(self._borrowers) < self._total_tokens:
             self._borrowers.add(borrower)
             return True
         return False
@@ -186,11 +166,7 @@ class CapacityLimiter:
 
         :raises RuntimeError: if the current task holds no token
         """
-        task = current_task_key()
-        if task in self._borrowers and not self._waiters:
-            self._borrowers.remove(task)
-            return
-        self.release_on_behalf_of(task)
+        self.release_on_behalf_of(current_task_key())
 
     def release_on_behalf_of(self, borrower: object) -> None:
         """Give back the token held by ``borrower``.
@@ -206,10 +182,9 @@ class CapacityLimiter:
         self._wake_waiters()
 
     def _wake_waiters(self) -> None:
-        while self._waiters and len(self._borrowers) < self._total_tokens:
-            borrower, event = self._waiters.popitem(last=False)
-            self._borrowers.add(borrower)
-            event.set()
+        waiters, borrowers = self._waiters, self._borrowers
+        while waiters.parked and len(borrowers) < self._total_tokens:
+            borrowers.add(waiters.unpark())
 
     def statistics(self) -> CapacityLimiterStatistics:
         """Return a snapshot of borrowed tokens, borrowers and waiters."""

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass
 from types import TracebackType
 
-import anyio
-
+from cc.primitives._parking import ParkingLot
 from cc.primitives._tasks import current_task_key, task_name
 
 __all__ = ["Lock", "LockStatistics"]
@@ -28,14 +26,6 @@ class LockStatistics:
     owner: str | None
     depth: int
     tasks_waiting: int
-
-
-class _LockWaiter:
-    __slots__ = ("event", "task")
-
-    def __init__(self, task: object) -> None:
-        self.task = task
-        self.event = anyio.Event()
 
 
 class Lock:
@@ -72,7 +62,9 @@ class Lock:
     def __init__(self) -> None:
         self._owner: object | None = None
         self._depth = 0
-        self._waiters: deque[_LockWaiter] = deque()
+        # Tasks waiting, keyed by task. The lock is handed straight to the
+        # first of them on release, so it is never free while one waits.
+        self._waiters = ParkingLot()
 
     def __repr__(self) -> str:
         if self._owner is None:
@@ -90,14 +82,7 @@ class Lock:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        # The async-with protocol runs __aexit__ in the task that ran
-        # __aenter__, which therefore owns the lock: skip the owner lookup
-        # that release() needs for arbitrary callers.
-        if self._owner is None:
-            raise RuntimeError("cannot release a Lock that is not locked")
-        self._depth -= 1
-        if self._depth == 0:
-            self._hand_off()
+        self.release()
 
     async def acquire(self) -> bool:
         """Acquire the lock, waiting until it is free; re-enter if already owned.
@@ -106,72 +91,63 @@ class Lock:
         """
         task = current_task_key()
         owner = self._owner
-        if owner is None and not self._waiters:
+        if owner is None:
             self._owner = task
             self._depth = 1
-            return True
-        if owner is task:
+        elif owner is task:
             self._depth += 1
-            return True
-        await self._wait_for_handoff(task)
+        else:
+            # Woken as the new owner (at depth 1) by _hand_off().
+            await self._waiters.park(task, self._pass_on)
         return True
 
     def acquire_nowait(self) -> bool:
         """Acquire the lock if that is possible without waiting.
 
         :return: ``True`` if the calling task now holds the lock (including a
-            re-entry), ``False`` if another task holds it or tasks are queued
+            re-entry), ``False`` if another task holds it
         """
         task = current_task_key()
-        if self._owner is None and not self._waiters:
+        owner = self._owner
+        if owner is None:
             self._owner = task
             self._depth = 1
-            return True
-        if self._owner is task:
+        elif owner is task:
             self._depth += 1
-            return True
-        return False
-
-    async def _wait_for_handoff(self, task: object) -> None:
-        waiter = _LockWaiter(task)
-        self._waiters.append(waiter)
-        try:
-            await waiter.event.wait()
-        except BaseException:
-            if self._owner is task:
-                # The lock was handed over just as we were cancelled: pass it
-                # on so that the next waiter is not stranded.
-                self._depth = 1
-                self.release()
-            else:
-                self._waiters.remove(waiter)
-            raise
+        else:
+            return False
+        return True
 
     def release(self) -> None:
         """Release one level of ownership; the last release frees the lock.
 
         :raises RuntimeError: if the calling task does not hold the lock
         """
-        task = current_task_key()
-        if self._owner is not task:
-            if self._owner is None:
+        owner = self._owner
+        if owner is not current_task_key():
+            if owner is None:
                 raise RuntimeError("cannot release a Lock that is not locked")
             raise RuntimeError(
-                "cannot release a Lock held by another task "
-                f"({task_name(self._owner)!r})"
+                f"cannot release a Lock held by another task ({task_name(owner)!r})"
             )
-        self._depth -= 1
-        if self._depth == 0:
+        if self._depth > 1:
+            self._depth -= 1
+        else:
             self._hand_off()
 
     def _hand_off(self) -> None:
-        if self._waiters:
-            waiter = self._waiters.popleft()
-            self._owner = waiter.task
+        """Give the lock to the longest waiter at depth 1, or free it."""
+        waiters = self._waiters
+        if waiters.parked:
+            self._owner = waiters.unpark()
             self._depth = 1
-            waiter.event.set()
         else:
             self._owner = None
+            self._depth = 0
+
+    def _pass_on(self, _: object) -> None:
+        # The lock was handed to a waiter cancelled before it could resume.
+        self._hand_off()
 
     def locked(self) -> bool:
         """Return whether any task holds the lock."""
@@ -194,11 +170,7 @@ class Lock:
     # Used by Condition: give the lock up entirely and get it back at the
     # same depth, whatever that depth was.
     def _release_all(self) -> int:
-        task = current_task_key()
-        if self._owner is not task:
-            raise RuntimeError("the Condition's lock is not held by this task")
         depth = self._depth
-        self._depth = 0
         self._hand_off()
         return depth
 

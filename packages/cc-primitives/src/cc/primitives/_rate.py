@@ -8,6 +8,7 @@ from types import TracebackType
 
 import anyio
 
+from cc.primitives._parking import ParkingLot
 from cc.primitives._validation import check_positive_number
 
 __all__ = ["RateLimiter", "RateLimiterStatistics"]
@@ -29,14 +30,6 @@ class RateLimiterStatistics:
     available: float
     tasks_waiting: int
     total_acquired: float
-
-
-class _RateWaiter:
-    __slots__ = ("amount", "turn")
-
-    def __init__(self, amount: float) -> None:
-        self.amount = amount
-        self.turn = anyio.Event()
 
 
 class RateLimiter:
@@ -74,13 +67,14 @@ class RateLimiter:
 
     __slots__ = (
         "_in_window",
+        "_line",
         "_log",
         "_period",
         "_rate",
         "_slack",
         "_time_slack",
         "_total",
-        "_waiters",
+        "_turn_taken",
     )
 
     def __init__(self, rate: float, period: float = 1.0) -> None:
@@ -96,12 +90,15 @@ class RateLimiter:
         self._slack = self._rate * 1e-9
         self._time_slack = self._period * 1e-9
         self._total = 0.0
-        self._waiters: deque[_RateWaiter] = deque()
+        # Waiters take turns: the one holding the turn sleeps until its
+        # amount fits, the others wait in line for the turn.
+        self._turn_taken = False
+        self._line = ParkingLot()
 
     def __repr__(self) -> str:
         return (
             f"<{type(self).__name__} rate={self._rate:g}/{self._period:g}s "
-            f"waiting={len(self._waiters)}>"
+            f"waiting={self._tasks_waiting()}>"
         )
 
     async def __aenter__(self) -> None:
@@ -167,7 +164,7 @@ class RateLimiter:
     def has_capacity(self, amount: float = 1) -> bool:
         """Return whether ``acquire(amount)`` would succeed without waiting."""
         value = self._check_amount(amount)
-        return not self._waiters and self._delay(value, anyio.current_time()) == 0.0
+        return not self._turn_taken and self._delay(value, anyio.current_time()) == 0.0
 
     async def acquire(self, amount: float = 1) -> None:
         """Wait until ``amount`` more acquisitions fit in the window, then take them.
@@ -175,17 +172,16 @@ class RateLimiter:
         :raises ValueError: for an amount that is not positive or exceeds the rate
         """
         value = self._check_amount(amount)
-        if not self._waiters:
+        if not self._turn_taken:
             now = anyio.current_time()
             if self._delay(value, now) == 0.0:
                 self._consume(value, now)
                 return
-        waiter = _RateWaiter(value)
-        self._waiters.append(waiter)
-        if len(self._waiters) == 1:
-            waiter.turn.set()
+            self._turn_taken = True
+        else:
+            # Woken holding the turn; cancelled just then, it passes it on.
+            await self._line.park(hand_back=self._pass_turn)
         try:
-            await waiter.turn.wait()
             while True:
                 now = anyio.current_time()
                 delay = self._delay(value, now)
@@ -194,9 +190,16 @@ class RateLimiter:
                     return
                 await anyio.sleep(delay)
         finally:
-            self._waiters.remove(waiter)
-            if self._waiters:
-                self._waiters[0].turn.set()
+            self._pass_turn(None)
+
+    def _pass_turn(self, _: object) -> None:
+        if self._line.parked:
+            self._line.unpark()
+        else:
+            self._turn_taken = False
+
+    def _tasks_waiting(self) -> int:
+        return self._line.parked + self._turn_taken
 
     def try_acquire(self, amount: float = 1) -> bool:
         """Take ``amount`` if it fits now; never waits.
@@ -204,7 +207,7 @@ class RateLimiter:
         :return: whether the acquisition was made
         """
         value = self._check_amount(amount)
-        if self._waiters:
+        if self._turn_taken:
             return False
         now = anyio.current_time()
         if self._delay(value, now) == 0.0:
@@ -219,6 +222,6 @@ class RateLimiter:
             rate=self._rate,
             period=self._period,
             available=max(0.0, self._rate - self._in_window),
-            tasks_waiting=len(self._waiters),
+            tasks_waiting=self._tasks_waiting(),
             total_acquired=self._total,
         )

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass
 from types import TracebackType
 
-import anyio
-
+from cc.primitives._parking import ParkingLot
 from cc.primitives._validation import check_int
 
 __all__ = ["Semaphore", "SemaphoreStatistics"]
@@ -69,7 +67,9 @@ class Semaphore:
                 )
         self._value = initial_value
         self._max_value = max_value
-        self._waiters: deque[anyio.Event] = deque()
+        # A release hands its token straight to the first waiter, so the
+        # value stays 0 while anyone waits.
+        self._waiters = ParkingLot()
 
     def __repr__(self) -> str:
         bound = "" if self._max_value is None else f"/{self._max_value}"
@@ -101,50 +101,44 @@ class Semaphore:
 
     async def acquire(self) -> None:
         """Take a token, waiting (first in, first out) until one is available."""
-        if self._value > 0 and not self._waiters:
+        if self._value > 0:
             self._value -= 1
-            return
-        event = anyio.Event()
-        self._waiters.append(event)
-        try:
-            await event.wait()
-        except BaseException:
-            if event.is_set():
-                # A token was handed to us as we were cancelled: give it back.
-                self.release()
-            else:
-                self._waiters.remove(event)
-            raise
+        else:
+            await self._waiters.park(hand_back=self._pass_on)
 
     def acquire_nowait(self) -> bool:
         """Take a token if one is available at once.
 
         :return: whether a token was taken
         """
-        if self._value > 0 and not self._waiters:
+        if self._value > 0:
             self._value -= 1
             return True
         return False
 
     def release(self) -> None:
-        """Return a token, waking the longest-waiting task if there is one.
+        """Return a token, handing it to the longest-waiting task if there is one.
 
         :raises ValueError: if that would raise the value above ``max_value``
         """
-        if self._waiters:
-            self._waiters.popleft().set()
-            return
         if self._max_value is not None and self._value >= self._max_value:
             raise ValueError(
                 f"release() would raise the semaphore above max_value "
                 f"({self._max_value}); release() was called more often than "
                 "acquire()"
             )
-        self._value += 1
+        if self._waiters.parked:
+            self._waiters.unpark()
+        else:
+            self._value += 1
+
+    def _pass_on(self, _: object) -> None:
+        # A token was handed to a waiter cancelled before it could resume.
+        self.release()
 
     def locked(self) -> bool:
         """Return whether :meth:`acquire` would have to wait."""
-        return self._value == 0 or bool(self._waiters)
+        return self._value == 0
 
     def statistics(self) -> SemaphoreStatistics:
         """Return a snapshot of the value and the number of waiting tasks."""

@@ -6,11 +6,17 @@ import functools
 import inspect
 import logging
 import math
+import reprlib
+import sys
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 __all__ = [
+    "NotAwaitableError",
+    "brief",
     "check_async_callable",
+    "check_bool",
+    "check_float_range",
     "check_callable",
     "check_count",
     "check_logger",
@@ -36,6 +42,9 @@ def check_count(name: str, value: object) -> int:
 def check_timeout(name: str, value: object) -> float:
     """Return ``value`` as a float if it is zero or a positive number (or inf).
 
+    An integer too large for a float (``10**400``) means forever:
+    :data:`math.inf`.
+
     :raises TypeError: for a value that is not a real number
     :raises ValueError: for a negative number or NaN
     """
@@ -43,12 +52,43 @@ def check_timeout(name: str, value: object) -> float:
         raise TypeError(
             f"{name} must be a number of seconds, not {type(value).__name__}"
         )
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an int beyond a float's range
+        number = math.inf if value > 0 else -math.inf
     if math.isnan(number) or number < 0:
         raise ValueError(
-            f"{name} must be >= 0 seconds (math.inf waits forever), got {value!r}"
+            f"{name} must be >= 0 seconds (math.inf waits forever), got {brief(value)}"
         )
     return number
+
+
+def check_float_range(name: str, value: int) -> float:
+    """Return the int ``value`` as a float, or refuse it if it is too large.
+
+    :raises ValueError: for an int beyond the range of a float
+    """
+    try:
+        return float(value)
+    except OverflowError:
+        raise ValueError(
+            f"{name} must be at most {sys.float_info.max:.3g}, got {brief(value)}"
+        ) from None
+
+
+def check_bool(name: str, value: object) -> bool:
+    """Return ``value`` if it is a bool.
+
+    :raises TypeError: for anything else (a truthy string is a mistake here)
+    """
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be a bool, not {type(value).__name__}")
+    return value
+
+
+def brief(value: object) -> str:
+    """Return the repr of ``value``, shortened for an error message."""
+    return reprlib.repr(value)
 
 
 def check_logger(name: str, value: object) -> logging.Logger | None:
@@ -79,6 +119,15 @@ def _is_async(func: object) -> bool:
     return inspect.iscoroutinefunction(call)
 
 
+class NotAwaitableError(TypeError):
+    """A function that must be async returned something that is not awaitable.
+
+    Raised by the adapter of :func:`check_async_callable`. It is a misuse of
+    the API, not a failure of one item, so the queue's workers never report
+    it to an error handler: they stop the work and raise it to the caller.
+    """
+
+
 def check_async_callable(name: str, func: _F) -> _F:
     """Return ``func`` if it is an async function, else a checking adapter.
 
@@ -87,7 +136,7 @@ def check_async_callable(name: str, func: _F) -> _F:
     it is. Any other callable may still return awaitables (a lambda returning
     a coroutine): it is wrapped so that each call checks that it did, and a
     call that returned something else (a sync function) raises
-    :class:`TypeError` naming ``name``.
+    :class:`NotAwaitableError` (a :class:`TypeError`) naming ``name``.
 
     :raises TypeError: if ``func`` is not callable
     """
@@ -99,7 +148,7 @@ def check_async_callable(name: str, func: _F) -> _F:
     async def checked(*args: Any) -> Any:
         result = func(*args)
         if not inspect.isawaitable(result):
-            raise TypeError(
+            raise NotAwaitableError(
                 f"{name} must be an async function (or return an awaitable); "
                 f"{func!r} returned {type(result).__name__}"
             )

@@ -1,0 +1,197 @@
+"""The one first-in first-out waiting primitive under every cc primitive.
+
+A :class:`ParkingLot` holds tasks that wait for something another task will
+give them: ownership of a lock, a token, a notification, a queue item. The
+waker decides what to give and hands it over *directly* when it wakes the
+task (no barging: a task that runs in between cannot take it first). The hard
+part, what happens when a task is woken with something just as it is
+cancelled, is written here once: the task passes what it was given to the
+``hand_back`` callback of its :meth:`ParkingLot.park` call before the
+cancellation propagates, so nothing is stranded.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from typing import Final
+
+import anyio
+
+__all__ = ["ParkingLot"]
+
+
+# The value of a parked task that nobody has woken yet.
+_NOT_WOKEN: Final = object()
+
+
+class _Parked:
+    """One parked task: what it waits on and what it was woken with."""
+
+    __slots__ = ("event", "value")
+
+    def __init__(self) -> None:
+        self.event = anyio.Event()
+        self.value: object = _NOT_WOKEN
+
+
+class ParkingLot:
+    """Tasks waiting in first-in first-out order, each woken with a value.
+
+    :meth:`park` suspends the calling task until another task wakes it with
+    :meth:`unpark`, :meth:`unpark_n` or :meth:`unpark_all`, and returns the
+    value the waker passed. Tasks are woken in the order they parked. Waking
+    is synchronous (not a checkpoint) and never fails for a parked task; the
+    woken task resumes at its next scheduling.
+
+    Every parked task has a *key* (the ``key`` argument, or a fresh object):
+    :meth:`unpark` returns the key of the task it woke, so the waker can
+    record who now owns what (a lock keys its waiters by task, a capacity
+    limiter by borrower), and ``key in lot`` tells whether a key is parked.
+
+    Cancellation is safe at every point:
+
+    * a task cancelled while parked leaves the lot, and no waker sees it;
+    * a task woken with a value and cancelled before it could resume calls
+      ``hand_back(value)`` (from its :meth:`park` call) and then lets the
+      cancellation propagate. ``hand_back`` must pass the value on (to the
+      next parked task, or back to the structure it came from); it runs in
+      the cancelled task, synchronously, before anything else runs.
+
+    The lot allocates its waiting structure when a task first parks and
+    drops it when the last one leaves, so an idle lot costs one small object.
+    Test ``lot.parked`` (the number of parked tasks, an attribute) on a hot
+    path: it is much cheaper than ``len(lot)`` or ``bool(lot)``.
+    It belongs to the event loop of its tasks and is not thread safe.
+
+    >>> import anyio
+    >>> from cc.primitives.lowlevel import ParkingLot
+    >>> async def main() -> list[str]:
+    ...     lot, got = ParkingLot(), []
+    ...     async def waiter(name: str) -> None:
+    ...         got.append(f"{name}: {await lot.park(name)}")
+    ...     async with anyio.create_task_group() as tg:
+    ...         for name in ("a", "b", "c"):
+    ...             tg.start_soon(waiter, name)
+    ...             await anyio.wait_all_tasks_blocked()
+    ...         assert lot.unpark("first") == "a"
+    ...         assert lot.unpark_all("rest") == 2
+    ...     return got
+    >>> anyio.run(main)
+    ['a: first', 'b: rest', 'c: rest']
+    """
+
+    __slots__ = ("_line", "parked")
+
+    def __init__(self) -> None:
+        self._line: OrderedDict[Hashable, _Parked] | None = None
+        #: How many tasks are parked (read it, never write it). Reading this
+        #: attribute is the cheapest test a fast path can make.
+        self.parked = 0
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} parked={self.parked}>"
+
+    def __len__(self) -> int:
+        return self.parked
+
+    def __bool__(self) -> bool:
+        return self.parked > 0
+
+    def __contains__(self, key: object) -> bool:
+        line = self._line
+        return line is not None and key in line
+
+    async def park(
+        self,
+        key: Hashable = None,
+        hand_back: Callable[[object], object] | None = None,
+    ) -> object:
+        """Wait, last in line, until a waker passes a value; return that value.
+
+        A wait is a cancellation point. If the task is cancelled after a
+        waker gave it a value but before it resumed, ``hand_back(value)`` is
+        called before the cancellation propagates (see the class docstring).
+
+        :param key: what :meth:`unpark` returns for this task (hashable,
+            unique among the tasks parked here); ``None`` for a fresh key
+        :param hand_back: called with the value when the task is woken and
+            cancelled at once; ``None`` when a lost value needs no action
+        :return: the value passed to :meth:`unpark` (or ``unpark_n`` /
+            ``unpark_all``)
+        :raises RuntimeError: if ``key`` is already parked here
+        """
+        parked = _Parked()
+        line = self._line
+        if line is None:
+            line = self._line = OrderedDict()
+        if key is None:
+            key = parked
+        elif key in line:
+            raise RuntimeError(f"{key!r} is already parked in this ParkingLot")
+        line[key] = parked
+        self.parked += 1
+        try:
+            await parked.event.wait()
+        except BaseException:
+            value = parked.value
+            if value is _NOT_WOKEN:
+                # Still parked (only a waker removes a task): leave quietly.
+                self._remove(key)
+            elif hand_back is not None:
+                hand_back(value)
+            raise
+        return parked.value
+
+    def _remove(self, key: Hashable) -> None:
+        line = self._line
+        assert line is not None
+        del line[key]
+        self.parked -= 1
+        if not line:
+            self._line = None
+
+    def unpark(self, value: object = None) -> Hashable:
+        """Wake the task that has waited longest, passing it ``value``.
+
+        :return: the key the woken task parked with
+        :raises LookupError: if no task is parked
+        """
+        line = self._line
+        if line is None:
+            raise LookupError("no task is parked in this ParkingLot")
+        key, parked = line.popitem(last=False)
+        self.parked -= 1
+        if not line:
+            self._line = None
+        parked.value = value
+        parked.event.set()
+        return key
+
+    def unpark_n(self, n: int, value: object = None) -> int:
+        """Wake up to ``n`` tasks, longest-waiting first, each with ``value``.
+
+        :return: how many tasks were woken
+        """
+        woken = 0
+        while woken < n and self.parked:
+            self.unpark(value)
+            woken += 1
+        return woken
+
+    def unpark_all(self, value: object = None) -> int:
+        """Wake every parked task, each with ``value``.
+
+        :return: how many tasks were woken
+        """
+        return self.unpark_n(self.parked, value)
+
+    def first(self) -> Hashable:
+        """Return the key of the task that has waited longest, without waking it.
+
+        :raises LookupError: if no task is parked
+        """
+        line = self._line
+        if line is None:
+            raise LookupError("no task is parked in this ParkingLot")
+        return next(iter(line))

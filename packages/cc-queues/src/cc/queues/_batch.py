@@ -1,0 +1,166 @@
+"""The pieces of WorkQueue.batch_process: its bookkeeping, its feeder, its summary."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import AsyncIterable, Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from cc.primitives import RateLimiter
+from cc.queues._bounded import BoundedQueue
+from cc.queues._pool import Brief, ErrorHandler, WorkerFunc
+from cc.queues._validation import NotAwaitableError
+
+__all__ = ["BatchState", "BatchSummary", "ProgressCallback", "feed", "rate_limited"]
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+ProgressCallback = Callable[[int, "int | None"], object]
+"""Called as ``on_progress(done, total)``; ``total`` is ``None`` if unknown."""
+
+
+@dataclass(frozen=True)
+class BatchSummary(Generic[R]):
+    """What :meth:`WorkQueue.batch_process` did.
+
+    :ivar total: items taken from the iterable (``succeeded + failed``)
+    :ivar succeeded: items whose worker function returned
+    :ivar failed: items whose worker function raised
+    :ivar results: with ``collect_results=True``, the return value of each
+        item that succeeded, keyed by its position in the iterable
+    :ivar errors: with ``collect_results=True``, the exception of each item
+        that failed, keyed by its position in the iterable
+    """
+
+    total: int
+    succeeded: int
+    failed: int
+    results: dict[int, R] = field(default_factory=dict)
+    errors: dict[int, Exception] = field(default_factory=dict)
+
+
+class BatchState(Generic[T, R]):
+    """The bookkeeping of one running batch, shared by its workers."""
+
+    __slots__ = (
+        "collect",
+        "done",
+        "error_handler",
+        "errors",
+        "failed",
+        "logger",
+        "on_progress",
+        "results",
+        "total",
+        "window",
+        "worker_func",
+    )
+
+    def __init__(
+        self,
+        worker_func: Callable[[T], Awaitable[R]],
+        error_handler: ErrorHandler[T] | None,
+        window: RateLimiter | None,
+        collect: bool,
+        on_progress: ProgressCallback | None,
+        total: int | None,
+        logger: logging.Logger,
+    ) -> None:
+        self.worker_func = worker_func
+        self.error_handler = error_handler
+        self.window = window
+        self.collect = collect
+        self.on_progress = on_progress
+        self.total = total
+        self.logger = logger
+        self.done = 0
+        self.failed = 0
+        self.results: dict[int, R] = {}
+        self.errors: dict[int, Exception] = {}
+
+    async def run(self, entry: tuple[int, T]) -> None:
+        index, item = entry
+        if self.window is not None:
+            await self.window.acquire()
+        result = await self.worker_func(item)
+        if self.collect:
+            self.results[index] = result
+        self._progress()
+
+    async def on_error(self, exc: Exception, entry: tuple[int, T]) -> None:
+        index, item = entry
+        self.failed += 1
+        if self.collect:
+            self.errors[index] = exc
+        try:
+            if self.error_handler is None:
+                self.logger.error("worker failed on item %s", Brief(item), exc_info=exc)
+                return
+            try:
+                await self.error_handler(exc, item)
+            except NotAwaitableError:
+                raise  # a misuse: the queue stops the work and raises it
+            except Exception:
+                # Logged here, with the caller's handler and item rather than
+                # the internal queue's view of them.
+                self.logger.exception(
+                    "error handler %r failed on item %s",
+                    self.error_handler,
+                    Brief(item),
+                )
+        finally:
+            self._progress()
+
+    def _progress(self) -> None:
+        self.done += 1
+        if self.on_progress is None:
+            return
+        try:
+            self.on_progress(self.done, self.total)
+        except Exception:
+            self.logger.exception("progress callback %r failed", self.on_progress)
+
+
+def rate_limited(
+    window: RateLimiter, worker_func: WorkerFunc[T]
+) -> Callable[[T], Awaitable[Any]]:
+    """Wrap ``worker_func`` so that each call first waits for its turn."""
+
+    @functools.wraps(worker_func)
+    async def wait_then_work(item: T) -> Any:
+        await window.acquire()
+        return await worker_func(item)
+
+    return wait_then_work
+
+
+async def feed(
+    queue: BoundedQueue[tuple[int, T]],
+    items: Iterable[T] | AsyncIterable[T],
+    held: list[T],
+) -> None:
+    """Put each item with its position, reading the next only once it fits.
+
+    If a ``put()`` is interrupted (cancelled, or the queue stopped), the item
+    it was adding is appended to ``held`` so that the caller can hand it back.
+    """
+    index = 0
+    if isinstance(items, AsyncIterable):
+        async for item in items:
+            try:
+                await queue.put((index, item))
+            except BaseException:
+                held.append(item)
+                raise
+            index += 1
+    else:
+        for item in items:
+            try:
+                await queue.put((index, item))
+            except BaseException:
+                held.append(item)
+                raise
+            index += 1

@@ -1,0 +1,336 @@
+"""The items of a queue, who waits for them, and what each waiter was promised.
+
+How waiting works (and why it is cheap):
+
+* Items live in one ``deque``. Producers that find the queue full, and
+  consumers that find it empty, park on an :class:`anyio.Event` of their
+  own, in FIFO lots: ``_putters`` for producers, ``_getters`` for
+  :meth:`get` callers and ``_idle`` for idle workers. An operation that does
+  not have to wait allocates nothing: no event, no cancel scope, no timeout.
+* When an item arrives, the oldest waiting consumer (a :meth:`get` caller
+  before an idle worker) is woken and *reserved* that item
+  (``_woken_getters`` counts reservations); when an item leaves, the oldest
+  waiting producer is woken and reserved the free slot (``_woken_putters``).
+  The fast paths only use what is not reserved, so a newcomer cannot barge
+  in front of a task that was already woken, and a timed ``put()`` that was
+  woken always gets its slot. Tasks woken in the same scheduling round may
+  resume in any order (trio randomizes it), so among *those*, which
+  consumer takes which item, or whose item lands first, is the backend's
+  choice; everything else is first in, first out.
+* Reservations are never lost: a woken task that is cancelled, or that finds
+  the queue stopped when it resumes, passes its reservation on to the next
+  waiter. Items stay in the ``deque`` until a task takes them, so a
+  cancellation can never drop one.
+* Workers that may start on demand count as consumers too: an item that
+  arrives when no consumer waits starts one (``_spare`` says how many more
+  may start, ``_starting`` how many were started and have not taken an item
+  yet), so items never wait for a worker that could run.
+
+The counters are the queue's ledger. Each accepted item ends exactly once as
+processed, failed (``errors``) or handed back, so the number of unfinished
+items is derived from them rather than kept.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from typing import Any, Generic, TypeVar
+
+import anyio
+from anyio.lowlevel import checkpoint
+
+from cc.queues._errors import QueueStateError
+from cc.queues._status import QueueStatus
+
+__all__ = ["CLOSED", "Buffer"]
+
+T = TypeVar("T")
+
+
+class _Closed:
+    """A closed gate: looks like a coroutine that has ended."""
+
+    __slots__ = ()
+    cr_frame = None
+
+
+CLOSED: Any = _Closed()
+
+
+class Buffer(Generic[T]):
+    """Items, waiters and reservations; the ledger of what became of each item.
+
+    The lifecycle (subclasses) decides when items are accepted and handed
+    out, through two *gates*: ``_accepting`` (for producers) and ``_serving``
+    (for consumers) are the coroutine of the task that started the queue
+    while it does, and :data:`CLOSED` when it does not. A gate is open while
+    its ``cr_frame`` is not ``None``, so one attribute read tells both
+    whether the queue runs and whether the task that started it is still
+    alive (a coroutine's ``cr_frame`` becomes ``None`` when it ends): the
+    fast paths pay for one check, not two. This class only keeps the
+    promises made to the tasks that wait.
+    """
+
+    __slots__ = (
+        "_accepting",
+        "_all_done",
+        "_backpressure_events",
+        "_draining",
+        "_enqueued",
+        "_errors",
+        "_getters",
+        "_handed_back",
+        "_idle",
+        "_idle_low",
+        "_items",
+        "_maxsize",
+        "_processed",
+        "_putters",
+        "_refused_puts",
+        "_retiring",
+        "_run",
+        "_serving",
+        "_spare",
+        "_starting",
+        "_status",
+        "_taken",
+        "_woken_getters",
+        "_woken_putters",
+    )
+
+    def __init__(self, maxsize: int) -> None:
+        self._maxsize = maxsize
+        self._status = QueueStatus.IDLE
+        # Whether a stopping queue still hands out its items (drain).
+        self._draining = False
+        self._accepting: Any = CLOSED
+        self._serving: Any = CLOSED
+        # Bumped on every start: a waiter from an earlier run never resumes
+        # into the next one.
+        self._run = 0
+        self._items: deque[T] = deque()
+        self._getters: deque[anyio.Event] = deque()
+        self._idle: deque[anyio.Event] = deque()
+        self._putters: deque[anyio.Event] = deque()
+        self._woken_getters = 0
+        self._woken_putters = 0
+        # Idle workers told to exit, and the fewest idle workers seen since
+        # the supervisor last looked.
+        self._retiring: set[anyio.Event] = set()
+        self._idle_low = 0
+        self._spare = 0
+        self._starting = 0
+        self._taken = 0
+        self._all_done: anyio.Event | None = None
+        self._enqueued = 0
+        self._processed = 0
+        self._errors = 0
+        self._backpressure_events = 0
+        self._refused_puts = 0
+        self._handed_back = 0
+
+    # -- what can be seen --------------------------------------------------
+
+    @property
+    def size(self) -> int:
+        """The number of items waiting in the queue."""
+        return len(self._items)
+
+    @property
+    def maxsize(self) -> int:
+        """The most items the queue holds."""
+        return self._maxsize
+
+    @property
+    def is_full(self) -> bool:
+        """Whether the queue holds ``maxsize`` items."""
+        return len(self._items) >= self._maxsize
+
+    @property
+    def is_empty(self) -> bool:
+        """Whether the queue holds no item."""
+        return not self._items
+
+    def _ledger(self) -> dict[str, int]:
+        return {
+            "enqueued": self._enqueued,
+            "processed": self._processed,
+            "errors": self._errors,
+            "backpressure_events": self._backpressure_events,
+            "refused_puts": self._refused_puts,
+            "handed_back": self._handed_back,
+        }
+
+    def _unfinished(self) -> int:
+        """Count the accepted items not processed, failed or handed back yet."""
+        return self._enqueued - self._processed - self._errors - self._handed_back
+
+    # -- producers ---------------------------------------------------------
+
+    def _has_room(self) -> bool:
+        return len(self._items) + self._woken_putters < self._maxsize
+
+    def _admit(self, item: T) -> None:
+        """Add an accepted item; promise it to a waiting or new consumer."""
+        items = self._items
+        items.append(item)
+        self._enqueued += 1
+        if self._getters:
+            if len(items) > self._woken_getters:
+                self._woken_getters += 1
+                self._getters.popleft().set()
+        elif self._idle or self._spare:
+            self._offer_to_worker()
+
+    def _offer_to_worker(self) -> None:
+        """Wake an idle worker for an unreserved item, or start one."""
+        waiting = len(self._items) - self._woken_getters
+        if waiting <= 0:
+            return
+        if self._idle:
+            self._wake_idle_worker()
+        elif self._spare and waiting > self._starting:
+            self._start_worker()
+
+    def _start_worker(self) -> None:
+        """Start one more worker (the worker pool defines how)."""
+        raise NotImplementedError
+
+    async def _wait_for_room(self, wait: float) -> bool:
+        """Wait for a free slot: ``True`` once reserved, ``False`` on timeout."""
+        run = self._run
+        event = anyio.Event()
+        self._putters.append(event)
+        try:
+            if wait == math.inf:
+                await event.wait()
+            else:
+                with anyio.move_on_after(wait):
+                    await event.wait()
+        except BaseException:
+            if event.is_set():
+                self._woken_putters -= 1
+                self._wake_putter()
+            else:
+                self._putters.remove(event)
+            raise
+        if not event.is_set():
+            self._putters.remove(event)
+            return False
+        self._woken_putters -= 1
+        if self._accepting.cr_frame is not None and self._run == run:
+            return True
+        self._wake_putter()
+        raise QueueStateError("the queue stopped while put() was waiting", self._status)
+
+    def _wake_putter(self) -> None:
+        """Wake the oldest waiting producer if a slot is free for it."""
+        if self._putters and len(self._items) + self._woken_putters < self._maxsize:
+            self._woken_putters += 1
+            self._putters.popleft().set()
+
+    # -- consumers ---------------------------------------------------------
+
+    def _take(self) -> T:
+        """Pop the front item and wake a producer waiting for its slot."""
+        items = self._items
+        item = items.popleft()
+        if self._putters and len(items) + self._woken_putters < self._maxsize:
+            self._woken_putters += 1
+            self._putters.popleft().set()
+        return item
+
+    async def _wait_for_item(self, lot: deque[anyio.Event]) -> bool:
+        """Park in ``lot`` until an item is reserved for us.
+
+        :return: ``True`` with an item reserved, ``False`` if the queue
+            stopped handing items out (or, for an idle worker, if it was
+            told to retire)
+        """
+        run = self._run
+        event = anyio.Event()
+        lot.append(event)
+        try:
+            await event.wait()
+        except BaseException:
+            if not event.is_set():
+                lot.remove(event)
+            elif not self._retired(event):
+                self._woken_getters -= 1
+                self._wake_getter()
+            raise
+        if self._retiring and self._retired(event):
+            return False
+        self._woken_getters -= 1
+        if self._run == run and self._serving.cr_frame is not None:
+            return True
+        self._wake_getter()
+        return False
+
+    def _retired(self, event: anyio.Event) -> bool:
+        if event in self._retiring:
+            self._retiring.discard(event)
+            return True
+        return False
+
+    def _wake_getter(self) -> None:
+        """Wake the oldest waiting consumer if an unreserved item is there."""
+        if len(self._items) > self._woken_getters:
+            if self._getters:
+                self._woken_getters += 1
+                self._getters.popleft().set()
+            elif self._idle:
+                self._wake_idle_worker()
+
+    def _wake_idle_worker(self) -> None:
+        idle = self._idle
+        self._woken_getters += 1
+        idle.popleft().set()
+        if len(idle) < self._idle_low:
+            self._idle_low = len(idle)
+
+    def _retire_idle_workers(self, count: int) -> None:
+        """Tell the ``count`` most recently idle workers to exit."""
+        idle = self._idle
+        for _ in range(min(count, len(idle))):
+            event = idle.pop()
+            self._retiring.add(event)
+            event.set()
+        self._idle_low = len(idle)
+
+    def _release_waiters(self, *, putters: bool = True, getters: bool = True) -> None:
+        """Wake waiting producers and consumers; they see the queue stop."""
+        if getters:
+            for lot in (self._getters, self._idle):
+                for event in lot:
+                    event.set()
+                self._woken_getters += len(lot)
+                lot.clear()
+            self._idle_low = 0
+        if putters:
+            for event in self._putters:
+                event.set()
+            self._woken_putters += len(self._putters)
+            self._putters.clear()
+
+    # -- the ledger ----------------------------------------------------------
+
+    def _finish(self) -> None:
+        """Wake the joiners if that was the last unfinished item."""
+        if self._all_done is not None and not self._unfinished():
+            self._all_done.set()
+            self._all_done = None
+
+    def _count_hand_back(self, count: int) -> None:
+        self._handed_back += count
+        self._finish()
+
+    async def _join(self) -> None:
+        if not self._unfinished():
+            await checkpoint()
+            return
+        all_done = self._all_done
+        if all_done is None:
+            all_done = self._all_done = anyio.Event()
+        await all_done.wait()

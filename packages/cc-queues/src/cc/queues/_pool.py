@@ -1,0 +1,237 @@
+"""Workers on demand: crews of workers that start as items wait and retire when idle.
+
+Each :meth:`~cc.queues.BoundedQueue.start_workers` (or
+:meth:`~cc.queues.WorkQueue.process`) call adds a *crew*: a worker function,
+an error handler and a cap on how many workers may run it. No worker starts
+then. When an item arrives and no consumer waits for it, one worker of a
+crew with room starts (see :class:`~cc.queues._buffer.Buffer`); a worker
+that finds no item sleeps in the queue's lot of idle workers until one
+arrives; and the queue's supervisor retires the workers that stayed idle for
+``worker_idle_timeout`` seconds. So a pool costs what it uses: none of it
+exists before work arrives, and an idle pool shrinks back to nothing, while a
+busy one runs exactly ``min(cap, items waiting)`` workers.
+
+Workers live in the queue's pool task group, which the supervisor task owns
+(:mod:`cc.queues._lifecycle`), so stopping them never touches the task that
+started the queue.
+"""
+
+from __future__ import annotations
+
+import logging
+import reprlib
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from anyio.abc import TaskGroup
+from anyio.lowlevel import checkpoint
+
+from cc.queues._buffer import CLOSED, Buffer
+from cc.queues._status import QueueStatus
+from cc.queues._validation import NotAwaitableError
+
+__all__ = ["NO_HOST", "Brief", "Crew", "ErrorHandler", "Pool", "WorkerFunc"]
+
+T = TypeVar("T")
+
+WorkerFunc = Callable[[T], Awaitable[Any]]
+"""An async function that processes one item."""
+
+ErrorHandler = Callable[[Exception, T], Awaitable[Any]]
+"""An async function called with the exception and the item that raised it."""
+
+_PROCESSING = QueueStatus.PROCESSING
+_STOPPING = QueueStatus.STOPPING
+
+# Every this-many non-waiting operations on a queue, one is a full checkpoint.
+CHECKPOINT_INTERVAL = 64
+
+
+class _NoHost:
+    """Stands in for the host's coroutine when it cannot be watched."""
+
+    __slots__ = ()
+    cr_frame = True  # like a coroutine that has not finished
+
+
+NO_HOST: Any = _NoHost()
+
+
+class Brief:
+    """Formats an item for a log line lazily and at a bounded length."""
+
+    __slots__ = ("item",)
+
+    def __init__(self, item: object) -> None:
+        self.item = item
+
+    def __str__(self) -> str:
+        return reprlib.repr(self.item)
+
+
+class Crew:
+    """The workers of one ``start_workers()``/``process()`` call."""
+
+    __slots__ = ("cap", "error_handler", "name", "running", "worker_func")
+
+    def __init__(
+        self,
+        worker_func: WorkerFunc[Any],
+        error_handler: ErrorHandler[Any] | None,
+        cap: int,
+    ) -> None:
+        self.worker_func = worker_func
+        self.error_handler = error_handler
+        self.cap = cap
+        self.running = 0
+        name = getattr(worker_func, "__qualname__", type(worker_func).__qualname__)
+        self.name = f"cc.queues worker {name}"
+
+
+class Pool(Buffer[T]):
+    """The worker pool: crews, starting and retiring workers, the work loop."""
+
+    __slots__ = (
+        "_crews",
+        "_failure",
+        "_host_coro",
+        "_interrupted",
+        "_logger",
+        "_pool",
+        "_since_checkpoint",
+    )
+
+    def __init__(self, maxsize: int, logger: logging.Logger) -> None:
+        super().__init__(maxsize)
+        self._logger = logger
+        self._crews: list[Crew] = []
+        # The task group the workers run in, while the queue runs.
+        self._pool: TaskGroup | None = None
+        # The coroutine of the task that started the queue: its cr_frame is
+        # None once that task has ended (see the lifecycle).
+        self._host_coro: Any = NO_HOST
+        self._interrupted: list[T] = []
+        # The TypeError that stopped the work (a function that must be async
+        # returned no awaitable), raised by stop().
+        self._failure: TypeError | None = None
+        self._since_checkpoint = 0
+
+    @property
+    def _name(self) -> str:
+        return type(self).__name__
+
+    @property
+    def worker_count(self) -> int:
+        """The number of worker tasks running now.
+
+        Workers start as items wait and retire when the queue has been idle,
+        so this is at most the cap of each ``start_workers()`` call.
+        """
+        return sum(crew.running for crew in self._crews)
+
+    def _add_crew(
+        self,
+        worker_func: WorkerFunc[T],
+        error_handler: ErrorHandler[T] | None,
+        cap: int,
+    ) -> None:
+        """Let up to ``cap`` more workers run ``worker_func``, from now on."""
+        self._crews.append(Crew(worker_func, error_handler, cap))
+        self._spare += cap
+        # Items already waiting get their workers at once.
+        while self._spare and len(self._items) > self._woken_getters + self._starting:
+            self._start_worker()
+
+    def _start_worker(self) -> None:
+        pool = self._pool
+        if pool is None:  # pragma: no cover - the lifecycle keeps _spare at 0
+            return
+        crew = next(c for c in self._crews if c.running < c.cap)
+        crew.running += 1
+        self._spare -= 1
+        self._starting += 1
+        pool.start_soon(self._work, crew, name=crew.name)
+
+    def _retire_crews(self) -> None:
+        """No worker may start any more (the queue stops)."""
+        self._crews.clear()
+        self._spare = 0
+        self._starting = 0
+
+    async def _work(self, crew: Crew) -> None:
+        """One worker: take items and process them until told to stop."""
+        self._starting -= 1
+        try:
+            await self._work_loop(crew)
+        except NotAwaitableError as misuse:
+            raise self._fail(misuse) from None
+        finally:
+            crew.running -= 1
+            if crew in self._crews:
+                self._spare += 1
+
+    def _fail(self, misuse: NotAwaitableError) -> TypeError:
+        """Stop the work after a misuse: take no new item, refuse new ones.
+
+        The worker raises the returned error out of its task, which crashes
+        the pool, so the other workers are cancelled (their items are handed
+        back) and the task that started the queue too, whose :meth:`stop`
+        then raises it.
+        """
+        failure = TypeError(str(misuse))
+        if self._failure is None:
+            self._failure = failure
+        self._accepting = self._serving = CLOSED
+        if self._status is _PROCESSING:
+            self._status = _STOPPING
+        return failure
+
+    async def _work_loop(self, crew: Crew) -> None:
+        items = self._items
+        idle = self._idle
+        worker_func = crew.worker_func
+        error_handler = crew.error_handler
+        while True:
+            self._since_checkpoint += 1
+            if self._since_checkpoint >= CHECKPOINT_INTERVAL:
+                self._since_checkpoint = 0
+                await checkpoint()
+            if self._serving.cr_frame is None:  # stopped, or its host has ended
+                return
+            if len(items) <= self._woken_getters and not await self._wait_for_item(
+                idle
+            ):
+                return
+            item = self._take()
+            try:
+                await worker_func(item)
+            except Exception as exc:
+                self._errors += 1
+                try:
+                    if isinstance(exc, NotAwaitableError):
+                        raise
+                    await self._report_error(exc, item, error_handler)
+                finally:
+                    self._finish()
+            except BaseException:
+                # Cancelled by stop(timeout) (or a crash): hand it back.
+                self._interrupted.append(item)
+                raise
+            else:
+                self._processed += 1
+                self._finish()
+
+    async def _report_error(
+        self, exc: Exception, item: T, error_handler: ErrorHandler[T] | None
+    ) -> None:
+        if error_handler is None:
+            self._logger.error("worker failed on item %s", Brief(item), exc_info=exc)
+            return
+        try:
+            await error_handler(exc, item)
+        except NotAwaitableError:
+            raise
+        except Exception:
+            self._logger.exception(
+                "error handler %r failed on item %s", error_handler, Brief(item)
+            )

@@ -1,0 +1,1 @@
+"""Release, changelog and workspace tools of the cc monorepo (not a distribution)."""
