@@ -121,6 +121,9 @@ class Package:
             raise RuntimeError(f"{self.dist} must ship exactly one cc.<name> module")
         self.module = f"cc.{modules[0]}"
         self.requirements: list[str] = list(data["project"]["dependencies"])
+        self.optional: dict[str, list[str]] = data["project"].get(
+            "optional-dependencies", {}
+        )
 
     @property
     def siblings(self) -> list[str]:
@@ -160,9 +163,22 @@ def _closure(dist: str, packages: dict[str, Package]) -> list[str]:
 def _install_package(
     session: nox.Session, dist: str, *extra: str, extras: str = ""
 ) -> None:
-    """Install ``dist`` (with optional ``extras``) and only its declared siblings."""
+    """Install ``dist`` (with optional ``extras``) and only its declared siblings.
+
+    Siblings that an extra asks for (cc-concurrency[redis]: cc-redis) are
+    installed from the work tree too, never from a package index.
+    """
     packages = _packages()
     paths = [str(packages[name].path) for name in _closure(dist, packages)]
+    for name in extras.split(",") if extras else ():
+        for requirement in packages[dist].optional.get(name, []):
+            sibling = workspace.requirement_name(requirement)
+            if sibling in packages:
+                paths[:0] = [
+                    str(packages[each].path)
+                    for each in _closure(sibling, packages)
+                    if str(packages[each].path) not in paths
+                ]
     if extras:
         paths[-1] += f"[{extras}]"
     session.install(*paths, *extra)
@@ -267,6 +283,7 @@ def integration(session: nox.Session) -> None:
         *TEST_REQUIREMENTS,
         "-r",
         str(ROOT / "tests-integration" / "requirements.txt"),
+        extras="redis",
     )
     _pytest(session, ROOT / "tests-integration")
 
@@ -322,9 +339,16 @@ def isolation(session: nox.Session) -> None:
     module_to_dist = {pkg.module: name for name, pkg in packages.items()}
     failures: list[str] = []
 
-    # Static check: every cc.<x> a package's source imports must be declared.
+    # Static check: every cc.<x> a package's source imports must be declared
+    # (as a dependency, or in an extra: cc-concurrency[redis] for cc.redis).
     for name, pkg in packages.items():
+        optional = {
+            workspace.requirement_name(requirement)
+            for requirements in pkg.optional.values()
+            for requirement in requirements
+        }
         allowed = {packages[s].module for s in pkg.siblings} | {pkg.module}
+        allowed |= {packages[s].module for s in optional if s in packages}
         for module in sorted(_imported_cc_modules(pkg.path / "src") - allowed):
             failures.append(
                 f"{name} imports {module} ({module_to_dist.get(module, '?')}) "
@@ -879,7 +903,7 @@ def docs(session: nox.Session) -> None:
     """
     _install_package(
         session, "cc-concurrency", *DOCS_REQUIREMENTS,
-        "playwright>=1.45", "pytest>=8", "pytest-timeout>=2.3",
+        "playwright>=1.45", "pytest>=8", "pytest-timeout>=2.3", extras="redis",
     )  # fmt: skip
     site = ROOT / "site"
     shutil.rmtree(site, ignore_errors=True)

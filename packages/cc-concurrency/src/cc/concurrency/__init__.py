@@ -2,14 +2,17 @@
 
 Importing from ``cc.concurrency`` is the same as importing from the package
 that defines the name (``cc.primitives``, ``cc.core_helpers``, ``cc.queues``,
-or ``cc.locks``); the objects are identical. ``python -m cc.concurrency``
-prints the installed versions and checks that they fit together.
+or ``cc.locks``; and ``cc.redis`` when it is installed, with
+``pip install "cc-concurrency[redis]"``); the objects are identical.
+``python -m cc.concurrency`` prints the installed versions and checks that
+they fit together.
 """
 
 from typing import TYPE_CHECKING
 
 from cc.concurrency.__about__ import __version__
-from cc.concurrency._reexport import missing_name_error, record_failure
+from cc.concurrency._reexport import missing_name_error as _missing_name_error
+from cc.concurrency._reexport import record_failure as _record_failure
 
 try:
     from cc.core_helpers import (
@@ -22,7 +25,7 @@ try:
         async_wait_for,
     )
 except ImportError as error:  # reported by python -m cc.concurrency
-    record_failure("cc-core-helpers", error)
+    _record_failure("cc-core-helpers", error)
 try:
     from cc.locks import (
         AsyncLockInfo,
@@ -40,12 +43,11 @@ try:
         LockUsageStatistics,
         ManagedLock,
         Policy,
-        RedisLockBackend,
         get_async_lock_manager,
         get_lock_manager,
     )
 except ImportError as error:  # reported by python -m cc.concurrency
-    record_failure("cc-locks", error)
+    _record_failure("cc-locks", error)
 try:
     from cc.primitives import (
         CapacityLimiter,
@@ -65,7 +67,7 @@ try:
         task_name,
     )
 except ImportError as error:  # reported by python -m cc.concurrency
-    record_failure("cc-primitives", error)
+    _record_failure("cc-primitives", error)
 try:
     from cc.queues import (
         BatchSummary,
@@ -76,7 +78,18 @@ try:
         WorkQueue,
     )
 except ImportError as error:  # reported by python -m cc.concurrency
-    record_failure("cc-queues", error)
+    _record_failure("cc-queues", error)
+# The optional cc-redis (the "redis" extra): its names are there when it is.
+_with_redis = False
+try:
+    from cc.redis import RedisLockBackend
+except ModuleNotFoundError as error:
+    if error.name not in ("cc", "cc.redis"):  # installed, but broken
+        _record_failure("cc-redis", error)
+except ImportError as error:  # reported by python -m cc.concurrency
+    _record_failure("cc-redis", error)
+else:
+    _with_redis = True
 
 __all__ = [
     "__version__",
@@ -126,14 +139,20 @@ __all__ = [
     "LockUsageStatistics",
     "LockHierarchy",
     "Policy",
-    "RedisLockBackend",
     "Lease",
     "LockLostError",
     "LockBackendError",
 ]
+if _with_redis:
+    __all__ += ["RedisLockBackend"]
 
 
 if not TYPE_CHECKING:  # type checkers see the imports above, never this
 
     def __getattr__(name: str) -> object:
-        raise missing_name_error(__name__, name, __all__)
+        if name == "RedisLockBackend":
+            raise AttributeError(
+                f"module {__name__!r} has no attribute {name!r}: it comes from "
+                'cc-redis, which is not installed (pip install "cc-concurrency[redis]")'
+            )
+        raise _missing_name_error(__name__, name, __all__)

@@ -18,7 +18,6 @@ from cc.locks._hierarchy import (
     check_timeout,
     parse_hierarchy,
 )
-from cc.locks._lease import LeaseSession
 from cc.locks._manager import ManagedLockBase, ManagerBase
 from cc.locks._records import (
     Holder,
@@ -31,7 +30,16 @@ from cc.locks._records import (
     take_free,
     task_nowait,
 )
-from cc.locks._store import AWAIT, IN_THREAD, Call, LockStore, Pause, Steps, WaitLocal
+from cc.locks._store import (
+    AWAIT,
+    IN_THREAD,
+    Call,
+    LockStore,
+    Pause,
+    Steps,
+    StoreSession,
+    WaitLocal,
+)
 from cc.locks._views import merge_remote
 from cc.primitives import Lock, current_task_key, task_name
 
@@ -437,7 +445,7 @@ class AsyncLockManager(ManagerBase[AsyncLockInfo]):
         session = self._engine.session
         if session is not None and not session.closed:
             raise RuntimeError("this AsyncLockManager is open already")
-        session = LeaseSession(self._engine, backend, TaskBoard(), tasks=True)
+        session = backend.session(self._engine, TaskBoard(), tasks=True)
         try:
             await run(session.open())
         except BaseException:
@@ -447,8 +455,8 @@ class AsyncLockManager(ManagerBase[AsyncLockInfo]):
         await task_group.__aenter__()
         self._task_group = task_group
         self._engine.session = session
-        task_group.start_soon(run, session.listen(), name="cc.locks lease listener")
-        task_group.start_soon(run, session.renewals(), name="cc.locks lease renewal")
+        for name, work in session.background():
+            task_group.start_soon(run, work, name=name)
         return self
 
     async def __aexit__(
@@ -479,7 +487,7 @@ class AsyncLockManager(ManagerBase[AsyncLockInfo]):
             finally:
                 await run(session.disconnect())
 
-    def _open_session(self) -> LeaseSession:
+    def _open_session(self) -> StoreSession:
         session = self._engine.session
         if session is None or session.closed:
             raise RuntimeError(

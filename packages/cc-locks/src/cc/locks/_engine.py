@@ -21,7 +21,7 @@ import math
 import threading
 from collections.abc import Callable, Sequence
 from time import monotonic
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from cc.locks._errors import (
     DeadlockError,
@@ -40,13 +40,9 @@ from cc.locks._records import (
     format_site,
     release_levels,
 )
-from cc.locks._store import Steps, WaitLocal
+from cc.locks._store import RemoteHolder, Steps, StoreSession, WaitLocal
 from cc.locks._views import describe_cycle, remote_held, wait_step
 from cc.locks._waits import cycle_from
-
-if TYPE_CHECKING:
-    from cc.locks._lease import LeaseSession
-    from cc.locks._store import Taken
 
 __all__ = ["LockEngine", "retired_error"]
 
@@ -103,7 +99,7 @@ class LockEngine(Generic[RecordT]):
         self.reports: dict[tuple[str, ...], str] = {}
         self._graph = OrderGraph()
         self.waiting: set[Holder] = set()  # the holders waiting for a lock
-        self.session: LeaseSession | None = None
+        self.session: StoreSession | None = None
 
     # -- registration -------------------------------------------------------------
 
@@ -491,11 +487,12 @@ class LockEngine(Generic[RecordT]):
         return self.timeout_error(record, timeout, blocking, holder, held)
 
     def remote_unavailable(
-        self, record: RecordT, taken: Taken, timeout: float | None, blocking: bool
-    ) -> LockTimeoutError:
+        self, record: RecordT, holder: RemoteHolder | None, queued: bool,
+        timeout: float | None, blocking: bool,
+    ) -> LockTimeoutError:  # fmt: skip
         """Return the timeout error for a lock another process holds (or is due)."""
-        holder, held = remote_held(taken)
-        return self.timeout_error(record, timeout, blocking, holder, held)
+        name, held = remote_held(holder, queued)
+        return self.timeout_error(record, timeout, blocking, name, held)
 
     def timeout_error(
         self, record: RecordT, timeout: float | None, blocking: bool,

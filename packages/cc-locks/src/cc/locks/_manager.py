@@ -13,9 +13,8 @@ from cc.locks._hierarchy import (
     check_threshold,
     parse_hierarchy,
 )
-from cc.locks._lease import Lease
 from cc.locks._records import Holder, LockRecord, LockUsageStatistics, Plan
-from cc.locks._store import LockStore
+from cc.locks._store import Lease, LockStore
 from cc.locks._views import potential_deadlocks, status
 
 __all__ = ["ManagedLockBase", "ManagerBase"]

@@ -1,17 +1,16 @@
-"""The interface of a shared lock store, and the steps every operation is made of.
+"""The interface of a shared lock store, and the steps its operations are made of.
 
-A manager's locks live in its process by default: each lock's local lock is
-the whole lock. With ``backend=``, a *store* outside the process (Redis, in
-cc-redis) holds the shared half: after its local lock, each acquisition
-takes the lock in the store, which every process using the store sees.
-
-What a store must do is :class:`LockStore` and :class:`StoreLink`: take a
-lock with an owner token and a lease, renew leases, release by owner only,
-tell waiters when a lock frees, and report holders. Everything else (lease
-bookkeeping, waiting, renewal, the order and deadlock checks) is cc.locks'.
+A manager's locks live in its process by default: each lock's local lock (a
+``threading.RLock`` or a ``cc.primitives.Lock``) is the whole lock. With
+``backend=``, a *store* outside the process (Redis, in cc-redis) holds a
+shared half that every process using the store sees: after its local lock,
+each acquisition takes the lock in the store, with an owner token of its own
+and a lease that the store's session renews while the holder lives; only the
+owner token releases it; the session tells its waiters when a lock frees,
+and reports who holds what (:class:`LockStore`, :class:`StoreSession`).
 
 Operations are written once, for threads and tasks alike, as generators of
-*steps*: a step is what to wait for (the local lock, a call to the store's
+*steps*: a step says what to wait for (a local lock, a call to the store's
 client, a pause until woken); the manager's driver performs it in the way of
 its world (blocking the thread, or awaiting) and sends the result back, or
 throws the error in. The thread and the task drivers differ only there.
@@ -21,22 +20,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
+from time import monotonic
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
+from cc.locks._errors import LockTimeoutError, lost_error
+
 __all__ = [
-    "AWAIT",
-    "DIRECT",
-    "IN_THREAD",
-    "Call",
-    "LockStore",
-    "Pause",
-    "RemoteHolder",
-    "Shielded",
-    "Steps",
-    "StoreLink",
-    "Taken",
-    "WaitLocal",
-]
+    "AWAIT", "DIRECT", "IN_THREAD", "Call", "Lease", "LockStore", "Pause",
+    "RemoteHolder", "Reporter", "Shielded", "Steps", "StoreSession", "WaitLocal",
+]  # fmt: skip
 
 T = TypeVar("T")
 
@@ -49,10 +41,10 @@ DIRECT, AWAIT, IN_THREAD = 0, 1, 2
 
 
 class Call:
-    """A step: call ``fn(*args)`` (``mode``: :data:`DIRECT`, :data:`AWAIT`...).
+    """A step: call ``fn(*args)`` as ``mode`` says (:data:`DIRECT`, ...).
 
-    ``limiter`` is the :class:`anyio.CapacityLimiter` of the worker threads
-    for :data:`IN_THREAD` calls (``None``: anyio's default one).
+    ``limiter``: the :class:`anyio.CapacityLimiter` of the worker threads of
+    an :data:`IN_THREAD` call (``None``: anyio's default one).
     """
 
     __slots__ = ("args", "fn", "limiter", "mode")
@@ -64,10 +56,7 @@ class Call:
         mode: int = DIRECT,
         limiter: Any = None,
     ) -> None:
-        self.fn = fn
-        self.args = args
-        self.mode = mode
-        self.limiter = limiter
+        self.fn, self.args, self.mode, self.limiter = fn, args, mode, limiter
 
 
 class WaitLocal:
@@ -76,19 +65,20 @@ class WaitLocal:
     __slots__ = ("deadline", "lock")
 
     def __init__(self, lock: Any, deadline: float) -> None:
-        self.lock = lock
-        self.deadline = deadline
+        self.lock, self.deadline = lock, deadline
 
 
 class Pause:
-    """A step: sleep until ``token`` of ``board`` is woken, or ``seconds`` pass."""
+    """A step: sleep until ``token`` of ``board`` is woken, or ``seconds`` pass.
+
+    A board is the driver's: ``prepare(key)`` returns a token, ``wake(key)``
+    wakes it, ``wake_all()`` and ``close()`` wake every token.
+    """
 
     __slots__ = ("board", "seconds", "token")
 
     def __init__(self, board: Any, token: Any, seconds: float | None) -> None:
-        self.board = board
-        self.token = token
-        self.seconds = seconds
+        self.board, self.token, self.seconds = board, token, seconds
 
 
 class Shielded:
@@ -102,8 +92,7 @@ class Shielded:
     __slots__ = ("seconds", "steps")
 
     def __init__(self, steps: Steps[Any], seconds: float | None) -> None:
-        self.steps = steps
-        self.seconds = seconds
+        self.steps, self.seconds = steps, seconds
 
 
 @dataclass(frozen=True)
@@ -123,65 +112,144 @@ class RemoteHolder:
         return f"{self.holder} (pid {self.pid} on {self.host})"
 
 
-@dataclass(frozen=True)
-class Taken:
-    """The reply of one attempt to take a lock in a store."""
+class Lease:
+    """One acquisition of a lock shared through a backend.
 
-    ok: bool
-    fencing_token: int = 0
-    since: float = 0.0  # time.time() seconds, the store's clock
-    # seconds until the holder's lease ends, or the turn of the waiter
-    # ahead lapses (if it stopped checking in); inf: no end in sight
-    retry_in: float = 0.0
-    holder: RemoteHolder | None = None
-    queued: bool = False  # free, but an earlier waiter is due to take it
+    The manager that took the lock hands it out through ``lease(name)``
+    while the calling thread or task holds the lock.
 
-
-class StoreLink(Protocol):
-    """One session's connection to a store; every operation is a generator of steps.
-
-    A session has an id (the first part, up to ``:``, of each of its owner
-    tokens) and a wake channel of its own: when a lock frees, the store
-    tells the first waiter's session, on that channel, the lock's name.
+    :ivar name: the lock's name
+    :ivar token: the owner token of this acquisition (unique, random)
+    :ivar fencing_token: a number that grows with every acquisition of the
+        lock, in every process: give it to the resource you protect with
+        each write, and let the resource refuse a write that carries a
+        smaller token than one it has already seen
+    :ivar acquired_at: when the lock was taken, as a :func:`time.time`
+        timestamp by the store's clock
     """
 
+    __slots__ = ("_lost_reason", "_valid_until", "acquired_at", "fencing_token",
+                 "name", "token")  # fmt: skip
+
+    def __init__(
+        self, name: str, token: str, fencing_token: int, acquired_at: float,
+        valid_until: float,
+    ) -> None:  # fmt: skip
+        self.name = name
+        self.token = token
+        self.fencing_token = fencing_token
+        self.acquired_at = acquired_at
+        self._valid_until = valid_until  # monotonic(), by the last confirmation
+        self._lost_reason: str | None = None
+
+    def __repr__(self) -> str:
+        state = f"lost: {self._lost_reason}" if self.lost else "held"
+        return f"<Lease {self.name!r} fencing_token={self.fencing_token} {state}>"
+
+    @property
+    def lost(self) -> bool:
+        """Whether the lease ended, or could not be confirmed in time.
+
+        Once true it stays true: the lock may have been taken by another
+        holder since, and releasing it raises :class:`LockLostError`
+        unless the store shows it was still held.
+        """
+        return self._lost_reason is not None
+
+    @property
+    def lost_reason(self) -> str | None:
+        """Why the lease is considered lost, or ``None``."""
+        return self._lost_reason
+
+    @property
+    def expires_in(self) -> float:
+        """Seconds the lease is known to last without another renewal."""
+        return max(0.0, self._valid_until - monotonic())
+
+    def check(self) -> None:
+        """Raise :class:`LockLostError` if the lease is lost; else do nothing.
+
+        Call it before an action that must not run without the lock, e.g.
+        before committing; the fencing token still protects against the
+        time between this check and the action.
+        """
+        if self._lost_reason is not None:
+            raise lost_error([(self.name, self._lost_reason)])
+
+    def confirm(self, valid_until: float) -> None:
+        """Note that the store renewed the lease until ``valid_until`` (for stores)."""
+        self._valid_until = valid_until
+
+    def mark_lost(self, reason: str) -> bool:
+        """Mark the lease lost for ``reason`` (for stores); False if it was already."""
+        if self._lost_reason is not None:
+            return False
+        self._lost_reason = reason
+        return True
+
+
+class Reporter(Protocol):
+    """What a store's session may ask of the manager that opened it."""
+
+    def report(self, key: tuple[str, ...], message: str) -> bool:
+        """Keep ``message`` for ``detect_potential_deadlocks()``; True if new."""
+
+    def remote_unavailable(
+        self, record: Any, holder: RemoteHolder | None, queued: bool,
+        timeout: float | None, blocking: bool,
+    ) -> LockTimeoutError:  # fmt: skip
+        """Return the timeout error for a lock held in the store (or queued for)."""
+
+    def wait_begins(self, holder: Any, record: Any) -> None:
+        """Note that ``holder`` (a thread or task) waits for ``record``."""
+
+    def wait_ends(self, holder: Any, record: Any) -> None:
+        """Note that ``holder`` no longer waits for ``record``."""
+
+
+class StoreSession(Protocol):
+    """A manager's connection to a store, from opening to closing.
+
+    ``record`` arguments have a ``name``; ``holder`` arguments a
+    ``describe()``; ``site`` is where the lock was asked for.
+    """
+
+    closed: bool
+
+    def open(self) -> Steps[None]:
+        """Connect, and start hearing when locks free."""
+
+    def background(self) -> list[tuple[str, Steps[None]]]:
+        """Return the work to run until closed, by name (lease renewal...)."""
+
     def take(
-        self, name: str, token: str, lease_ms: int, holder: str, host: str,
-        pid: int, site: str, queue_ms: int,
-    ) -> Steps[Taken]:  # fmt: skip
-        """Take ``name`` for ``token`` with a lease; else queue ``token``.
+        self, record: Any, holder: Any, site: Any, deadline: float,
+        timeout: float | None, blocking: bool,
+    ) -> Steps[float]:  # fmt: skip
+        """Take ``record``'s lock with a new owner token and a lease.
 
-        The lock is taken if it is free and no earlier waiter is due; else
-        ``token`` is queued for ``queue_ms`` (0: not queued). Taking again
-        with the token that holds it renews it (``ok``).
+        Waits (first come, first served) within ``deadline`` while another
+        process holds it, unless ``blocking`` is false.
+
+        :return: the seconds spent waiting for another process
+        :raises LockTimeoutError: (from the reporter) past the deadline
+        :raises LockBackendError: if the store cannot be reached
         """
 
-    def renew(
-        self, names: Sequence[str], tokens: Sequence[str], lease_ms: int
-    ) -> Steps[list[int]]:
-        """Extend each lease held by its token: 1 done, 0 gone, -1 taken over."""
+    def release(self, names: Sequence[str]) -> Steps[list[tuple[str, str]]]:
+        """Release the locks by their owner tokens; return ``(name, why)`` lost."""
 
-    def release(self, names: Sequence[str], tokens: Sequence[str]) -> Steps[list[int]]:
-        """Release each lock its token holds (1; 0 gone, -1 taken over).
-
-        A token still queued leaves the queue; the next live waiter of a lock
-        left free is told on its session's wake channel.
-        """
+    def lease(self, name: str) -> Lease | None:
+        """Return the lease held on ``name``, if any."""
 
     def inspect(self, names: Sequence[str]) -> Steps[list[RemoteHolder | None]]:
-        """Report the holder of each lock (``None`` where it is free)."""
-
-    def subscribe(self) -> Steps[None]:
-        """Listen on the session's wake channel (again, after a failure)."""
-
-    def next_wake(self, seconds: float) -> Steps[str | None]:
-        """Wait up to ``seconds`` for a lock name on the wake channel."""
-
-    def publish(self, message: str) -> Steps[None]:
-        """Send ``message`` on the session's own wake channel."""
+        """Report the holder of each lock, wherever it is (``None`` if free)."""
 
     def close(self) -> Steps[None]:
-        """Stop listening and let the connection go."""
+        """Give back what is still held (its leases are lost) and stop the work."""
+
+    def disconnect(self) -> Steps[None]:
+        """Let the connection go (after :meth:`close` and the work stopped)."""
 
 
 @runtime_checkable
@@ -191,27 +259,10 @@ class LockStore(Protocol):
     Failures to reach it raise :class:`cc.locks.LockBackendError`.
     """
 
-    @property
-    def lease(self) -> float:
-        """Seconds a lease lasts unless it is renewed."""
+    def session(self, reporter: Reporter, board: Any, *, tasks: bool) -> StoreSession:
+        """Return a new session for a manager of threads or of tasks.
 
-    @property
-    def renew_interval(self) -> float:
-        """Seconds between two renewals of the held leases."""
-
-    @property
-    def recheck_interval(self) -> float:
-        """The longest a waiter sleeps before trying again unprompted."""
-
-    def connect(self, session: str, *, tasks: bool) -> StoreLink:
-        """Return a link for the session ``session``, for tasks or threads.
-
-        Called from the event loop (tasks) or the thread that opens the
-        manager; it must not block.
-        """
-
-    def lost(self, lease: Any) -> None:
-        """Tell the application that ``lease`` (a :class:`cc.locks.Lease`) was lost.
-
-        Called from the renewal thread or task; it must not block.
+        ``board`` is the manager's way to sleep until woken (see
+        :class:`Pause`). Called from the event loop (tasks) or the thread
+        that opens the manager; it must not block.
         """

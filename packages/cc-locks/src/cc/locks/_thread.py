@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import math
 import threading
 from sys import _getframe
@@ -10,7 +9,6 @@ from time import monotonic
 from types import TracebackType
 from typing import Any
 
-from cc.locks import _lease
 from cc.locks._errors import LockTimeoutError
 from cc.locks._hierarchy import (
     LockHierarchy,
@@ -19,7 +17,6 @@ from cc.locks._hierarchy import (
     check_timeout,
     parse_hierarchy,
 )
-from cc.locks._lease import LeaseSession
 from cc.locks._manager import ManagedLockBase, ManagerBase
 from cc.locks._records import (
     Holder,
@@ -32,7 +29,15 @@ from cc.locks._records import (
     take_free,
     thread_holder,
 )
-from cc.locks._store import Call, LockStore, Pause, Shielded, Steps, WaitLocal
+from cc.locks._store import (
+    Call,
+    LockStore,
+    Pause,
+    Shielded,
+    Steps,
+    StoreSession,
+    WaitLocal,
+)
 from cc.locks._views import merge_remote
 
 __all__ = ["LockInfo", "LockManager", "ManagedLock", "run"]
@@ -403,19 +408,19 @@ class LockManager(ManagerBase[LockInfo]):
         if session is None or session.closed:
             return
         run(session.close())
-        for worker in workers:  # the listener looks up at least this often
-            worker.join(_lease.LISTEN_SLICE + 1.0)
+        for worker in workers:
+            worker.join()
         run(session.disconnect())
 
-    def _open_session(self) -> LeaseSession:
+    def _open_session(self) -> StoreSession:
         session = self._engine.session
         if session is None or session.closed:
             with self._session_lock:
                 session = self._engine.session
                 if session is None or session.closed:
                     assert self._backend is not None
-                    session = LeaseSession(
-                        self._engine, self._backend, ThreadBoard(), tasks=False
+                    session = self._backend.session(
+                        self._engine, ThreadBoard(), tasks=False
                     )
                     try:
                         run(session.open())
@@ -423,12 +428,9 @@ class LockManager(ManagerBase[LockInfo]):
                         run(session.disconnect())
                         raise
                     self._engine.session = session
-                    for work, role in ((session.listen, "listener"),
-                                       (session.renewals, "renewal")):  # fmt: skip
+                    for name, work in session.background():
                         worker = threading.Thread(
-                            target=functools.partial(run, work()),
-                            name=f"cc.locks lease {role}",
-                            daemon=True,
+                            target=run, args=(work,), name=name, daemon=True
                         )
                         worker.start()
                         self._workers.append(worker)

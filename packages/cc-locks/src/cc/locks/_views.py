@@ -8,7 +8,7 @@ from threading import RLock
 from typing import Any
 
 from cc.locks._records import Holder, LockRecord, format_site
-from cc.locks._store import RemoteHolder, Taken
+from cc.locks._store import RemoteHolder
 from cc.locks._waits import all_cycles
 
 __all__ = [
@@ -42,11 +42,10 @@ def describe_cycle(start: Holder, path: list[tuple[LockRecord[Any], Holder]]) ->
     return ", ".join(parts)
 
 
-def remote_held(taken: Taken) -> tuple[str | None, str]:
+def remote_held(remote: RemoteHolder | None, queued: bool) -> tuple[str | None, str]:
     """Describe who holds a lock in a store: ``(holder, "held ..." text)``."""
-    remote = taken.holder
     if remote is None:
-        if taken.queued:
+        if queued:
             return None, "for a process that queued for it earlier"
         return None, "by another process (whose lease ended just now)"
     holder = remote.describe()

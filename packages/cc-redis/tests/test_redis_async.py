@@ -21,10 +21,10 @@ from cc.locks import (
     LockLostError,
     LockOrderError,
     LockTimeoutError,
-    RedisLockBackend,
 )
 from cc.locks._async import run
 from cc.primitives import ConcurrencyError
+from cc.redis import RedisLockBackend
 
 pytestmark = pytest.mark.anyio
 
@@ -334,7 +334,7 @@ async def test_an_unreachable_server_is_a_clear_error(namespace: str) -> None:
 async def test_a_server_restart_is_survived(
     own_redis_server: Any, namespace: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING, "cc.locks")
+    caplog.set_level(logging.WARNING)
     async with (
         manager(own_redis_server, namespace, lease=0.5) as holder,
         manager(own_redis_server, namespace, lease=0.5) as other,

@@ -1,12 +1,12 @@
-"""Leases on locks of a shared store: taking, waiting, renewing and releasing.
+"""Leases on shared locks: taking, waiting, renewing and releasing them.
 
-A manager with a backend takes a lock's local lock first (so only one of
-its threads or tasks at a time asks the store for a given lock), then the
-lock in the store. A :class:`LeaseSession` does the store half, once for
-threads and tasks (its operations are generators of steps, see
-:mod:`cc.locks._store`):
+A lock manager with a :class:`~cc.redis.RedisLockBackend` takes a lock's
+local lock first (so only one of its threads or tasks at a time asks Redis
+for a given lock), then the lock's key in Redis. A :class:`LeaseSession`
+does the Redis half, once for threads and tasks (its operations are
+generators of steps, see :mod:`cc.locks.lowlevel`):
 
-* :meth:`~LeaseSession.take` tries the store; while another process holds the
+* :meth:`~LeaseSession.take` tries Redis; while another process holds the
   lock, or an earlier waiter is due to take it, the store queues the caller
   (first come, first served) and the caller sleeps until it is told that its
   turn came, the holder's lease would run out, or ``recheck_interval``
@@ -14,7 +14,7 @@ threads and tasks (its operations are generators of steps, see
   up (timeout, cancellation, error) leaves the queue at once.
 * :meth:`~LeaseSession.renewals` renews every held lease in one round trip,
   ``renew_interval`` after its last confirmation, and marks a lease lost when
-  the store says it is gone or it could not be confirmed in time.
+  Redis says it is gone or it could not be confirmed in time.
 * :meth:`~LeaseSession.listen` hears the session's wake channel and wakes the
   waiter of the lock named; after a reconnection it wakes every waiter.
 * :meth:`~LeaseSession.release` releases in one round trip and reports the
@@ -27,23 +27,29 @@ import contextlib
 import itertools
 import logging
 import os
-import secrets
 import socket
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from time import monotonic
-from typing import Any, Protocol
+from typing import Any
 
-from cc.locks._errors import LockBackendError, LockTimeoutError, lost_error
-from cc.locks._records import Holder, LockRecord, Site, format_site
-from cc.locks._store import LockStore, Pause, RemoteHolder, Shielded, Steps, Taken
+from cc.locks import Lease, LockBackendError
+from cc.locks.lowlevel import (
+    Pause,
+    RemoteHolder,
+    Reporter,
+    Shielded,
+    Steps,
+    format_site,
+)
+from cc.redis._client import RedisLink, Taken
 
-__all__ = ["Lease", "LeaseSession", "Reporter"]
+__all__ = ["LeaseSession"]
 
-logger = logging.getLogger("cc.locks")
+logger = logging.getLogger(__name__.rpartition(".")[0])  # "cc.redis"
 
 # How long a listener waits for a message before looking again; it also
-# bounds how long closing a threaded listener can take if the store is gone.
+# bounds how long closing a threaded listener can take if Redis is gone.
 LISTEN_SLICE = 1.0
 # Reconnection back-off of the listener, in seconds.
 _BACKOFF_FIRST, _BACKOFF_MAX = 0.05, 1.0
@@ -58,141 +64,45 @@ RENEWER, BACKOFF = "\x00renewer", "\x00backoff"
 _CLOSED = "its manager was closed while it was held"
 
 
-class Lease:
-    """One acquisition of a lock shared through a backend.
-
-    The manager that took the lock hands it out through ``lease(name)``
-    while the calling thread or task holds the lock.
-
-    :ivar name: the lock's name
-    :ivar token: the owner token of this acquisition (unique, random)
-    :ivar fencing_token: a number that grows with every acquisition of the
-        lock, in every process: give it to the resource you protect with
-        each write, and let the resource refuse a write that carries a
-        smaller token than one it has already seen
-    :ivar acquired_at: when the lock was taken, as a :func:`time.time`
-        timestamp by the store's clock
-    """
-
-    __slots__ = ("_gone", "_lost_reason", "_valid_until", "acquired_at",
-                 "fencing_token", "name", "token")  # fmt: skip
-
-    def __init__(
-        self, name: str, token: str, fencing_token: int, acquired_at: float,
-        valid_until: float,
-    ) -> None:  # fmt: skip
-        self.name = name
-        self.token = token
-        self.fencing_token = fencing_token
-        self.acquired_at = acquired_at
-        self._valid_until = valid_until  # monotonic(), by the last confirmation
-        self._lost_reason: str | None = None
-        self._gone = False  # the store said the lock is no longer ours
-
-    def __repr__(self) -> str:
-        state = f"lost: {self._lost_reason}" if self.lost else "held"
-        return f"<Lease {self.name!r} fencing_token={self.fencing_token} {state}>"
-
-    @property
-    def lost(self) -> bool:
-        """Whether the lease ended, or could not be confirmed in time.
-
-        Once true it stays true: the lock may have been taken by another
-        holder since, and releasing it raises :class:`LockLostError`
-        unless the store shows it was still held.
-        """
-        return self._lost_reason is not None
-
-    @property
-    def lost_reason(self) -> str | None:
-        """Why the lease is considered lost, or ``None``."""
-        return self._lost_reason
-
-    @property
-    def expires_in(self) -> float:
-        """Seconds the lease is known to last without another renewal."""
-        return max(0.0, self._valid_until - monotonic())
-
-    def check(self) -> None:
-        """Raise :class:`LockLostError` if the lease is lost; else do nothing.
-
-        Call it before an action that must not run without the lock, e.g.
-        before committing; the fencing token still protects against the
-        time between this check and the action.
-        """
-        if self._lost_reason is not None:
-            raise lost_error([(self.name, self._lost_reason)])
-
-    def _renewed(self, result: int, until: float) -> str | None:
-        """Note a renewal's result; return why the lease is lost, if it is."""
-        if result == 1:
-            self._valid_until = until
-            return None
-        self._gone = True
-        return _release_reason(result)
-
-    def _lose(self, reason: str) -> bool:
-        """Mark the lease lost; False if it was already."""
-        if self._lost_reason is not None:
-            return False
-        self._lost_reason = reason
-        return True
-
-
 def _release_reason(result: int) -> str:
     if result == 0:
         return "its lease had expired (the lock was free when released)"
     return "its lease had expired and another holder had taken the lock"
 
 
-class Reporter(Protocol):
-    """What a session needs from its manager's engine."""
-
-    def report(self, key: tuple[str, ...], message: str) -> bool:
-        """Keep ``message`` for detect_potential_deadlocks()."""
-
-    def remote_unavailable(
-        self, record: Any, taken: Taken, timeout: float | None, blocking: bool
-    ) -> LockTimeoutError:
-        """Return the timeout error for a lock held in the store."""
-
-    def wait_begins(self, holder: Holder, record: Any) -> None:
-        """Note that ``holder`` waits for ``record``."""
-
-    def wait_ends(self, holder: Holder, record: Any) -> None:
-        """Note that ``holder`` no longer waits for ``record``."""
-
-
 class LeaseSession:
-    """The store half of a manager with a backend, for threads or tasks.
+    """The Redis half of a lock manager, for threads or tasks (a store session).
 
-    ``board`` is the driver's way to sleep until woken: ``prepare(key)``
-    returns a token to pass in a :class:`~cc.locks._store.Pause`, ``wake(key)``
-    wakes it, ``wake_all()`` and ``close()`` wake everyone.
+    ``board`` is the manager's way to sleep until woken: ``prepare(key)``
+    returns a token to pass in a :class:`~cc.locks.lowlevel.Pause`,
+    ``wake(key)`` wakes it, ``wake_all()`` and ``close()`` wake everyone.
     """
 
     def __init__(
-        self, engine: Reporter, backend: LockStore, board: Any, *, tasks: bool
-    ) -> None:
-        self._engine = engine
-        self._backend = backend
+        self, reporter: Reporter, link: RedisLink, board: Any, session_id: str, *,
+        lease: float, renew_interval: float, recheck_interval: float,
+        on_lost: Callable[[Lease], None],
+    ) -> None:  # fmt: skip
+        self._engine = reporter
+        self._link = link
         self._board = board
-        self._lease_s = backend.lease
-        self._lease_ms = max(1, round(backend.lease * 1000))
-        self._interval = backend.renew_interval
-        self._recheck = backend.recheck_interval
+        self._lost_callback = on_lost
+        self._lease_s = lease
+        self._lease_ms = max(1, round(lease * 1000))
+        self._interval = renew_interval
+        self._recheck = recheck_interval
         self._queue_ms = max(
             1, round((self._recheck + min(self._recheck, _QUEUE_SLACK)) * 1000)
         )
         self._host = socket.gethostname()
         self._pid = os.getpid()
-        self._id = secrets.token_hex(8)
+        self._id = session_id
         self._counter = itertools.count(1)
         # Sent on the session's own channel to stop its listener at once.
         self._stop_message = f"\x00stop {self._id}"
-        self._link = backend.connect(self._id, tasks=tasks)
         self._held: dict[str, Lease] = {}
-        self._sites: dict[Site, str] = {}
+        self._gone: set[str] = set()  # tokens Redis no longer holds
+        self._sites: dict[Any, str] = {}
         # Guards _held and closed (threads share the session).
         self._state = threading.Lock()
         self._renewer_idle = False
@@ -206,6 +116,13 @@ class LeaseSession:
         """Start hearing the wake channel."""
         yield from self._link.subscribe()
 
+    def background(self) -> list[tuple[str, Steps[None]]]:
+        """Return the listener and the renewal loop, to run until closed."""
+        return [
+            ("cc.redis lease listener", self.listen()),
+            ("cc.redis lease renewal", self.renewals()),
+        ]
+
     def inspect(self, names: Sequence[str]) -> Steps[list[RemoteHolder | None]]:
         """Return the holder of each lock, wherever it is (``None`` if free)."""
         return (yield from self._link.inspect(names))
@@ -213,7 +130,7 @@ class LeaseSession:
     # -- taking and releasing -------------------------------------------------
 
     def take(
-        self, record: LockRecord[Any], holder: Holder, site: Site, deadline: float,
+        self, record: Any, holder: Any, site: Any, deadline: float,
         limit: float | None, blocking: bool,
     ) -> Steps[float]:  # fmt: skip
         """Take ``record``'s lock in the store, waiting within ``deadline``.
@@ -255,7 +172,9 @@ class LeaseSession:
                 known = blocking
                 now = monotonic()
                 if not blocking or now >= deadline:
-                    raise engine.remote_unavailable(record, taken, limit, blocking)
+                    raise engine.remote_unavailable(
+                        record, taken.holder, taken.queued, limit, blocking
+                    )
                 if not waiting_since:
                     waiting_since = now
                     engine.wait_begins(holder, record)
@@ -304,7 +223,7 @@ class LeaseSession:
             closed = self.closed
         if closed or None in leases:
             return [
-                (name, _CLOSED if lease is None else lease._lost_reason or _CLOSED)
+                (name, _CLOSED if lease is None else lease.lost_reason or _CLOSED)
                 for name, lease in zip(names, leases, strict=True)
             ]
         held = [lease for lease in leases if lease is not None]
@@ -314,13 +233,13 @@ class LeaseSession:
             results = yield Shielded(self._link.release(names, tokens), None)
         except LockBackendError as exc:
             return [
-                (lease.name, lease._lost_reason or f"its release could not be "
+                (lease.name, lease.lost_reason or f"its release could not be "
                  f"confirmed ({exc}); the lease ends by itself within "
                  f"{self._lease_s:g} s")
                 for lease in held
             ]  # fmt: skip
         return [
-            (lease.name, lease._lost_reason or _release_reason(result))
+            (lease.name, lease.lost_reason or _release_reason(result))
             for lease, result in zip(held, results, strict=True)
             if result != 1  # still ours: whatever the renewals said, none took it
         ]
@@ -333,13 +252,13 @@ class LeaseSession:
         while not self.closed:
             wake = board.prepare(RENEWER)
             with self._state:
-                due = [lease for lease in self._held.values() if not lease._gone]
+                due = [x for x in self._held.values() if x.token not in self._gone]
                 self._renewer_idle = not due
             if not due:
                 yield Pause(board, wake, None)
                 continue
-            delay = min(lease._valid_until for lease in due) - self._lease_s
-            delay += self._interval - monotonic()
+            delay = min(lease.expires_in for lease in due) - self._lease_s
+            delay += self._interval
             if delay > 0:
                 yield Pause(board, wake, delay)
                 continue
@@ -351,21 +270,20 @@ class LeaseSession:
                     self._lease_ms,
                 )
             except LockBackendError as exc:
-                now = monotonic()
                 for lease in due:
-                    if (
-                        now >= lease._valid_until
-                        and self._held.get(lease.name) is lease
-                    ):
-                        self._lose(lease, "its lease ran out while the store could "
-                                   f"not be reached to renew it ({exc})")  # fmt: skip
+                    if not lease.expires_in and self._held.get(lease.name) is lease:
+                        self._lose(lease, "its lease ran out while Redis could not "
+                                   f"be reached to renew it ({exc})")  # fmt: skip
                 yield Pause(board, board.prepare(BACKOFF), self._interval / 3)
                 continue
             for lease, result in zip(due, results, strict=True):
-                if self._held.get(lease.name) is lease:  # else released meanwhile
-                    reason = lease._renewed(result, sent + self._lease_s)
-                    if reason is not None:
-                        self._lose(lease, reason)
+                if self._held.get(lease.name) is not lease:
+                    continue  # released meanwhile
+                if result == 1:
+                    lease.confirm(sent + self._lease_s)
+                else:
+                    self._gone.add(lease.token)
+                    self._lose(lease, _release_reason(result))
 
     def listen(self) -> Steps[None]:
         """Wake the waiter of each lock named on the wake channel, until closed."""
@@ -394,7 +312,7 @@ class LeaseSession:
 
     def _lose(self, lease: Lease, reason: str) -> None:
         """Mark ``lease`` lost, once: log, report and tell the application."""
-        if not lease._lose(reason):
+        if not lease.mark_lost(reason):
             return
         message = (
             f"lease lost: the shared lock {lease.name!r} (fencing token "
@@ -403,7 +321,7 @@ class LeaseSession:
         logger.warning("%s", message)
         self._engine.report(("lost", lease.name, lease.token), message)
         try:
-            self._backend.lost(lease)
+            self._lost_callback(lease)
         except Exception:
             logger.exception("on_lost callback failed for lock %r", lease.name)
 
