@@ -23,8 +23,8 @@ from cc.locks import (
     LockOrderError,
     LockTimeoutError,
 )
-from cc.locks._async import run as run_async
-from cc.locks._thread import run as run_sync
+from cc.locks._store import arun as run_async
+from cc.locks._store import run as run_sync
 from cc.locks.lowlevel import Call, Shielded
 
 from .memory_store import AWAIT, DIRECT, IN_THREAD, MemoryStore

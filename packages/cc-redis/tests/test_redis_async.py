@@ -22,7 +22,7 @@ from cc.locks import (
     LockOrderError,
     LockTimeoutError,
 )
-from cc.locks._async import run
+from cc.locks._store import arun
 from cc.primitives import ConcurrencyError
 from cc.redis import RedisLockBackend
 
@@ -256,7 +256,7 @@ async def test_only_the_owner_releases(redis_server: Any, namespace: str) -> Non
             session = first._engine.session
             assert session is not None
             link = session._link
-            assert await run(link.release(["a"], ["not-the-owner"])) == [-1]
+            assert await arun(link.release(["a"], ["not-the-owner"])) == [-1]
             assert (await second.get_lock_status())["a"]["is_locked"]
             with pytest.raises(RuntimeError, match="needs a round trip"):
                 mine.release()

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import math
 from sys import _getframe
 from time import monotonic
-from types import TracebackType
 from typing import Any
 
 import anyio
-import anyio.to_thread
 
 from cc.locks._hierarchy import (
     LockHierarchy,
@@ -30,114 +27,13 @@ from cc.locks._records import (
     take_free,
     task_nowait,
 )
-from cc.locks._store import (
-    AWAIT,
-    IN_THREAD,
-    Call,
-    LockStore,
-    Pause,
-    Steps,
-    StoreSession,
-    WaitLocal,
-)
+from cc.locks._store import LockStore, StoreSession, TaskBoard, arun
 from cc.locks._views import merge_remote
 from cc.primitives import Lock, current_task_key, task_name
 
-__all__ = ["AsyncLockInfo", "AsyncLockManager", "AsyncManagedLock", "run"]
+__all__ = ["AsyncLockInfo", "AsyncLockManager", "AsyncManagedLock"]
 
 _MAX_SPARE_HOLDERS = 64
-
-
-async def run(steps: Steps[Any]) -> Any:
-    """Perform ``steps`` in the calling task, awaiting where they wait."""
-    value: Any = None
-    error: BaseException | None = None
-    while True:
-        try:
-            step = steps.send(value) if error is None else steps.throw(error)
-        except StopIteration as stop:
-            return stop.value
-        value = error = None
-        try:
-            kind = step.__class__
-            if kind is WaitLocal:
-                value = await _wait_local(step.lock, step.deadline)
-            elif kind is Call:
-                if step.mode == AWAIT:
-                    value = await step.fn(*step.args)
-                elif step.mode == IN_THREAD:
-                    value = await anyio.to_thread.run_sync(
-                        step.fn, *step.args, limiter=step.limiter
-                    )
-                else:
-                    value = step.fn(*step.args)
-            elif kind is Pause:
-                value = await step.board.wait(step.token, step.seconds)
-            else:
-                value = await _shielded(step.steps, step.seconds)
-        except BaseException as exc:  # thrown into the steps, which decide
-            error = exc
-
-
-async def _wait_local(lock: Any, deadline: float) -> bool:
-    if deadline == math.inf:
-        await lock.acquire()
-        return True
-    with anyio.move_on_after(deadline - monotonic()):
-        await lock.acquire()
-        return True
-    return False
-
-
-async def _shielded(steps: Steps[Any], seconds: float | None) -> Any:
-    with anyio.CancelScope(shield=True):
-        if seconds is None:
-            return await run(steps)
-        with anyio.move_on_after(seconds):
-            return await run(steps)
-    raise TimeoutError(f"gave up after {seconds} s")
-
-
-class TaskBoard:
-    """Where tasks sleep until a key (a lock's name) is woken."""
-
-    def __init__(self) -> None:
-        self._events: dict[str, anyio.Event] = {}
-        self._closed = False
-
-    def prepare(self, key: str) -> anyio.Event:
-        """Return the token of ``key`` to wait on, from now on."""
-        event = self._events.get(key)
-        if event is None:
-            event = self._events[key] = anyio.Event()
-        return event
-
-    def wake(self, key: str) -> None:
-        """Wake whoever waits on ``key`` (and whoever prepared it since)."""
-        event = self._events.pop(key, None)
-        if event is not None:
-            event.set()
-
-    def wake_all(self) -> None:
-        """Wake every waiter."""
-        events, self._events = self._events, {}
-        for event in events.values():
-            event.set()
-
-    def close(self) -> None:
-        """Wake every waiter, now and from now on."""
-        self._closed = True
-        self.wake_all()
-
-    async def wait(self, token: anyio.Event, seconds: float | None) -> None:
-        """Sleep until ``token`` is woken, or ``seconds`` pass."""
-        if self._closed:
-            return
-        if seconds is None:
-            await token.wait()
-            return
-        with anyio.move_on_after(seconds):
-            await token.wait()
 
 
 class AsyncManagedLock(ManagedLockBase["AsyncLockInfo"]):
@@ -145,11 +41,10 @@ class AsyncManagedLock(ManagedLockBase["AsyncLockInfo"]):
 
     It behaves like :class:`cc.primitives.Lock` (reentrant, owned by the task
     that acquired it, first in first out) and goes through the same checks as
-    :meth:`AsyncLockManager.acquire` for one lock: the order checks of the
-    manager's policy, deadlock detection, statistics and hold-time warnings.
-    ``async with lock:`` and :meth:`acquire` wait as long as it takes
-    (deadlock detection still applies); put them in :func:`anyio.fail_after`
-    or use :meth:`AsyncLockManager.acquire` for a deadline.
+    :meth:`AsyncLockManager.acquire` for one lock. ``async with lock:`` and
+    :meth:`acquire` wait as long as it takes (deadlock detection still
+    applies); use :func:`anyio.fail_after` or ``manager.acquire(name,
+    timeout=...)`` for a deadline.
 
     >>> import anyio
     >>> async def main() -> str:
@@ -169,8 +64,7 @@ class AsyncManagedLock(ManagedLockBase["AsyncLockInfo"]):
         """Acquire the lock, waiting as long as it takes; re-enter if held.
 
         :return: always ``True``
-        :raises LockOrderError: if the acquisition breaks the lock order and
-            the policy is ``"raise"``
+        :raises LockOrderError: if it breaks the lock order (policy ``"raise"``)
         :raises DeadlockError: if waiting would close a wait-for cycle
         :raises LockBackendError: (with a backend) if the store cannot be reached
         """
@@ -182,10 +76,9 @@ class AsyncManagedLock(ManagedLockBase["AsyncLockInfo"]):
         """Acquire the lock if that is possible without waiting.
 
         :return: whether the calling task now holds the lock
-        :raises LockOrderError: if the acquisition breaks the lock order and
-            the policy is ``"raise"``
-        :raises RuntimeError: with a backend, where taking a lock needs a
-            round trip (use ``manager.acquire(name, blocking=False)``)
+        :raises LockOrderError: if it breaks the lock order (policy ``"raise"``)
+        :raises RuntimeError: with a backend, where taking a lock needs a round
+            trip (use ``manager.acquire(name, blocking=False)``)
         """
         self._check_registered()
         manager = self._manager
@@ -206,8 +99,8 @@ class AsyncManagedLock(ManagedLockBase["AsyncLockInfo"]):
     def release(self) -> None:
         """Release one level of the calling task's hold on the lock.
 
-        :raises RuntimeError: if the calling task does not hold it, or the
-            lock is shared through a backend (use :meth:`arelease`)
+        :raises RuntimeError: if the calling task does not hold it, or the lock
+            is shared through a backend (use :meth:`arelease`)
         """
         manager = self._manager
         if manager._backend is not None:
@@ -216,11 +109,7 @@ class AsyncManagedLock(ManagedLockBase["AsyncLockInfo"]):
                 "needs a round trip, so use `await lock.arelease()` (or "
                 "`async with lock:`)"
             )
-        holder = manager._caller_holding(self._record)
-        try:
-            manager._engine.release((self._record,), holder)
-        finally:
-            manager._detach_if_idle(holder)
+        manager._release_here(self._plan.records, manager._caller_holding(self._record))
 
     async def arelease(self) -> None:
         """Release one level of the calling task's hold, with or without a backend.
@@ -235,12 +124,7 @@ class AsyncManagedLock(ManagedLockBase["AsyncLockInfo"]):
         self._check_registered()
         await self._manager._enter(self._plan, None, True, caller_site(1))
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         await self._manager._release(self._plan.records, None)
 
     def owned_by_current_task(self) -> bool:
@@ -254,40 +138,32 @@ class AsyncLockInfo(LockRecord[AsyncManagedLock]):
 
     :attr:`lock` is the :class:`AsyncManagedLock` that
     :meth:`AsyncLockManager.get_lock` returns; the other attributes describe
-    the registration (``name``, ``order``, ``description``), the current
-    holder (``owner``, ``acquired_at``, ``depth``, ``hold_time``,
-    ``acquisition_site``, ``waiters``) and, through :meth:`statistics`, the
-    lock's history.
+    the registration, the current holder and, through :meth:`statistics`,
+    the lock's history.
     """
 
     __slots__ = ()
 
 
 class _AsyncAcquisition:
-    """The async context manager that :meth:`AsyncLockManager.acquire` returns."""
+    """The async context manager of :meth:`AsyncLockManager.acquire`."""
 
-    __slots__ = (
-        "_blocking", "_holder", "_manager", "_more", "_plan", "_site", "_timeout",
-    )  # fmt: skip
+    __slots__ = ("_blocking", "_holder", "_manager", "_more", "_plan", "_site",
+                 "_timeout")  # fmt: skip
 
     def __init__(
         self, manager: AsyncLockManager, plan: Plan[AsyncLockInfo],
         timeout: float | None, blocking: bool, site: Site,
     ) -> None:  # fmt: skip
-        self._manager = manager
-        self._plan = plan
-        self._timeout = timeout
-        self._blocking = blocking
-        self._site = site
+        self._manager, self._plan, self._site = manager, plan, site
+        self._timeout, self._blocking = timeout, blocking
         # Who is inside: the first holder, then any others (the same context
         # may be entered by several tasks, or again by the same one).
         self._holder: Holder | None = None
         self._more: list[Holder] | None = None
 
     async def __aenter__(self) -> None:
-        manager = self._manager
-        plan = self._plan
-        now = monotonic()
+        manager, plan, now = self._manager, self._plan, monotonic()
         holder = manager._attach()
         taken = take_free(plan, holder, now, self._site)
         if taken < plan.size:
@@ -317,23 +193,11 @@ class _AsyncAcquisition:
                 self._more.remove(holder)
             else:
                 holder = None
-        if holder is None:
-            # Not entered by this task: only the holder may release.
-            return self._manager._caller_holding(self._plan.records[0])
-        return holder
+        # Not entered by this task: only the holder may release.
+        return holder or self._manager._caller_holding(self._plan.records[0])
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        holder = self._leaving()
-        foreign = release_levels(self._plan.release_order, holder, monotonic())
-        if not holder.stack:
-            self._manager._detach_if_idle(holder)
-        if foreign:
-            raise foreign_release_error(foreign, holder.describe())
+    async def __aexit__(self, *exc_info: object) -> None:
+        self._manager._release_here(self._plan.release_order, self._leaving())
 
 
 class _SharedAsyncAcquisition(_AsyncAcquisition):
@@ -342,18 +206,12 @@ class _SharedAsyncAcquisition(_AsyncAcquisition):
     __slots__ = ()
 
     async def __aenter__(self) -> None:
+        manager = self._manager
         self._entered(
-            await self._manager._enter(
-                self._plan, self._timeout, self._blocking, self._site
-            )
+            await manager._enter(self._plan, self._timeout, self._blocking, self._site)
         )
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         await self._manager._release(self._plan.release_order, self._leaving())
 
 
@@ -361,39 +219,28 @@ class AsyncLockManager(ManagerBase[AsyncLockInfo]):
     """Named locks for async tasks, taken in a declared order, with deadlock checks.
 
     The task counterpart of :class:`LockManager`, built on
-    :class:`cc.primitives.Lock` and working unchanged on asyncio, uvloop and
-    trio. Register each lock once with a name and an order (or load a whole
-    hierarchy with :meth:`register_locks`), then take any set of them with
-    ``async with manager.acquire(...)``, which always takes them in
-    ascending order under one deadline. It makes the same checks as
-    :class:`LockManager`: declared and learned order violations
-    (:class:`LockOrderError`), live wait-for cycles (:class:`DeadlockError`),
-    long holds, and contention statistics per lock.
+    :class:`cc.primitives.Lock`, on asyncio, uvloop and trio: register locks
+    with an order, take any set of them with ``async with
+    manager.acquire(...)`` in ascending order under one deadline, with the
+    same checks (order violations, learned orders, live deadlocks, long
+    holds) and statistics. An uncontended acquisition enters no cancel scope;
+    only a task that has to wait pays for its deadline. A manager and its
+    locks belong to one event loop (they are not thread safe).
 
-    An uncontended acquisition does not yield to the event loop and does not
-    enter a cancel scope; only a task that has to wait pays for its deadline.
-    A manager and its locks belong to the event loop of the tasks that use
-    them (like :class:`cc.primitives.Lock`, they are not thread safe).
+    With ``backend=`` a lock store (such as ``cc.redis.RedisLockBackend``),
+    every process using the store shares the locks; the manager then runs
+    background tasks, so it is used inside ``async with manager:``. Each
+    acquisition holds a :class:`Lease` (:meth:`lease`), and releasing a lock
+    whose lease was lost raises :class:`LockLostError`.
 
-    With ``backend=`` a lock store such as ``cc.redis.RedisLockBackend``, the
-    locks are shared by every process using the same store, with the same
-    API and checks. Such a manager runs background tasks (lease renewal,
-    release notifications), so it is used inside ``async with manager:``;
-    each acquisition holds a :class:`Lease` (see :meth:`lease`), and
-    releasing a lock whose lease was lost raises :class:`LockLostError`.
-
-    :param hierarchy: locks to register at once, in any form that
-        :meth:`register_locks` accepts
-    :param policy: what an order violation does: ``"raise"`` (the default),
-        ``"warn"`` or ``"off"``, as for :class:`LockManager`
+    :param hierarchy: locks to register at once (see :meth:`register_locks`)
+    :param policy: ``"raise"`` (the default), ``"warn"`` or ``"off"``, as for
+        :class:`LockManager`
     :param detect_deadlocks: whether a wait that would close a wait-for cycle
-        raises :class:`DeadlockError` (it only costs when a task has to wait)
-    :param long_hold_threshold: hold time in seconds past which releasing a
-        lock logs a warning and :meth:`detect_potential_deadlocks` reports a
-        lock still held; ``None`` (or a number too large for a float) turns
-        both off
-    :param backend: where the locks live when processes share them; by
-        default (``None``) they live in this process only
+        raises :class:`DeadlockError` (it costs only when a task waits)
+    :param long_hold_threshold: hold time in seconds past which a release logs
+        a warning; ``None`` (or a number too large for a float) turns it off
+    :param backend: where the locks live when processes share them
     :raises ValueError: for an unknown policy or a negative threshold
     :raises TypeError: for a backend that is not a lock store
 
@@ -409,62 +256,46 @@ class AsyncLockManager(ManagerBase[AsyncLockInfo]):
     _kind = "task"
 
     def __init__(
-        self,
-        hierarchy: LockHierarchy | None = None,
-        *,
-        policy: Policy = "raise",
-        detect_deadlocks: bool = True,
-        long_hold_threshold: float | None = 30.0,
+        self, hierarchy: LockHierarchy | None = None, *, policy: Policy = "raise",
+        detect_deadlocks: bool = True, long_hold_threshold: float | None = 30.0,
         backend: LockStore | None = None,
-    ) -> None:
+    ) -> None:  # fmt: skip
         self._holders: dict[object, Holder] = {}
         self._spare_holders: list[Holder] = []
         self._task_group: Any = None
         super().__init__(
-            hierarchy,
-            policy=policy,
-            detect_deadlocks=detect_deadlocks,
-            long_hold_threshold=long_hold_threshold,
-            backend=backend,
-        )
+            hierarchy, policy=policy, detect_deadlocks=detect_deadlocks,
+            long_hold_threshold=long_hold_threshold, backend=backend,
+        )  # fmt: skip
         self._acquisition = (
             _AsyncAcquisition if backend is None else _SharedAsyncAcquisition
         )
 
-    # -- opening and closing (managers with a backend) -------------------------
-
     async def __aenter__(self) -> AsyncLockManager:
-        """Connect to the backend and start renewing leases (if there is one).
+        """Connect to the backend and start its background tasks (if there is one).
 
         :raises LockBackendError: if the backend cannot be reached
         :raises RuntimeError: if the manager is open already
         """
-        backend = self._backend
-        if backend is None:
+        if self._backend is None:
             return self
         session = self._engine.session
         if session is not None and not session.closed:
             raise RuntimeError("this AsyncLockManager is open already")
-        session = backend.session(self._engine, TaskBoard(), tasks=True)
+        session = self._backend.session(self._engine, TaskBoard(), tasks=True)
         try:
-            await run(session.open())
+            await arun(session.open())
         except BaseException:
-            await run(session.disconnect())
+            await arun(session.disconnect())
             raise
-        task_group = anyio.create_task_group()
-        await task_group.__aenter__()
-        self._task_group = task_group
+        self._task_group = anyio.create_task_group()
+        await self._task_group.__aenter__()
         self._engine.session = session
         for name, work in session.background():
-            task_group.start_soon(run, work, name=name)
+            self._task_group.start_soon(arun, work, name=name)
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
     async def aclose(self) -> None:
@@ -478,14 +309,14 @@ class AsyncLockManager(ManagerBase[AsyncLockInfo]):
         if session is None or session.closed:
             return
         try:
-            await run(session.close())
+            await arun(session.close())
         finally:
             task_group, self._task_group = self._task_group, None
             task_group.cancel_scope.cancel()
             try:
                 await task_group.__aexit__(None, None, None)
             finally:
-                await run(session.disconnect())
+                await arun(session.disconnect())
 
     def _open_session(self) -> StoreSession:
         session = self._engine.session
@@ -506,19 +337,13 @@ class AsyncLockManager(ManagerBase[AsyncLockInfo]):
                 f"not {type(lock).__name__}"
             )
 
-    def _new_record(
-        self,
-        name: str,
-        order: int | None,
-        description: str,
-        lock: Any,
-        long_hold: float,
-    ) -> AsyncLockInfo:
+    def _new_record(self, *entry: Any) -> AsyncLockInfo:
+        name, order, description, lock, long_hold = entry
         raw = Lock() if lock is None else lock
         record = AsyncLockInfo(
             name, order, description, raw, task_nowait(raw), long_hold
         )
-        record.set_handle(AsyncManagedLock(self, record, self._engine.single(record)))
+        record.set_handle(AsyncManagedLock(self, record))
         return record
 
     async def register_lock(
@@ -530,13 +355,11 @@ class AsyncLockManager(ManagerBase[AsyncLockInfo]):
     ) -> AsyncManagedLock:
         """Register a lock under a unique name and order.
 
-        As :meth:`LockManager.register_lock`, with a :class:`cc.primitives.Lock`
-        as ``lock`` (by default a new one).
+        As :meth:`LockManager.register_lock`; ``lock`` is an existing
+        :class:`cc.primitives.Lock` to manage (by default a new one).
 
-        :return: the managed lock
-        :raises ValueError: if the name, or the order, is already registered
-        :raises TypeError: for a name, order, description or lock of the
-            wrong type
+        :raises ValueError: if the name or the order is already registered
+        :raises TypeError: for a name, order, description or lock of a wrong type
         """
         managed: AsyncManagedLock = self._register([(name, order, description, lock)])[
             name
@@ -546,13 +369,9 @@ class AsyncLockManager(ManagerBase[AsyncLockInfo]):
     async def register_locks(
         self, hierarchy: LockHierarchy
     ) -> dict[str, AsyncManagedLock]:
-        """Register a whole lock hierarchy at once: all of it, or nothing.
+        """Register a whole hierarchy at once (see :meth:`LockManager.register_locks`).
 
-        Accepts the same forms as :meth:`LockManager.register_locks`.
-
-        :return: the managed locks by name, in the order given
-        :raises ValueError: if any name or order clashes; nothing is
-            registered then
+        :raises ValueError: if a name or order clashes; nothing is registered
         :raises TypeError: for an entry of the wrong shape or type
         """
         return self._register(parse_hierarchy(hierarchy))
@@ -560,7 +379,7 @@ class AsyncLockManager(ManagerBase[AsyncLockInfo]):
     async def get_lock(self, name: str) -> AsyncManagedLock:
         """Return the managed lock registered under ``name``.
 
-        :raises KeyError: if no lock has that name (the message says so)
+        :raises KeyError: if no lock has that name (the message lists them)
         """
         return self._engine.lookup(name).lock
 
@@ -579,11 +398,7 @@ class AsyncLockManager(ManagerBase[AsyncLockInfo]):
         return self._engine.lookup(name)
 
     async def reset(self) -> None:
-        """Unregister every lock and forget what was learned and reported.
-
-        Meant for tests and for re-configuring the process-wide manager from
-        :func:`get_async_lock_manager`. Lock objects obtained before stop
-        working.
+        """Unregister every lock and forget what was learned (for tests).
 
         :raises RuntimeError: if any lock is held or awaited
         """
@@ -596,32 +411,20 @@ class AsyncLockManager(ManagerBase[AsyncLockInfo]):
     ) -> _AsyncAcquisition:
         """Take the named locks, in ascending order, for an ``async with`` block.
 
-        As :meth:`LockManager.acquire`, for tasks: one deadline for the set;
-        a lock the task holds is re-entered; if any lock cannot be taken
-        (error, timeout or cancellation), the ones already taken by this
-        call are released before the exception propagates. The context may
-        be shared: each task that enters it gets a hold of its own.
+        As :meth:`LockManager.acquire`, for tasks, with the same arguments and
+        errors; a cancellation also releases what the call took. The context
+        may be shared: each task that enters it gets a hold of its own.
 
         :param names: the locks to take (repeats count once)
         :param timeout: seconds to wait for the whole set; ``None`` (or a
             number too large for a float) waits as long as it takes
-        :param blocking: with ``False``, fail at once instead of waiting for a
-            lock another task holds
+        :param blocking: with ``False``, fail at once instead of waiting
         :return: an async context manager holding the locks inside its block
-        :raises KeyError: if a name is not registered
-        :raises TypeError: for a name that is not a str, a timeout that is
-            not a number, or a ``blocking`` that is not a bool
+        :raises TypeError: for a name that is not a str, a timeout that is not
+            a number, or a ``blocking`` that is not a bool
         :raises ValueError: without names, or for a negative or NaN timeout
-        :raises LockOrderError: (on entering) for an order violation, with
-            the policy ``"raise"``
-        :raises DeadlockError: (on entering) if waiting would close a wait-for
-            cycle
-        :raises LockTimeoutError: (on entering) if the deadline passed, or a
-            lock was taken and ``blocking`` is ``False``; the message names the
-            lock, its holder and where the holder acquired it
-        :raises RuntimeError: (on leaving) if a lock of the set was released
-            inside the block and is no longer held by the caller; the others
-            are released, the lock's new holder keeps it
+        :raises LockTimeoutError: (entering) if the deadline passed, naming
+            the lock, its holder and where the holder acquired it
         """
         flag: object = blocking  # typed as a bool; callers may pass anything
         if flag is not True and flag is not False:
@@ -630,9 +433,12 @@ class AsyncLockManager(ManagerBase[AsyncLockInfo]):
             timeout = check_timeout(timeout)
         frame = _getframe(1)
         return self._acquisition(
-            self, self._engine.plan(names), timeout, blocking,
+            self,
+            self._engine.plan(names),
+            timeout,
+            blocking,
             (frame.f_code, frame.f_lasti),
-        )  # fmt: skip
+        )
 
     def _attach(self) -> Holder:
         task = current_task_key()
@@ -647,9 +453,8 @@ class AsyncLockManager(ManagerBase[AsyncLockInfo]):
         return holder
 
     def _detach_if_idle(self, holder: Holder) -> None:
-        # A task that holds nothing and waits for nothing is forgotten, so
-        # that the manager never keeps a finished task alive; its holder
-        # object is kept for the next task instead of being reallocated.
+        # A task that holds and awaits nothing is forgotten (the manager never
+        # keeps a finished task alive); its holder is kept for the next task.
         if (
             not holder.stack
             and holder.waiting_for is None
@@ -666,11 +471,9 @@ class AsyncLockManager(ManagerBase[AsyncLockInfo]):
         return f"task {task_name(current_task_key())!r}"
 
     async def _enter(
-        self, plan: Plan[AsyncLockInfo], limit: float | None, blocking: bool,
-        site: Site,
-    ) -> Holder:  # fmt: skip
-        holder = self._attach()
-        now = monotonic()
+        self, plan: Plan[AsyncLockInfo], limit: float | None, blocking: bool, site: Site
+    ) -> Holder:
+        holder, now = self._attach(), monotonic()
         taken = take_free(plan, holder, now, site) if self._backend is None else 0
         if taken < plan.size:
             await self._enter_rest(plan, taken, holder, site, limit, blocking, now)
@@ -687,29 +490,34 @@ class AsyncLockManager(ManagerBase[AsyncLockInfo]):
             else:
                 self._open_session()
             if taken < plan.size:
-                await run(
+                await arun(
                     engine.acquire(plan, taken, holder, site, limit, blocking, now)
                 )
         except BaseException:
             self._detach_if_idle(holder)
             raise
 
+    def _release_here(self, records: tuple[AsyncLockInfo, ...], holder: Holder) -> None:
+        """Release one level of ``records`` (in release order), without a store."""
+        foreign = release_levels(records, holder, monotonic())
+        if not holder.stack:
+            self._detach_if_idle(holder)
+        if foreign:
+            raise foreign_release_error(foreign, holder.describe())
+
     async def _release(
         self, records: tuple[AsyncLockInfo, ...], holder: Holder | None
     ) -> None:
-        """Release one level of ``records`` (in release order) for ``holder``.
+        """Release one level of ``records`` for ``holder``, leases included.
 
         ``None``: the calling task, which must hold the first of them.
         """
-        if holder is None:
-            holder = self._caller_holding(records[0])
+        holder = holder or self._caller_holding(records[0])
+        if self._backend is None:
+            self._release_here(records, holder)
+            return
         try:
-            if self._backend is None:
-                foreign = release_levels(records, holder, monotonic())
-                if foreign:
-                    raise foreign_release_error(foreign, holder.describe())
-            else:
-                await run(self._engine.release_shared(records, holder))
+            await arun(self._engine.release_shared(records, holder))
         finally:
             if not holder.stack:
                 self._detach_if_idle(holder)
@@ -719,21 +527,22 @@ class AsyncLockManager(ManagerBase[AsyncLockInfo]):
     async def get_lock_status(self) -> dict[str, dict[str, Any]]:
         """Return the live state of every registered lock, by name.
 
-        The same entries as :meth:`LockManager.get_lock_status`, with tasks
-        as holders and waiters (``"task 'worker-1'"``).
+        The entries of :meth:`LockManager.get_lock_status`, with tasks as
+        holders and waiters (``"task 'worker-1'"``).
 
         :raises LockBackendError: (with a backend) if the store cannot be reached
         """
         entries = self._status()
         if self._backend is not None:
-            holders = await run(self._open_session().inspect(list(entries)))
-            merge_remote(entries, holders)
+            merge_remote(
+                entries, await arun(self._open_session().inspect(list(entries)))
+            )
         return entries
 
     async def detect_potential_deadlocks(self) -> list[str]:
         """Describe every deadlock risk the manager knows of, one per string.
 
-        The same list as :meth:`LockManager.detect_potential_deadlocks`: long
-        holds, live wait-for cycles, then the recorded reports.
+        As :meth:`LockManager.detect_potential_deadlocks`: long holds, live
+        wait-for cycles, then the recorded reports.
         """
         return self._potential_deadlocks()

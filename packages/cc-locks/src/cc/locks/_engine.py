@@ -1,21 +1,20 @@
 """The lock-set engine: what both managers do, written once.
 
-An acquisition goes: plan (validate, order, de-duplicate the names, cached),
+An acquisition goes: plan (validate, order, de-duplicate the names; cached),
 take what is free without waiting (:func:`~cc.locks._records.take_free` when
 nothing needs checking, else :meth:`LockEngine.take_ready`), then, only if a
-lock must be waited for or a store must be asked, :meth:`LockEngine.acquire`:
-wait for the next lock, take what is free again, and roll back everything
-this acquisition took on a timeout, an error or a cancellation. Release goes
-through :func:`~cc.locks._records.release_levels`, or
-:meth:`LockEngine.release_shared` with a store.
+lock must be waited for or a store asked, :meth:`LockEngine.acquire`: wait
+for the next lock, take what is free again, and roll back everything the
+acquisition took on a timeout, an error or a cancellation. Release goes
+through :func:`~cc.locks._records.release_levels` (and the store's session).
 
-Whatever has to wait is a step (:mod:`cc.locks._store`): the thread manager
-and the task manager are thin drivers that perform the steps, blocking or
-awaiting, and hold nothing else of the logic.
+Whatever waits is a step (:mod:`cc.locks._store`): the thread and the task
+managers are thin drivers that block on the steps or await them.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import threading
@@ -23,37 +22,21 @@ from collections.abc import Callable, Sequence
 from time import monotonic
 from typing import Any, Generic, TypeVar
 
-from cc.locks._errors import (
-    DeadlockError,
-    LockOrderError,
-    LockTimeoutError,
-    lost_error,
-)
+from cc.locks import _views
+from cc.locks._errors import LockOrderError, LockTimeoutError, lost_error
 from cc.locks._hierarchy import Entry, check_entry, check_name, check_policy
-from cc.locks._order import Edge, OrderGraph, Path
-from cc.locks._records import (
-    Holder,
-    LockRecord,
-    Plan,
-    Site,
-    foreign_release_error,
-    format_site,
-    release_levels,
-)
+from cc.locks._order import Edge, OrderGraph
+from cc.locks._records import Holder, LockRecord, Plan, Site, release_levels
+from cc.locks._records import foreign_release_error as foreign_error
 from cc.locks._store import RemoteHolder, Steps, StoreSession, WaitLocal
-from cc.locks._views import describe_cycle, remote_held, wait_step
 from cc.locks._waits import cycle_from
 
 __all__ = ["LockEngine", "retired_error"]
 
 logger = logging.getLogger("cc.locks")
-
 RecordT = TypeVar("RecordT", bound=LockRecord[Any])
-
-# Reports kept for detect_potential_deadlocks(); older ones are dropped.
-_MAX_REPORTS = 256
-# Plans cached for distinct tuples of names.
-_MAX_PLANS = 4096
+_MAX_REPORTS = 256  # kept for detect_potential_deadlocks(); the oldest go first
+_MAX_PLANS = 4096  # cached plans, by tuple of names
 
 
 def retired_error(record: LockRecord[Any]) -> RuntimeError:
@@ -67,38 +50,29 @@ class LockEngine(Generic[RecordT]):
     """Registration, order checks, acquisition and release of one manager's locks.
 
     :param kind: ``"thread"`` or ``"task"``, for messages
-    :param new_record: makes the record of a lock (name, order, description,
-        the lock to manage or ``None``, the long-hold threshold)
+    :param new_record: makes a lock's record (name, order, description, the
+        lock to manage or ``None``, the long-hold threshold)
     :param check_lock: refuses a lock given to ``register_lock(lock=...)``
     """
 
     def __init__(
-        self,
-        kind: str,
-        new_record: Callable[[str, int | None, str, Any, float], RecordT],
-        check_lock: Callable[[str, Any], None],
-        *,
-        policy: Any,
-        detect_deadlocks: bool,
-        long_hold: float,
-    ) -> None:
+        self, kind: str, new_record: Callable[..., RecordT],
+        check_lock: Callable[[str, Any], None], *, policy: Any,
+        detect_deadlocks: bool, long_hold: float,
+    ) -> None:  # fmt: skip
         check_policy(policy)
-        self.kind = kind
-        self.policy = policy
-        self.checking = policy != "off"
-        self.detect = bool(detect_deadlocks)
-        self.long_hold = long_hold
-        self._new_record = new_record
-        self._check_lock = check_lock
-        # Guards registration, the learned graph, the wait-for graph and the
-        # reports. Never held while waiting for a lock.
+        self.kind, self.policy, self.checking = kind, policy, policy != "off"
+        self.detect, self.long_hold = bool(detect_deadlocks), long_hold
+        self._new_record, self._check_lock = new_record, check_lock
+        # Guards registration, the learned order, the waiters and the
+        # reports; never held while waiting for a lock.
         self.meta = threading.RLock()
         self.records: dict[str, RecordT] = {}
         self._orders: dict[int, RecordT] = {}
         self.plans: dict[tuple[str, ...], Plan[RecordT]] = {}
         self.reports: dict[tuple[str, ...], str] = {}
         self._graph = OrderGraph()
-        self.waiting: set[Holder] = set()  # the holders waiting for a lock
+        self.waiting: set[Holder] = set()
         self.session: StoreSession | None = None
 
     # -- registration -------------------------------------------------------------
@@ -110,26 +84,20 @@ class LockEngine(Generic[RecordT]):
             if lock is not None:
                 self._check_lock(name, lock)
         with self.meta:
-            names: set[str] = set()
-            orders: dict[int, str] = {}
+            orders = {order: r.name for order, r in self._orders.items()}
+            names = set(self.records)
             for name, order, _, _ in entries:
-                if name in self.records or name in names:
+                if name in names:
                     raise ValueError(f"a lock named {name!r} is already registered")
                 names.add(name)
-                if order is None:
-                    continue
-                clash = self._orders.get(order)
-                clash_name = clash.name if clash is not None else orders.get(order)
-                if clash_name is not None:
+                if order is not None and order in orders:
                     raise ValueError(
                         f"order {order} of lock {name!r} is already used by lock "
-                        f"{clash_name!r}; every declared order must be unique"
+                        f"{orders[order]!r}; every declared order must be unique"
                     )
-                orders[order] = name
-            records = [
-                self._new_record(name, order, description, lock, self.long_hold)
-                for name, order, description, lock in entries
-            ]
+                if order is not None:
+                    orders[order] = name
+            records = [self._new_record(*entry, self.long_hold) for entry in entries]
             for record in records:
                 self.records[record.name] = record
                 if record.order is not None:
@@ -137,11 +105,7 @@ class LockEngine(Generic[RecordT]):
         return records
 
     def lookup(self, name: str) -> RecordT:
-        """Return the record named ``name``.
-
-        :raises TypeError: for a name that is not a str
-        :raises KeyError: if no lock has that name (the message lists them)
-        """
+        """Return the record of ``name`` (:class:`KeyError` if there is none)."""
         check_name(name)
         try:
             return self.records[name]
@@ -157,27 +121,19 @@ class LockEngine(Generic[RecordT]):
             plan = self.plans.get(names)
         except TypeError:  # an unhashable name: lookup() says which
             plan = None
-        if plan is not None:
-            return plan
-        if not names:
-            raise ValueError("acquire() needs the name of at least one lock")
-        records = {name: self.lookup(name) for name in names}
-        ordered = tuple(sorted(records.values(), key=lambda r: r._sort_key))
-        plan = Plan(ordered, learned=len(ordered) < 2 or not self.checking)
-        if len(self.plans) >= _MAX_PLANS:
-            self.plans.clear()
-        self.plans[names] = plan
+        if plan is None:
+            if not names:
+                raise ValueError("acquire() needs the name of at least one lock")
+            records = {name: self.lookup(name) for name in names}
+            ordered = tuple(sorted(records.values(), key=lambda r: r._sort_key))
+            plan = Plan(ordered, learned=len(ordered) < 2 or not self.checking)
+            if len(self.plans) >= _MAX_PLANS:
+                self.plans.clear()
+            self.plans[names] = plan
         return plan
 
-    def single(self, record: RecordT) -> Plan[RecordT]:
-        """Return the plan of one lock (for its managed lock)."""
-        return Plan((record,), learned=True)
-
     def retire_all(self) -> None:
-        """Unregister every lock and forget what was learned and reported.
-
-        :raises RuntimeError: if any lock is held or awaited
-        """
+        """Unregister every lock, forget what was learned; refuse while busy."""
         with self.meta:
             busy = [r.name for r in self.records.values() if r.is_locked or r.waiters]
             if busy:
@@ -187,16 +143,14 @@ class LockEngine(Generic[RecordT]):
                 )
             for record in self.records.values():
                 record.retire()
-            self.records.clear()
-            self._orders.clear()
-            self.plans.clear()
-            self.reports.clear()
+            for table in (self.records, self._orders, self.plans, self.reports):
+                table.clear()
             self._graph.clear()
 
     # -- order checks -------------------------------------------------------------
 
     def prepare(self, record: RecordT, holder: Holder, site: Site) -> bool:
-        """Check ``holder`` taking ``record``; return True if it re-entered it.
+        """Check ``holder`` taking ``record``; True if it re-entered it instead.
 
         :raises LockOrderError: for an order violation (policy ``"raise"``)
         :raises RuntimeError: if the manager was reset
@@ -208,56 +162,22 @@ class LockEngine(Generic[RecordT]):
         if stack and self.checking:
             order = record.order
             if order is not None and order < holder.ceiling():
-                self._declared_violation(record, holder, site)
+                key, message, cycle = _views.declared_violation(record, holder, site)
+                self._on_inversion(key, message, cycle)
             top = stack[-1]
             if not self._graph.knows(top.name, record.name):
-                self._learn(top, record, holder, site)
+                edge = Edge(holder.describe(), top._site, site)
+                with self.meta:
+                    path = self._graph.learn(
+                        top.name, record.name, edge, keep_cycle=self.policy == "warn"
+                    )
+                if path is not None:
+                    self._on_inversion(
+                        *_views.inversion(top, record, holder, site, path, self.kind)
+                    )
         if record._retired:
             raise retired_error(record)
         return False
-
-    def _declared_violation(self, wanted: RecordT, holder: Holder, site: Site) -> None:
-        declared = [r for r in holder.stack if r.order is not None]
-        highest = max(declared, key=lambda r: r.order)  # type: ignore[arg-type, return-value]
-        message = (
-            f"lock order violation: {holder.describe()} asks for "
-            f"{wanted.describe()} at {format_site(site)} while holding "
-            f"{highest.describe()}, acquired at {format_site(highest._site)}; "
-            "locks must be taken in ascending order"
-        )
-        cycle = (highest.name, wanted.name, highest.name)
-        self._on_inversion(("order", highest.name, wanted.name), message, cycle)
-
-    def _learn(
-        self, before: LockRecord[Any], after: RecordT, holder: Holder, site: Site
-    ) -> None:
-        """Record "``after`` taken while holding ``before``"; check for a cycle."""
-        edge = Edge(holder.describe(), before._site, site)
-        with self.meta:
-            path = self._graph.learn(
-                before.name, after.name, edge, keep_cycle=self.policy == "warn"
-            )
-        if path is not None:
-            self._inversion(before, after, holder, site, path)
-
-    def _inversion(
-        self, before: LockRecord[Any], after: RecordT, holder: Holder, site: Site,
-        path: Path,
-    ) -> None:  # fmt: skip
-        steps = [
-            f"{seen.holder} took {b!r} at {format_site(seen.after_site)} "
-            f"while holding {a!r} (taken at {format_site(seen.before_site)})"
-            for a, b, seen in path
-        ]
-        message = (
-            f"potential deadlock: {holder.describe()} takes {after.name!r} at "
-            f"{format_site(site)} while holding {before.name!r} (taken at "
-            f"{format_site(before._site)}), but the opposite order was seen "
-            f"before: {'; then '.join(steps)}. Two {self.kind}s doing both at "
-            "the same time would deadlock"
-        )
-        cycle = (before.name, after.name, *(b for _, b, _ in path))
-        self._on_inversion(("learned", *sorted(cycle[:-1])), message, cycle)
 
     def _on_inversion(
         self, key: tuple[str, ...], message: str, cycle: tuple[str, ...]
@@ -278,11 +198,10 @@ class LockEngine(Generic[RecordT]):
             self.reports[key] = message
             return True
 
-    def _check_learned(self, plan: Plan[RecordT]) -> None:
+    def _learned(self, plan: Plan[RecordT]) -> None:
         records = plan.records
         plan.learned = all(
-            self._graph.knows(records[i - 1].name, records[i].name)
-            for i in range(1, len(records))
+            self._graph.knows(a.name, b.name) for a, b in itertools.pairwise(records)
         )
 
     # -- acquiring ----------------------------------------------------------------
@@ -293,7 +212,7 @@ class LockEngine(Generic[RecordT]):
         """Take ``plan.records[start:]``, checked, up to the first that is not free.
 
         On an error, releases what this acquisition took (``records[:start]``
-        included) before it raises.
+        included) before raising.
 
         :return: the index of the first lock that needs a wait, or the size
         """
@@ -302,16 +221,15 @@ class LockEngine(Generic[RecordT]):
         try:
             for index in range(start, plan.size):
                 record = records[index]
-                if self.prepare(record, holder, site):
-                    continue
-                if not record.try_local():
-                    return index
-                record.take(holder, now, site)
+                if not self.prepare(record, holder, site):
+                    if not record.try_local():
+                        return index
+                    record.take(holder, now, site)
         except BaseException:
             self.release(records[index - 1 :: -1] if index else (), holder)
             raise
         if not plan.learned:
-            self._check_learned(plan)
+            self._learned(plan)
         return plan.size
 
     def acquire(
@@ -321,10 +239,9 @@ class LockEngine(Generic[RecordT]):
         """Take ``plan.records[start:]``, checked, waiting where needed.
 
         On an error or a cancellation, releases what this acquisition took
-        (``records[:start]`` included) before it raises.
+        (``records[:start]`` included) before raising.
         """
-        records = plan.records
-        session = self.session
+        records, session = plan.records, self.session
         deadline = math.inf if timeout is None else now + timeout
         index = start
         try:
@@ -334,8 +251,10 @@ class LockEngine(Generic[RecordT]):
                     continue
                 waited = 0.0
                 if not record.try_local():
+                    if not blocking:
+                        raise self.unavailable(record, timeout, blocking)
                     waited = yield from self._wait_local(
-                        record, holder, deadline, timeout, blocking, site
+                        record, holder, deadline, timeout, site
                     )
                 if session is not None:
                     try:
@@ -355,15 +274,12 @@ class LockEngine(Generic[RecordT]):
                 yield from self.roll_back(records[index - 1 :: -1], holder)
             raise
         if not plan.learned:
-            self._check_learned(plan)
+            self._learned(plan)
 
     def _wait_local(
         self, record: RecordT, holder: Holder, deadline: float,
-        timeout: float | None, blocking: bool, site: Site,
+        timeout: float | None, site: Site,
     ) -> Steps[float]:  # fmt: skip
-        """Wait for ``record``'s local lock until the deadline; return the wait."""
-        if not blocking:
-            raise self.unavailable(record, timeout, blocking=False)
         self.wait_begins(holder, record, site)
         started = monotonic()
         try:
@@ -382,10 +298,13 @@ class LockEngine(Generic[RecordT]):
         :raises DeadlockError: if the wait would close a wait-for cycle
         """
         with self.meta:
-            if self.detect and site is not None and record._owner is not None:
-                path = wait_cycle(holder, record)
+            owner = record._owner
+            if self.detect and site is not None and owner is not None:
+                path = cycle_from(holder, (record, owner), _views.wait_step)
                 if path is not None:
-                    raise self._deadlock_error(holder, path, site)
+                    key, report, error = _views.deadlock(holder, path, site)
+                    self.report(key, report)
+                    raise error
             holder.waiting_for = record
             record.add_waiter(holder)
             self.waiting.add(holder)
@@ -402,12 +321,12 @@ class LockEngine(Generic[RecordT]):
     def release(self, records: Sequence[RecordT], holder: Holder) -> None:
         """Release one level of each of ``records``, in that order (no store).
 
-        :raises RuntimeError: after releasing the others, for each record
-            ``holder`` does not hold (left untouched), naming its holder
+        :raises RuntimeError: after releasing the others, naming the holder of
+            each record that ``holder`` does not hold (left alone)
         """
         foreign = release_levels(records, holder, monotonic())
         if foreign:
-            raise foreign_release_error(foreign, holder.describe())
+            raise foreign_error(foreign, holder.describe())
 
     def release_shared(
         self, records: Sequence[RecordT], holder: Holder, rolling_back: bool = False
@@ -416,7 +335,7 @@ class LockEngine(Generic[RecordT]):
 
         :raises LockLostError: after releasing everything, if a lease was lost
             (not while ``rolling_back``: the first error wins)
-        :raises RuntimeError: for a record ``holder`` does not hold
+        :raises RuntimeError: for a record that ``holder`` does not hold
         """
         released: list[RecordT] = []
         foreign = release_levels(records, holder, monotonic(), released)
@@ -429,7 +348,7 @@ class LockEngine(Generic[RecordT]):
                 for record in released:
                     record.release_local()
         if foreign:
-            raise foreign_release_error(foreign, holder.describe())
+            raise foreign_error(foreign, holder.describe())
         if lost and not rolling_back:
             raise lost_error(lost)
 
@@ -440,50 +359,13 @@ class LockEngine(Generic[RecordT]):
         else:
             yield from self.release_shared(records, holder, rolling_back=True)
 
-    # -- errors -------------------------------------------------------------------
-
-    def _deadlock_error(
-        self, holder: Holder, path: list[tuple[Any, Holder]], site: Site
-    ) -> DeadlockError:
-        text = describe_cycle(holder, path)
-        message = (
-            f"deadlock: {text}. {holder.describe()} asked at {format_site(site)}; "
-            "waiting would never end, so it does not wait"
-        )
-        names = tuple(lock.name for lock, _ in path)
-        self.report(("deadlock", *sorted(names)), f"deadlock averted: {text}")
-        return DeadlockError(
-            message,
-            (*names, names[0]),
-            tuple(owner.describe() for _, owner in path),
-        )
+    # -- timeouts -----------------------------------------------------------------
 
     def unavailable(
         self, record: RecordT, timeout: float | None, blocking: bool
     ) -> LockTimeoutError:
         """Return the timeout error for ``record``'s local lock, naming its holder."""
-        owner = record._owner
-        statistics = getattr(record._raw, "statistics", None)  # cc.primitives.Lock
-        handed_to = (
-            None if owner is not None or statistics is None else statistics().owner
-        )
-        if handed_to is not None:
-            # Released and handed straight to a waiting task that has not
-            # run yet: that task is the holder.
-            holder: str | None = f"task {handed_to!r}"
-            held = f"by {holder}, to which it was just handed"
-        elif owner is None:
-            holder = None
-            held = (
-                "by no holder the manager knows of (it may be used outside "
-                "the manager, or was released just now)"
-            )
-        else:
-            holder = owner.describe()
-            held = (
-                f"by {holder} for {monotonic() - record._acquired_at:.3f} s, "
-                f"acquired at {format_site(record._site)}"
-            )
+        holder, held = _views.local_held(record)
         return self.timeout_error(record, timeout, blocking, holder, held)
 
     def remote_unavailable(
@@ -491,7 +373,7 @@ class LockEngine(Generic[RecordT]):
         timeout: float | None, blocking: bool,
     ) -> LockTimeoutError:  # fmt: skip
         """Return the timeout error for a lock another process holds (or is due)."""
-        name, held = remote_held(holder, queued)
+        name, held = _views.remote_held(holder, queued)
         return self.timeout_error(record, timeout, blocking, name, held)
 
     def timeout_error(
@@ -499,23 +381,10 @@ class LockEngine(Generic[RecordT]):
         holder: str | None, held: str,
     ) -> LockTimeoutError:  # fmt: skip
         """Count a timeout of ``record`` and return its error."""
-        if blocking:
-            message = (
-                f"could not acquire {record.describe()} within {timeout} s: "
-                f"it is held {held}"
-            )
-        else:
-            message = (
-                f"{record.describe()} is not available and blocking=False: "
-                f"it is held {held}"
-            )
         with self.meta:
             record.timed_out()
-        return LockTimeoutError(message, record.name, holder)
-
-
-def wait_cycle(holder: Holder, wanted: LockRecord[Any]) -> list[Any] | None:
-    """Return the wait-for cycle that ``holder`` waiting for ``wanted`` closes."""
-    owner = wanted._owner
-    assert owner is not None
-    return cycle_from(holder, (wanted, owner), wait_step)
+        if blocking:
+            text = f"could not acquire {record.describe()} within {timeout} s"
+        else:
+            text = f"{record.describe()} is not available and blocking=False"
+        return LockTimeoutError(f"{text}: it is held {held}", record.name, holder)

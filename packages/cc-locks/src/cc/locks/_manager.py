@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any, Generic, TypeVar
 
 from cc.locks._engine import LockEngine, retired_error
@@ -23,17 +22,13 @@ RecordT = TypeVar("RecordT", bound=LockRecord[Any])
 
 
 class ManagedLockBase(Generic[RecordT]):
-    """A handle on one registered lock that goes through its manager's checks.
-
-    The subclasses add the acquire and release methods of their world.
-    """
+    """A handle on one registered lock that goes through its manager's checks."""
 
     __slots__ = ("_manager", "_plan", "_record")
 
-    def __init__(self, manager: Any, record: RecordT, plan: Plan[RecordT]) -> None:
-        self._manager = manager
-        self._record = record
-        self._plan = plan
+    def __init__(self, manager: Any, record: RecordT) -> None:
+        self._manager, self._record = manager, record
+        self._plan = Plan((record,), learned=True)
 
     @property
     def name(self) -> str:
@@ -46,9 +41,9 @@ class ManagedLockBase(Generic[RecordT]):
         return self._record
 
     def __repr__(self) -> str:
-        record = self._record
-        state = "unlocked" if not record.is_locked else f"held by {record.owner}"
-        return f"<{type(self).__name__} {record.name!r} {state}>"
+        owner = self._record.owner
+        state = "unlocked" if owner is None else f"held by {owner}"
+        return f"<{type(self).__name__} {self._record.name!r} {state}>"
 
     def locked(self) -> bool:
         """Return whether some thread or task holds the lock through the manager."""
@@ -65,27 +60,20 @@ class ManagerBase(Generic[RecordT]):
     _kind = "thread"  # or "task", for messages
 
     def __init__(
-        self,
-        hierarchy: LockHierarchy | None,
-        *,
-        policy: Policy,
-        detect_deadlocks: bool,
-        long_hold_threshold: float | None,
+        self, hierarchy: LockHierarchy | None, *, policy: Policy,
+        detect_deadlocks: bool, long_hold_threshold: float | None,
         backend: LockStore | None,
-    ) -> None:
+    ) -> None:  # fmt: skip
         if backend is not None and not isinstance(backend, LockStore):
             raise TypeError(
                 "backend must be a lock store (such as cc.redis.RedisLockBackend) "
                 f"or None, not {type(backend).__name__}"
             )
         self._engine: LockEngine[RecordT] = LockEngine(
-            self._kind,
-            self._new_record,
-            self._check_lock_argument,
-            policy=policy,
+            self._kind, self._new_record, self._check_lock_argument, policy=policy,
             detect_deadlocks=detect_deadlocks,
             long_hold=check_threshold(long_hold_threshold),
-        )
+        )  # fmt: skip
         self._backend = backend
         if hierarchy is not None:
             self._engine.register(parse_hierarchy(hierarchy))
@@ -96,8 +84,6 @@ class ManagerBase(Generic[RecordT]):
             f"<{type(self).__name__} locks={len(self._engine.records)} "
             f"policy={self._engine.policy!r}{shared}>"
         )
-
-    # -- configuration --------------------------------------------------------------
 
     @property
     def policy(self) -> Policy:
@@ -112,16 +98,16 @@ class ManagerBase(Generic[RecordT]):
 
     @property
     def long_hold_threshold(self) -> float | None:
-        """Hold time in seconds past which a release logs a warning."""
+        """Hold time in seconds past which a release logs a warning, or ``None``."""
         long_hold = self._engine.long_hold
-        return None if long_hold == math.inf else long_hold
+        return None if long_hold == float("inf") else long_hold
 
     @property
     def backend(self) -> LockStore | None:
         """Where the locks are shared, or ``None`` for this process only."""
         return self._backend
 
-    # -- what the subclasses provide ------------------------------------------------
+    # -- what the subclasses provide -----------------------------------------------
 
     def _new_record(
         self,
@@ -143,11 +129,10 @@ class ManagerBase(Generic[RecordT]):
     def _caller_name(self) -> str:
         raise NotImplementedError
 
-    # -- shared behaviour -------------------------------------------------------------
+    # -- shared behaviour ------------------------------------------------------------
 
     def _register(self, entries: list[Entry]) -> dict[str, Any]:
-        records = self._engine.register(entries)
-        return {record.name: record.lock for record in records}
+        return {record.name: record.lock for record in self._engine.register(entries)}
 
     def _caller_holding(self, record: RecordT) -> Holder:
         """Return the caller's holder if it holds ``record``; else raise.
@@ -157,10 +142,9 @@ class ManagerBase(Generic[RecordT]):
         holder = self._caller()
         if holder is None or record._owner is not holder:
             owner = record.owner
-            held = f"it is held by {owner}" if owner else "it is not held"
-            caller = self._caller_name()
             raise RuntimeError(
-                f"cannot release lock {record.name!r} from {caller}: {held}"
+                f"cannot release lock {record.name!r} from {self._caller_name()}: "
+                + (f"it is held by {owner}" if owner else "it is not held")
             )
         return holder
 
@@ -196,15 +180,11 @@ class ManagerBase(Generic[RecordT]):
         return lease
 
     def _status(self) -> dict[str, dict[str, Any]]:
-        engine = self._engine
-        return status(engine.records.values(), engine.meta)
+        return status(self._engine.records.values(), self._engine.meta)
 
     def _potential_deadlocks(self) -> list[str]:
         engine = self._engine
         return potential_deadlocks(
-            engine.records.values(),
-            engine.waiting,
-            engine.reports,
-            engine.meta,
+            engine.records.values(), engine.waiting, engine.reports, engine.meta,
             engine.long_hold,
-        )
+        )  # fmt: skip

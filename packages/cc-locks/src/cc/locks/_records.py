@@ -1,13 +1,11 @@
 """What the managers know about each lock and each thread or task using them.
 
-A lock's record carries its registration (name, order, description), its
-local lock (the in-process half: a :class:`threading.RLock` or a
-:class:`cc.primitives.Lock`), its live state (holder, depth, when and where
-it was acquired, who waits) and its usage statistics. Only the record
-changes its own state, through the methods below; :func:`take_free` and
-:func:`release_levels` do it for a whole set in one call on the hot path.
-The public surface is the read-only view of :class:`LockInfo` and
-:class:`AsyncLockInfo`.
+A lock's record carries its registration, its local lock (a
+``threading.RLock`` or a ``cc.primitives.Lock``), its live state and its
+statistics. Only this module changes a record's state: the record's methods,
+and :func:`take_free` / :func:`release_levels`, which do it for a whole set
+in one call on the hot path. The public surface is the read-only view of
+:class:`LockInfo` and :class:`AsyncLockInfo`.
 """
 
 from __future__ import annotations
@@ -27,22 +25,15 @@ from anyio import WouldBlock
 from cc.primitives import task_name
 
 __all__ = [
-    "Holder",
-    "LockRecord",
-    "LockUsageStatistics",
-    "Plan",
-    "Site",
-    "caller_site",
-    "format_site",
-    "release_levels",
-    "take_free",
-]
+    "Holder", "LockRecord", "LockUsageStatistics", "Plan", "Site", "caller_site",
+    "foreign_release_error", "format_site", "release_levels", "take_free",
+    "task_nowait",
+]  # fmt: skip
 
 logger = logging.getLogger("cc.locks")
 
 # Where a lock was acquired: the code object and the offset of the calling
-# instruction in it. Capturing these is several times cheaper than asking the
-# frame for its line number, which is worked out only when a report needs it.
+# instruction; the line number is worked out only when a report needs it.
 Site = tuple[CodeType, int]
 
 
@@ -68,19 +59,15 @@ def format_site(site: Site | None) -> str:
 class LockUsageStatistics:
     """Contention figures of one managed lock since it was registered.
 
-    Times are in seconds. A *contended* acquisition is one that had to wait;
-    waits that ended in a timeout or an error count in ``timeouts`` or not at
-    all, never in the wait times.
+    Times are in seconds. A *contended* acquisition is one that had to wait.
 
-    :ivar acquisitions: successful first-level acquisitions (re-entries by
-        the holder are not counted)
+    :ivar acquisitions: successful first-level acquisitions (not re-entries)
     :ivar contended_acquisitions: those of them that had to wait
-    :ivar timeouts: waits that ended because the deadline passed, or that
-        were refused at once with ``blocking=False``
+    :ivar timeouts: waits that ended at the deadline, or were refused at once
+        with ``blocking=False``
     :ivar total_wait_time: time spent waiting by contended acquisitions
     :ivar max_wait_time: the longest of those waits
-    :ivar max_hold_time: the longest single hold (from first acquisition to
-        last release)
+    :ivar max_hold_time: the longest hold (first acquisition to last release)
     """
 
     acquisitions: int
@@ -94,16 +81,15 @@ class LockUsageStatistics:
 class Holder:
     """A thread or task as the managers see it: what it holds and awaits.
 
-    ``stack`` lists the locks held (at any depth) in the order first taken;
-    ``waiting_for`` is the lock it waits for, if any; ``key`` is the thread
-    or the task (``None`` once a task's holder is kept for reuse).
+    ``stack``: the locks held, in the order first taken; ``waiting_for``: the
+    lock it waits for; ``key``: the thread or the task (``None`` while a
+    task's holder waits for reuse).
     """
 
     __slots__ = ("key", "stack", "thread", "waiting_for")
 
     def __init__(self, key: object, thread: bool) -> None:
-        self.key = key
-        self.thread = thread
+        self.key, self.thread = key, thread
         self.stack: list[LockRecord[Any]] = []
         self.waiting_for: LockRecord[Any] | None = None
 
@@ -111,18 +97,18 @@ class Holder:
         """Return e.g. ``thread 'worker-1'`` or ``task 'fetch'``."""
         if self.thread:
             thread: Any = self.key
-            gone = "" if thread.is_alive() else " (ended)"
-            return f"thread {thread.name!r}{gone}"
+            return f"thread {thread.name!r}{'' if thread.is_alive() else ' (ended)'}"
         return f"task {task_name(self.key)!r}"
 
     def ceiling(self) -> float:
         """Return the highest declared order held, or ``-inf``."""
-        ceiling = -math.inf
-        for record in self.stack:
-            order = record._order
-            if order is not None and order > ceiling:
-                ceiling = order
-        return ceiling
+        orders = [r._order for r in self.stack if r._order is not None]
+        return max(orders, default=-math.inf)
+
+
+def thread_holder() -> Holder:
+    """Return a new holder for the calling thread."""
+    return Holder(threading.current_thread(), thread=True)
 
 
 def _refuse(blocking: bool) -> bool:
@@ -130,10 +116,10 @@ def _refuse(blocking: bool) -> bool:
 
 
 def task_nowait(lock: Any) -> Callable[[bool], bool]:
-    """Return ``nowait(False)`` for a :class:`cc.primitives.Lock`: take it if free.
+    """Return ``nowait(False)``, "take it if free", for a ``cc.primitives.Lock``.
 
-    ``acquire_nowait()`` returns ``False``, or raises :class:`anyio.WouldBlock`
-    (as anyio's), when the lock is not free: both mean "not taken".
+    Not free: ``acquire_nowait()`` returns ``False``, or raises
+    :class:`anyio.WouldBlock` (as anyio's locks do).
     """
     acquire_nowait = lock.acquire_nowait
 
@@ -152,8 +138,8 @@ LockT = TypeVar("LockT")
 class LockRecord(Generic[LockT]):
     """A registered lock: registration, local lock, live state, statistics.
 
-    Everything public is read-only and safe to call from any thread (values
-    are a snapshot that may be a moment old).
+    Everything public is read-only and may be read from any thread (a
+    snapshot that may be a moment old).
     """
 
     __slots__ = (
@@ -165,43 +151,35 @@ class LockRecord(Generic[LockT]):
     )  # fmt: skip
 
     def __init__(
-        self,
-        name: str,
-        order: int | None,
-        description: str,
-        raw: Any,
-        nowait: Callable[[bool], bool],
-        long_hold: float,
-    ) -> None:
-        self._name = name
-        self._order = order
-        self._description = description
-        self._raw = raw  # the local lock
-        self._nowait = nowait  # nowait(False): take it if free, say whether
+        self, name: str, order: int | None, description: str, raw: Any,
+        nowait: Callable[[bool], bool], long_hold: float,
+    ) -> None:  # fmt: skip
+        self._name, self._order, self._description = name, order, description
+        self._raw = raw  # the local lock; nowait(False) takes it if free
+        self._nowait = nowait
         self._handle: LockT  # set right after creation, by set_handle()
         self._sort_key = (0, order, "") if order is not None else (1, 0, name)
         self._retired = False
         self._long_hold = long_hold
         self._owner: Holder | None = None
         self._reentries = 0  # depth - 1 while held
-        self._acquired_at = 0.0  # time.monotonic() of the first-level acquire
+        self._acquired_at = 0.0  # monotonic() of the first-level acquisition
         self._site: Site | None = None
         self._waiting: list[Holder] = []
         self._acquisitions = self._contended = self._timeouts = 0
         self._wait_total = self._wait_max = self._hold_max = 0.0
-        # min(_hold_max, _long_hold): a release held for less has nothing to
-        # record, which costs one comparison.
+        # min(_hold_max, _long_hold): a shorter hold has nothing to record.
         self._hold_floor = 0.0
 
     # -- state changes (the managers call these) ----------------------------
 
     def set_handle(self, handle: LockT) -> None:
-        """Attach the managed lock that represents this record."""
+        """Attach the managed lock that stands for this record."""
         self._handle = handle
 
     def try_local(self) -> bool:
-        """Take the local lock if it is free (or held by this thread or task)."""
-        return bool(self._nowait(False))
+        """Take the local lock if it is free (or the caller's); say whether."""
+        return self._nowait(False)
 
     def release_local(self) -> None:
         """Let the local lock go (after a release, or a failed take)."""
@@ -209,9 +187,7 @@ class LockRecord(Generic[LockT]):
 
     def take(self, holder: Holder, now: float, site: Site) -> None:
         """Record that ``holder`` now holds the lock (its local lock is taken)."""
-        self._owner = holder
-        self._acquired_at = now
-        self._site = site
+        self._owner, self._acquired_at, self._site = holder, now, site
         self._acquisitions += 1
         holder.stack.append(self)
 
@@ -220,8 +196,7 @@ class LockRecord(Generic[LockT]):
         self._reentries += 1
 
     def _note_hold(self, held: float) -> None:
-        if held > self._hold_max:
-            self._hold_max = held
+        self._hold_max = max(self._hold_max, held)
         if held > self._long_hold:
             logger.warning(
                 "lock %r was held for %.3f s (threshold %.3f s) by %s; acquired at %s",
@@ -233,8 +208,7 @@ class LockRecord(Generic[LockT]):
         """Count a contended acquisition that waited ``seconds``."""
         self._contended += 1
         self._wait_total += seconds
-        if seconds > self._wait_max:
-            self._wait_max = seconds
+        self._wait_max = max(self._wait_max, seconds)
 
     def timed_out(self) -> None:
         """Count a wait that ended at the deadline (or was refused at once)."""
@@ -251,9 +225,8 @@ class LockRecord(Generic[LockT]):
     def retire(self) -> None:
         """Refuse every later use (the manager was reset)."""
         self._retired = True
-        # Handles and contexts made before the reset may still be used: a
-        # lock that is never free sends them off the fast path, to the check
-        # that refuses retired records.
+        # Handles and contexts made before may still be used: a lock that is
+        # never free sends them off the fast path, to the check that refuses.
         self._nowait = _refuse
 
     # -- the read-only view -----------------------------------------------------
@@ -304,16 +277,12 @@ class LockRecord(Generic[LockT]):
     @property
     def hold_time(self) -> float | None:
         """For how many seconds the current holder has held it, or ``None``."""
-        if self._owner is None:
-            return None
-        return time.monotonic() - self._acquired_at
+        return None if self._owner is None else time.monotonic() - self._acquired_at
 
     @property
     def acquisition_site(self) -> str | None:
         """Where the current holder acquired it (``file:line in function``)."""
-        if self._owner is None:
-            return None
-        return format_site(self._site)
+        return None if self._owner is None else format_site(self._site)
 
     @property
     def waiters(self) -> int:
@@ -321,18 +290,11 @@ class LockRecord(Generic[LockT]):
         return len(self._waiting)
 
     def statistics(self) -> LockUsageStatistics:
-        """Return the lock's contention statistics.
-
-        :return: a frozen snapshot of the counters
-        """
+        """Return a frozen snapshot of the lock's contention statistics."""
         return LockUsageStatistics(
-            acquisitions=self._acquisitions,
-            contended_acquisitions=self._contended,
-            timeouts=self._timeouts,
-            total_wait_time=self._wait_total,
-            max_wait_time=self._wait_max,
-            max_hold_time=self._hold_max,
-        )
+            self._acquisitions, self._contended, self._timeouts,
+            self._wait_total, self._wait_max, self._hold_max,
+        )  # fmt: skip
 
     def describe(self) -> str:
         """Return ``'name'`` with its order, for messages."""
@@ -351,28 +313,25 @@ RecordT = TypeVar("RecordT", bound=LockRecord[Any])
 class Plan(Generic[RecordT]):
     """The records one ``acquire(*names)`` takes, in the order to take them.
 
-    ``learned`` is true once taking the whole plan from an empty hand needs
-    no order check: its records are ascending by construction, and every
-    consecutive pair is declared or already learned (or nothing is checked).
+    ``learned``: taking the whole plan from an empty hand needs no order
+    check (its records ascend by construction, and each consecutive pair is
+    declared, already learned, or nothing is checked).
     """
 
     __slots__ = ("contexts", "learned", "records", "release_order", "size")
 
     def __init__(self, records: tuple[RecordT, ...], *, learned: bool) -> None:
-        self.records = records
-        self.release_order = records[::-1]
-        self.size = len(records)
-        self.learned = learned
-        # The thread manager's contexts for this plan, by (timeout, blocking):
-        # they keep no state, so one serves every thread.
+        self.records, self.release_order = records, records[::-1]
+        self.size, self.learned = len(records), learned
+        # The thread manager's contexts, by (timeout, blocking): they keep no
+        # state, so one serves every thread.
         self.contexts: dict[tuple[float | None, bool], Any] = {}
 
 
 def take_free(plan: Plan[Any], holder: Holder, now: float, site: Site) -> int:
-    """Take ``plan`` without checks where that is safe and its locks are free.
+    """Take a learned plan for a holder that holds nothing, while locks are free.
 
-    That is the common case, kept lean: a holder that holds nothing taking a
-    learned plan. Stops at the first lock that is not free.
+    The common case, kept lean: no check is needed (see :class:`Plan`).
 
     :return: how many of ``plan.records`` it took (0 if the case does not apply)
     """
@@ -398,10 +357,10 @@ def release_levels(
 ) -> list[Any] | None:
     """Release one level of each of ``records`` that ``holder`` holds, in order.
 
-    This is the one release path of every record. A record released to the
-    last level gets its local lock
-    released, or, with ``released``, is appended there for the caller to
-    release (after its lease). Records ``holder`` does not hold are left alone.
+    The one release path of every record. A record released to its last
+    level has its local lock released, or, with ``released``, is appended
+    there for the caller to release after its lease. Records that ``holder``
+    does not hold are left alone.
 
     :return: those records, or ``None`` if there are none
     """
@@ -409,10 +368,7 @@ def release_levels(
     stack = holder.stack
     for record in records:
         if record._owner is not holder:
-            if foreign is None:
-                foreign = [record]
-            else:
-                foreign.append(record)
+            foreign = [record] if foreign is None else [*foreign, record]
             continue
         if record._reentries:
             record._reentries -= 1
@@ -436,14 +392,10 @@ def foreign_release_error(
     records: Sequence[LockRecord[Any]], caller: str
 ) -> RuntimeError:
     """Return the error for releasing ``records`` that ``caller`` does not hold."""
-    parts = []
-    for record in records:
-        owner = record.owner
-        held = f"it is held by {owner}" if owner else "it is not held"
-        parts.append(f"cannot release lock {record._name!r} from {caller}: {held}")
-    return RuntimeError("; ".join(parts))
-
-
-def thread_holder() -> Holder:
-    """Return a new holder for the calling thread."""
-    return Holder(threading.current_thread(), thread=True)
+    return RuntimeError(
+        "; ".join(
+            f"cannot release lock {r.name!r} from {caller}: "
+            + (f"it is held by {r.owner}" if r.owner else "it is not held")
+            for r in records
+        )
+    )

@@ -1,11 +1,10 @@
-"""What a lock store builds on: the interface a shared store implements.
+"""What a lock store builds on: the interface of ``backend=`` (for cc-redis).
 
-For sibling packages (cc-redis) that give the lock managers a ``backend=``;
-applications do not need it. A store gives each manager a
-:class:`StoreSession`; its operations are generators of steps (:class:`Call`,
-:class:`Pause`, :class:`Shielded`) that the thread manager performs by
-blocking and the task manager by awaiting, so that a store writes each
-operation once. See :mod:`cc.locks._store` for the rules.
+Applications do not need this module. A store gives each manager a
+:class:`StoreSession` whose operations are generators of steps
+(:class:`Call`, :class:`Pause`, :class:`Shielded`): the thread manager
+blocks on them and the task manager awaits them, so a store writes each
+operation once. :func:`run` and :func:`arun` drive steps in a thread or a task.
 """
 
 from cc.locks._records import format_site
@@ -21,19 +20,11 @@ from cc.locks._store import (
     Shielded,
     Steps,
     StoreSession,
+    arun,
+    run,
 )
 
 __all__ = [
-    "AWAIT",
-    "DIRECT",
-    "IN_THREAD",
-    "Call",
-    "LockStore",
-    "Pause",
-    "RemoteHolder",
-    "Reporter",
-    "Shielded",
-    "Steps",
-    "StoreSession",
-    "format_site",
-]
+    "AWAIT", "DIRECT", "IN_THREAD", "Call", "LockStore", "Pause", "RemoteHolder",
+    "Reporter", "Shielded", "Steps", "StoreSession", "arun", "format_site", "run",
+]  # fmt: skip
