@@ -25,7 +25,6 @@ from cc.locks._records import (
     foreign_release_error,
     release_levels,
     take_free,
-    task_nowait,
 )
 from cc.locks._store import LockStore, StoreSession, TaskBoard, arun
 from cc.locks._views import merge_remote
@@ -143,6 +142,7 @@ class AsyncLockInfo(LockRecord[AsyncManagedLock]):
     """
 
     __slots__ = ()
+    _threaded = False
 
 
 class _AsyncAcquisition:
@@ -340,9 +340,7 @@ class AsyncLockManager(ManagerBase[AsyncLockInfo]):
     def _new_record(self, *entry: Any) -> AsyncLockInfo:
         name, order, description, lock, long_hold = entry
         raw = Lock() if lock is None else lock
-        record = AsyncLockInfo(
-            name, order, description, raw, task_nowait(raw), long_hold
-        )
+        record = AsyncLockInfo(name, order, description, raw, long_hold)
         record.set_handle(AsyncManagedLock(self, record))
         return record
 

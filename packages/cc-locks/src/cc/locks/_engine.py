@@ -18,6 +18,7 @@ import itertools
 import logging
 import math
 import threading
+import weakref
 from collections.abc import Callable, Sequence
 from time import monotonic
 from typing import Any, Generic, TypeVar
@@ -72,6 +73,8 @@ class LockEngine(Generic[RecordT]):
         self.plans: dict[tuple[str, ...], Plan[RecordT]] = {}
         self.reports: dict[tuple[str, ...], str] = {}
         self._graph = OrderGraph()
+        # Plans marked learned from learned edges: reset if edges are forgotten.
+        self._learned_plans: weakref.WeakSet[Plan[RecordT]] = weakref.WeakSet()
         self.waiting: set[Holder] = set()
         self.session: StoreSession | None = None
 
@@ -125,8 +128,8 @@ class LockEngine(Generic[RecordT]):
             if not names:
                 raise ValueError("acquire() needs the name of at least one lock")
             records = {name: self.lookup(name) for name in names}
-            ordered = tuple(sorted(records.values(), key=lambda r: r._sort_key))
-            plan = Plan(ordered, learned=len(ordered) < 2 or not self.checking)
+            ordered = tuple(sorted(records.values(), key=LockRecord.sort_key))
+            plan = Plan(ordered, learned=not self.checking or self._decided(ordered))
             if len(self.plans) >= _MAX_PLANS:
                 self.plans.clear()
             self.plans[names] = plan
@@ -146,6 +149,7 @@ class LockEngine(Generic[RecordT]):
             for table in (self.records, self._orders, self.plans, self.reports):
                 table.clear()
             self._graph.clear()
+            self._learned_plans.clear()
 
     # -- order checks -------------------------------------------------------------
 
@@ -160,24 +164,38 @@ class LockEngine(Generic[RecordT]):
             return True
         stack = holder.stack
         if stack and self.checking:
-            order = record.order
+            order = record._order
             if order is not None and order < holder.ceiling():
                 key, message, cycle = _views.declared_violation(record, holder, site)
                 self._on_inversion(key, message, cycle)
             top = stack[-1]
-            if not self._graph.knows(top.name, record.name):
-                edge = Edge(holder.describe(), top._site, site)
-                with self.meta:
-                    path = self._graph.learn(
-                        top.name, record.name, edge, keep_cycle=self.policy == "warn"
-                    )
-                if path is not None:
-                    self._on_inversion(
-                        *_views.inversion(top, record, holder, site, path, self.kind)
-                    )
+            if (order is None or top._order is None) and not self._graph.knows(
+                top._name, record._name
+            ):
+                self._learn(top, record, holder, site)
         if record._retired:
             raise retired_error(record)
         return False
+
+    def _learn(
+        self, top: LockRecord[Any], record: RecordT, holder: Holder, site: Site
+    ) -> None:
+        edge = Edge(holder.describe(), top._site, site)
+        graph = self._graph
+        with self.meta:
+            forgotten = graph.forgotten
+            path = graph.learn(
+                top._name, record._name, (top._order, record._order), edge,
+                keep_cycle=self.policy == "warn",
+            )  # fmt: skip
+            if graph.forgotten != forgotten:  # plans may rest on forgotten edges
+                for plan in list(self._learned_plans):
+                    plan.learned = False
+                self._learned_plans.clear()
+        if path is not None:
+            self._on_inversion(
+                *_views.inversion(top, record, holder, site, path, self.kind)
+            )
 
     def _on_inversion(
         self, key: tuple[str, ...], message: str, cycle: tuple[str, ...]
@@ -198,11 +216,19 @@ class LockEngine(Generic[RecordT]):
             self.reports[key] = message
             return True
 
-    def _learned(self, plan: Plan[RecordT]) -> None:
-        records = plan.records
-        plan.learned = all(
-            self._graph.knows(a.name, b.name) for a, b in itertools.pairwise(records)
+    def _decided(self, records: tuple[RecordT, ...]) -> bool:
+        """Whether taking ``records`` in a row from an empty hand needs no check."""
+        graph = self._graph
+        return all(
+            (a._order is not None and b._order is not None)
+            or graph.knows(a._name, b._name)
+            for a, b in itertools.pairwise(records)
         )
+
+    def _learned(self, plan: Plan[RecordT]) -> None:
+        if self._decided(plan.records):
+            plan.learned = True
+            self._learned_plans.add(plan)
 
     # -- acquiring ----------------------------------------------------------------
 

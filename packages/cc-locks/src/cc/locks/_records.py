@@ -15,7 +15,7 @@ import math
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from types import CodeType
 from typing import Any, Generic, TypeVar
@@ -27,7 +27,6 @@ from cc.primitives import task_name
 __all__ = [
     "Holder", "LockRecord", "LockUsageStatistics", "Plan", "Site", "caller_site",
     "foreign_release_error", "format_site", "release_levels", "take_free",
-    "task_nowait",
 ]  # fmt: skip
 
 logger = logging.getLogger("cc.locks")
@@ -111,25 +110,17 @@ def thread_holder() -> Holder:
     return Holder(threading.current_thread(), thread=True)
 
 
-def _refuse(blocking: bool) -> bool:
-    return False
+class _Retired:
+    """Stands in for the local lock of a retired record: never free."""
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        return False
+
+    def acquire_nowait(self) -> bool:
+        return False
 
 
-def task_nowait(lock: Any) -> Callable[[bool], bool]:
-    """Return ``nowait(False)``, "take it if free", for a ``cc.primitives.Lock``.
-
-    Not free: ``acquire_nowait()`` returns ``False``, or raises
-    :class:`anyio.WouldBlock` (as anyio's locks do).
-    """
-    acquire_nowait = lock.acquire_nowait
-
-    def nowait(blocking: bool) -> bool:
-        try:
-            return acquire_nowait() is not False
-        except WouldBlock:
-            return False
-
-    return nowait
+_RETIRED = _Retired()
 
 
 LockT = TypeVar("LockT")
@@ -142,30 +133,32 @@ class LockRecord(Generic[LockT]):
     snapshot that may be a moment old).
     """
 
+    # Whether the local lock is a thread's lock (``acquire(False)``) or a
+    # task's (``acquire_nowait()``); the subclasses say.
+    _threaded: bool
+
     __slots__ = (
         "__weakref__", "_acquired_at", "_acquisitions", "_contended",
         "_description", "_handle", "_hold_floor", "_hold_max", "_long_hold",
-        "_name", "_nowait", "_order", "_owner", "_raw", "_reentries",
-        "_retired", "_site", "_sort_key", "_timeouts", "_wait_max",
+        "_name", "_order", "_owner", "_raw", "_reentries",
+        "_retired", "_site", "_timeouts", "_wait_max",
         "_wait_total", "_waiting",
     )  # fmt: skip
 
     def __init__(
         self, name: str, order: int | None, description: str, raw: Any,
-        nowait: Callable[[bool], bool], long_hold: float,
+        long_hold: float,
     ) -> None:  # fmt: skip
         self._name, self._order, self._description = name, order, description
-        self._raw = raw  # the local lock; nowait(False) takes it if free
-        self._nowait = nowait
+        self._raw = raw  # the local lock
         self._handle: LockT  # set right after creation, by set_handle()
-        self._sort_key = (0, order, "") if order is not None else (1, 0, name)
         self._retired = False
         self._long_hold = long_hold
         self._owner: Holder | None = None
         self._reentries = 0  # depth - 1 while held
         self._acquired_at = 0.0  # monotonic() of the first-level acquisition
         self._site: Site | None = None
-        self._waiting: list[Holder] = []
+        self._waiting: list[Holder] | tuple[()] = ()  # a list once someone waits
         self._acquisitions = self._contended = self._timeouts = 0
         self._wait_total = self._wait_max = self._hold_max = 0.0
         # min(_hold_max, _long_hold): a shorter hold has nothing to record.
@@ -179,7 +172,12 @@ class LockRecord(Generic[LockT]):
 
     def try_local(self) -> bool:
         """Take the local lock if it is free (or the caller's); say whether."""
-        return self._nowait(False)
+        if self._threaded:
+            return bool(self._raw.acquire(False))
+        try:
+            return self._raw.acquire_nowait() is not False
+        except WouldBlock:  # how anyio's locks say "not free"
+            return False
 
     def release_local(self) -> None:
         """Let the local lock go (after a release, or a failed take)."""
@@ -216,18 +214,20 @@ class LockRecord(Generic[LockT]):
 
     def add_waiter(self, holder: Holder) -> None:
         """Note that ``holder`` waits for this lock."""
+        if isinstance(self._waiting, tuple):
+            self._waiting = []
         self._waiting.append(holder)
 
     def remove_waiter(self, holder: Holder) -> None:
         """Note that ``holder`` no longer waits for this lock."""
-        self._waiting.remove(holder)
+        self._waiting.remove(holder)  # type: ignore[union-attr]
 
     def retire(self) -> None:
         """Refuse every later use (the manager was reset)."""
         self._retired = True
         # Handles and contexts made before may still be used: a lock that is
         # never free sends them off the fast path, to the check that refuses.
-        self._nowait = _refuse
+        self._raw = _RETIRED
 
     # -- the read-only view -----------------------------------------------------
 
@@ -296,6 +296,12 @@ class LockRecord(Generic[LockT]):
             self._wait_total, self._wait_max, self._hold_max,
         )  # fmt: skip
 
+    def sort_key(self) -> tuple[int, int, str]:
+        """Where the lock comes in a plan: declared orders first, then by name."""
+        if self._order is None:
+            return (1, 0, self._name)
+        return (0, self._order, "")
+
     def describe(self) -> str:
         """Return ``'name'`` with its order, for messages."""
         if self._order is None:
@@ -318,14 +324,16 @@ class Plan(Generic[RecordT]):
     declared, already learned, or nothing is checked).
     """
 
-    __slots__ = ("contexts", "learned", "records", "release_order", "size")
+    __slots__ = ("__weakref__", "contexts", "learned", "records", "release_order",
+                 "size")  # fmt: skip
 
     def __init__(self, records: tuple[RecordT, ...], *, learned: bool) -> None:
-        self.records, self.release_order = records, records[::-1]
+        self.records = records
+        self.release_order = records[::-1] if len(records) > 1 else records
         self.size, self.learned = len(records), learned
         # The thread manager's contexts, by (timeout, blocking): they keep no
-        # state, so one serves every thread.
-        self.contexts: dict[tuple[float | None, bool], Any] = {}
+        # state, so one serves every thread (made on the first acquire()).
+        self.contexts: dict[tuple[float | None, bool], Any] | None = None
 
 
 def take_free(plan: Plan[Any], holder: Holder, now: float, site: Site) -> int:
@@ -338,9 +346,17 @@ def take_free(plan: Plan[Any], holder: Holder, now: float, site: Site) -> int:
     stack = holder.stack
     if stack or not plan.learned:
         return 0
+    threaded = holder.thread
     for record in plan.records:
-        if not record._nowait(False):
-            break
+        if threaded:
+            if not record._raw.acquire(False):
+                break
+        else:
+            try:
+                if record._raw.acquire_nowait() is False:
+                    break
+            except WouldBlock:  # how anyio's locks say "not free"
+                break
         record._owner = holder
         record._acquired_at = now
         record._site = site

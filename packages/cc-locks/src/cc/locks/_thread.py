@@ -119,6 +119,7 @@ class LockInfo(LockRecord[ManagedLock]):
     """
 
     __slots__ = ()
+    _threaded = True
 
 
 class _Acquisition:
@@ -299,7 +300,7 @@ class LockManager(ManagerBase[LockInfo]):
     def _new_record(self, *entry: Any) -> LockInfo:
         name, order, description, lock, long_hold = entry
         raw = threading.RLock() if lock is None else lock
-        record = LockInfo(name, order, description, raw, raw.acquire, long_hold)
+        record = LockInfo(name, order, description, raw, long_hold)
         record.set_handle(ManagedLock(self, record))
         return record
 
@@ -400,8 +401,11 @@ class LockManager(ManagerBase[LockInfo]):
         if flag is not True and flag is not False:
             check_blocking(blocking)
         plan = self._engine.plan(names)
+        contexts = plan.contexts
+        if contexts is None:
+            contexts = plan.contexts = {}
         try:
-            context = plan.contexts.get((timeout, blocking))
+            context = contexts.get((timeout, blocking))
         except TypeError:  # an unhashable timeout: refused below
             context = None
         if context is None:
@@ -409,8 +413,8 @@ class LockManager(ManagerBase[LockInfo]):
             limit = None if timeout is None else check_timeout(timeout)
             context = self._acquisition(self, plan, limit, blocking)
             # 0 and 1 equal False and True as dict keys: never cache them.
-            if len(plan.contexts) < _MAX_CONTEXTS_PER_PLAN and timeout not in (0, 1):
-                plan.contexts[timeout, blocking] = context
+            if len(contexts) < _MAX_CONTEXTS_PER_PLAN and timeout not in (0, 1):
+                contexts[timeout, blocking] = context
         return context
 
     def _attach(self) -> Holder:

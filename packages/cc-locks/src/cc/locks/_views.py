@@ -43,7 +43,9 @@ def inversion(
 ) -> Report:  # fmt: skip
     """Describe taking ``after`` while holding ``before`` against a learned path."""
     steps = "; then ".join(
-        f"{seen.holder} took {b!r} at {format_site(seen.after_site)} while "
+        f"{a!r} is declared before {b!r}"
+        if seen is None
+        else f"{seen.holder} took {b!r} at {format_site(seen.after_site)} while "
         f"holding {a!r} (taken at {format_site(seen.before_site)})"
         for a, b, seen in path
     )
@@ -178,16 +180,15 @@ def potential_deadlocks(
     to confirm each cycle found; the search (one pass, linear in waiters plus
     edges) runs without it.
     """
-    found: list[str] = []
     now = time.monotonic()
-    for record in list(records):
-        owner, held = record._owner, now - record._acquired_at
-        if owner is not None and held > long_hold:
-            found.append(
-                f"long hold: {record.describe()} has been held by "
-                f"{owner.describe()} for {held:.3f} s (threshold {long_hold:g} s), "
-                f"acquired at {format_site(record._site)}"
-            )
+    cutoff = now - long_hold
+    found = [
+        f"long hold: {r.describe()} has been held by {r.owner} for "
+        f"{now - r._acquired_at:.3f} s (threshold {long_hold:g} s), acquired at "
+        f"{format_site(r._site)}"
+        for r in list(records)
+        if r._owner is not None and r._acquired_at < cutoff
+    ]
     with meta:
         waiters, recorded = list(waiting), list(reports.values())
     for start, path in all_cycles(waiters, wait_step):

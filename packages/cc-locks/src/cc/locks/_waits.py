@@ -56,26 +56,24 @@ def all_cycles(
     :return: ``(first node, steps)`` for each cycle; the steps come back to
         the first node
     """
-    done: set[NodeT] = set()
+    mark: dict[NodeT, int] = {}  # node -> the walk that reached it first
     found: list[tuple[NodeT, list[tuple[EdgeT, NodeT]]]] = []
-    for start in nodes:
-        if start in done:
+    for walk, start in enumerate(nodes):
+        if start in mark:
             continue
-        walk: dict[NodeT, int] = {}  # node -> its index in this walk
-        links: list[tuple[EdgeT, NodeT]] = []
         order: list[NodeT] = []
         node: NodeT | None = start
-        while node is not None and node not in done and node not in walk:
-            walk[node] = len(order)
+        while node is not None:
+            seen = mark.get(node)
+            if seen is not None:
+                if seen == walk:  # this walk closed a cycle (rare): its links again
+                    cycle = order[order.index(node) :]
+                    links = [step(n) for n in cycle]
+                    if None not in links:
+                        found.append((node, links))  # type: ignore[arg-type]
+                break
+            mark[node] = walk
             order.append(node)
             link = step(node)
-            if link is None:
-                node = None
-            else:
-                links.append(link)
-                node = link[1]
-        if node is not None and node in walk:  # this walk closed a cycle
-            index = walk[node]
-            found.append((order[index], links[index:]))
-        done.update(order)
+            node = None if link is None else link[1]
     return found
