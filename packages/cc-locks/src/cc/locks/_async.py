@@ -29,10 +29,17 @@ from cc.locks._records import (
 from cc.locks._store import LockStore, StoreSession, TaskBoard, arun
 from cc.locks._views import merge_remote
 from cc.primitives import Lock, current_task_key, task_name
+from cc.primitives.lowlevel import checkpoint, checkpoint_due
 
 __all__ = ["AsyncLockInfo", "AsyncLockManager", "AsyncManagedLock"]
 
 _MAX_SPARE_HOLDERS = 64
+
+
+async def _pace() -> None:
+    """Apply cc's checkpoint rule (see :mod:`cc.primitives.lowlevel`)."""
+    if checkpoint_due():
+        await checkpoint()
 
 
 class AsyncManagedLock(ManagedLockBase["AsyncLockInfo"]):
@@ -163,6 +170,8 @@ class _AsyncAcquisition:
         self._more: list[Holder] | None = None
 
     async def __aenter__(self) -> None:
+        if checkpoint_due():  # cc's checkpoint rule, before taking anything
+            await checkpoint()
         manager, plan, now = self._manager, self._plan, monotonic()
         holder = manager._attach()
         taken = take_free(plan, holder, now, self._site)
@@ -223,8 +232,10 @@ class AsyncLockManager(ManagerBase[AsyncLockInfo]):
     with an order, take any set of them with ``async with
     manager.acquire(...)`` in ascending order under one deadline, with the
     same checks (order violations, learned orders, live deadlocks, long
-    holds) and statistics. An uncontended acquisition enters no cancel scope;
-    only a task that has to wait pays for its deadline. A manager and its
+    holds) and statistics. Every awaitable operation follows cc's checkpoint
+    rule (:mod:`cc.primitives.lowlevel`): a loop of them that never has to
+    wait still yields, and honours cancellation, at least every 64th call.
+    Only a task that has to wait pays for a cancel scope. A manager and its
     locks belong to one event loop (they are not thread safe).
 
     With ``backend=`` a lock store (such as ``cc.redis.RedisLockBackend``),
@@ -277,6 +288,7 @@ class AsyncLockManager(ManagerBase[AsyncLockInfo]):
         :raises LockBackendError: if the backend cannot be reached
         :raises RuntimeError: if the manager is open already
         """
+        await _pace()
         if self._backend is None:
             return self
         session = self._engine.session
@@ -359,6 +371,7 @@ class AsyncLockManager(ManagerBase[AsyncLockInfo]):
         :raises ValueError: if the name or the order is already registered
         :raises TypeError: for a name, order, description or lock of a wrong type
         """
+        await _pace()
         managed: AsyncManagedLock = self._register([(name, order, description, lock)])[
             name
         ]
@@ -372,6 +385,7 @@ class AsyncLockManager(ManagerBase[AsyncLockInfo]):
         :raises ValueError: if a name or order clashes; nothing is registered
         :raises TypeError: for an entry of the wrong shape or type
         """
+        await _pace()
         return self._register(parse_hierarchy(hierarchy))
 
     async def get_lock(self, name: str) -> AsyncManagedLock:
@@ -379,6 +393,7 @@ class AsyncLockManager(ManagerBase[AsyncLockInfo]):
 
         :raises KeyError: if no lock has that name (the message lists them)
         """
+        await _pace()
         return self._engine.lookup(name).lock
 
     async def get_lock_info(self, name: str) -> AsyncLockInfo:
@@ -386,6 +401,7 @@ class AsyncLockManager(ManagerBase[AsyncLockInfo]):
 
         :raises KeyError: if no lock has that name
         """
+        await _pace()
         return self._engine.lookup(name)
 
     def get_lock_info_nowait(self, name: str) -> AsyncLockInfo:
@@ -400,6 +416,7 @@ class AsyncLockManager(ManagerBase[AsyncLockInfo]):
 
         :raises RuntimeError: if any lock is held or awaited
         """
+        await _pace()
         self._engine.retire_all()
 
     # -- acquiring and releasing ------------------------------------------------
@@ -471,6 +488,8 @@ class AsyncLockManager(ManagerBase[AsyncLockInfo]):
     async def _enter(
         self, plan: Plan[AsyncLockInfo], limit: float | None, blocking: bool, site: Site
     ) -> Holder:
+        if checkpoint_due():  # cc's checkpoint rule, before taking anything
+            await checkpoint()
         holder, now = self._attach(), monotonic()
         taken = take_free(plan, holder, now, site) if self._backend is None else 0
         if taken < plan.size:
@@ -530,6 +549,7 @@ class AsyncLockManager(ManagerBase[AsyncLockInfo]):
 
         :raises LockBackendError: (with a backend) if the store cannot be reached
         """
+        await _pace()
         entries = self._status()
         if self._backend is not None:
             merge_remote(
@@ -543,4 +563,5 @@ class AsyncLockManager(ManagerBase[AsyncLockInfo]):
         As :meth:`LockManager.detect_potential_deadlocks`: long holds, live
         wait-for cycles, then the recorded reports.
         """
+        await _pace()
         return self._potential_deadlocks()

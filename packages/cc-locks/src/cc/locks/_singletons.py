@@ -7,6 +7,7 @@ from typing import Any
 
 from cc.locks._async import AsyncLockManager
 from cc.locks._thread import LockManager
+from cc.primitives.lowlevel import checkpoint, checkpoint_due
 
 __all__ = ["get_async_lock_manager", "get_lock_manager"]
 
@@ -51,5 +52,7 @@ async def get_async_lock_manager() -> AsyncLockManager:
     >>> anyio.run(main)
     True
     """
+    if checkpoint_due():  # cc's checkpoint rule
+        await checkpoint()
     manager: AsyncLockManager = _the(AsyncLockManager)
     return manager
