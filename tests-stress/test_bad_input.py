@@ -408,7 +408,7 @@ ASYNC_CASES = [
     Case("Condition.notify n='1'", lambda: Condition().notify("1"), TypeError, "n"),
     Case("Condition.notify n=1.5", lambda: Condition().notify(1.5), TypeError, "n"),
     Case("Condition.notify n=None", lambda: Condition().notify(None), TypeError, "n"),
-    Case("CapacityLimiter.release unheld", _limiter_release_unheld, RuntimeError, "token"),
+    Case("CapacityLimiter.release unheld", _limiter_release_unheld, RuntimeError, "tokens"),
     Case("CapacityLimiter borrower=[]", lambda: CapacityLimiter(1).acquire_on_behalf_of([]), TypeError, "borrower"),
     Case("RateLimiter.acquire amount=0", lambda: RateLimiter(5).acquire(0), ValueError, "amount"),
     Case("RateLimiter.acquire amount=-1", lambda: RateLimiter(5).acquire(-1), ValueError, "amount"),

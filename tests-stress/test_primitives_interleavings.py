@@ -156,7 +156,7 @@ class World:
                 await self.sem.acquire()
             elif arg == "limiter":
                 if held["limiter"]:
-                    with _Expect(RuntimeError, "already holds"):
+                    with _Expect(RuntimeError, "is already holding"):
                         await self.limiter.acquire()
                     return
                 await self.limiter.acquire()
@@ -179,7 +179,7 @@ class World:
             held[arg] -= 1
         elif op == "wait":
             if not held["cond"]:
-                with _Expect(RuntimeError, "requires the Condition's lock"):
+                with _Expect(RuntimeError, "not holding the underlying lock"):
                     await self.cond.wait()
                 return
             depth = held["cond"]
@@ -194,16 +194,16 @@ class World:
                     )
         elif op == "notify":
             if not held["cond"]:
-                with _Expect(RuntimeError, "requires the Condition's lock"):
+                with _Expect(RuntimeError, "not holding the underlying lock"):
                     if arg is None:
                         await self.cond.notify_all()
                     else:
                         await self.cond.notify(arg)
                 return
             if arg is None:
-                await self.cond.notify_all()
+                self.cond.notify_all()  # anyio's style: acts without an await
             else:
-                await self.cond.notify(arg)
+                await self.cond.notify(arg)  # the reference's style
         elif op == "release everything":
             for _ in range(held["lock"]):
                 self.lock.release()
@@ -220,9 +220,9 @@ class World:
         if what == "sem":
             return  # a semaphore has no owner: that release would be legal
         expected = {
-            "lock": "Lock",
-            "cond": "Lock",
-            "limiter": "holds no token",
+            "lock": "not holding this lock",
+            "cond": "not holding this lock",
+            "limiter": "isn't holding any",
         }[what]
         release = {
             "lock": self.lock.release,
@@ -280,7 +280,7 @@ class World:
             f"actor-{i}" for i, h in enumerate(self.holding) if h["limiter"]
         )
         if (
-            sorted(lim.borrowers) != holders
+            sorted(lim.borrower_names) != holders
             or lim.borrowed_tokens != len(holders)
             or lim.tasks_waiting != busy["acquire:limiter"]
         ):
@@ -307,7 +307,8 @@ class World:
             return
         owner = f"actor-{owners[0]}" if owners else None
         depth = self.holding[owners[0]][key] if owners else 0
-        if stats.owner != owner or stats.depth != depth or stats.locked != bool(owner):
+        owner_name = None if stats.owner is None else stats.owner.name
+        if owner_name != owner or stats.depth != depth or stats.locked != bool(owner):
             problems.append(f"{label} {stats}, expected {owner} at depth {depth}")
         if acquiring is not None and stats.tasks_waiting != acquiring:
             problems.append(f"{label} {stats}, {acquiring} actors waiting")

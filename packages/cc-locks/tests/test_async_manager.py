@@ -44,11 +44,9 @@ class RecordingLock(Lock):
         self.log = log
         self.deadlines: list[float] = []
 
-    def acquire_nowait(self) -> bool:
-        acquired = super().acquire_nowait()
-        if acquired:
-            self.log.append(f"+{self.name}")
-        return acquired
+    def acquire_nowait(self) -> None:
+        super().acquire_nowait()  # raises anyio.WouldBlock when taken
+        self.log.append(f"+{self.name}")
 
     async def acquire(self) -> bool:
         self.deadlines.append(anyio.current_effective_deadline())

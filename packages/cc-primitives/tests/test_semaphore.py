@@ -17,12 +17,14 @@ def test_negative_initial_value_rejected(bad: int) -> None:
 
 @pytest.mark.parametrize("bad", [1.5, "3", None, True])
 def test_non_int_initial_value_rejected(bad: object) -> None:
-    with pytest.raises(TypeError, match="initial_value must be an int"):
+    with pytest.raises(TypeError, match="initial_value must be an integer"):
         Semaphore(bad)  # type: ignore[arg-type]
 
 
 def test_max_value_below_initial_rejected() -> None:
-    with pytest.raises(ValueError, match=r"max_value \(1\) must be >= initial_value"):
+    with pytest.raises(
+        ValueError, match="max_value must be equal to or higher than initial_value"
+    ):
         Semaphore(2, max_value=1)
     with pytest.raises(ValueError, match="max_value must be >= 0"):
         Semaphore(0, max_value=-1)
@@ -71,13 +73,14 @@ async def test_waiters_fifo_and_direct_handoff() -> None:
             tg.start_soon(worker, n)
             await anyio.sleep(0.001)
         assert sem.statistics() == SemaphoreStatistics(
-            value=0, max_value=None, tasks_waiting=5
+            tasks_waiting=5, value=0, max_value=None
         )
         for _ in range(5):
             sem.release()
             # the token went to a waiter, not to the counter
             assert sem.value == 0
-            assert not sem.acquire_nowait()
+            with pytest.raises(anyio.WouldBlock):
+                sem.acquire_nowait()
             # let the woken task run before the next release (trio runs
             # simultaneously woken tasks in no particular order)
             await anyio.sleep(0.001)
@@ -118,8 +121,11 @@ async def test_token_handed_to_cancelled_waiter_is_returned() -> None:
 
 async def test_acquire_nowait() -> None:
     sem = Semaphore(1)
-    assert sem.acquire_nowait()
-    assert not sem.acquire_nowait()
+    sem.acquire_nowait()
+    assert sem.value == 0
+    with pytest.raises(anyio.WouldBlock):
+        sem.acquire_nowait()
+    assert sem.value == 0
     sem.release()
 
 

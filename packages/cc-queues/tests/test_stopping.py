@@ -363,3 +363,16 @@ async def test_a_stop_with_nothing_left_is_quiet(
     del queue
     gc.collect()
     assert [r for r in caplog.records if r.name == logger.name] == []
+
+
+async def test_a_start_cancelled_midway_leaves_nothing_running() -> None:
+    queue = BoundedQueue[int]()
+    with anyio.CancelScope() as scope:
+        scope.cancel()
+        await queue.start()
+    assert scope.cancelled_caught
+    assert queue.status is QueueStatus.STOPPED
+    assert queue.worker_count == 0
+    async with queue:  # and it starts again
+        assert await queue.put(1)
+    assert queue.unprocessed == [1]

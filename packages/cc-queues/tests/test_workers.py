@@ -480,11 +480,13 @@ async def test_a_cancelled_async_with_block_stops_the_queue_and_hands_back() -> 
         await anyio.sleep_forever()
 
     queue = BoundedQueue[int]()
-    with anyio.move_on_after(0.02) as scope:
+    with anyio.CancelScope() as scope:
         async with queue:
             await queue.start_workers(work, num_workers=1)
             await queue.put(1)
             await queue.put(2)
+            await settle()  # the worker holds item 1
+            scope.cancel()
             await anyio.sleep_forever()
     assert scope.cancelled_caught
     assert queue.status is QueueStatus.STOPPED

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable
 from typing import Any, Literal, TypeVar, overload
 
+from cc.core_helpers._checkpoint import checkpoint_closing, checkpoint_due
 from cc.core_helpers._errors import ValidationError
 from cc.core_helpers._pool import JobPool
 from cc.core_helpers._validation import (
@@ -162,6 +163,8 @@ async def async_gather(
     except ValidationError:
         close_coroutines(awaitables)
         raise
+    if checkpoint_due():
+        await checkpoint_closing(awaitables)
     pool = _GatherPool(
         awaitables, limit=limit_value, return_exceptions=return_exceptions
     )

@@ -15,6 +15,7 @@ from collections.abc import (
 from types import TracebackType
 from typing import Any, Generic, Literal, TypeVar, overload
 
+from cc.core_helpers._checkpoint import checkpoint_closing, checkpoint_due
 from cc.core_helpers._errors import ValidationError
 from cc.core_helpers._pool import FatalError, JobPool
 from cc.core_helpers._validation import (
@@ -166,6 +167,8 @@ class AsyncMap(Generic[_R]):
         return self._collect().__await__()
 
     async def _collect(self) -> list[_R]:
+        if checkpoint_due():
+            await checkpoint_closing()
         return await self._pool.next_results(math.inf)
 
     def __aiter__(self) -> AsyncMap[_R]:
@@ -176,6 +179,8 @@ class AsyncMap(Generic[_R]):
         return self
 
     async def __anext__(self) -> _R:
+        if checkpoint_due():  # cc's checkpoint rule, before taking anything
+            await checkpoint_closing()
         pending = self._pending
         if pending:
             return pending.pop()
@@ -207,7 +212,9 @@ class AsyncMap(Generic[_R]):
         """Stop the iteration: drop results not handed out, start nothing more.
 
         Nothing is running between two steps of the iteration, so there is
-        nothing to cancel or wait for. Closing twice is harmless.
+        nothing to cancel or wait for. Closing twice is harmless. It closes
+        first and only then applies cc's checkpoint rule, so even a cancelled
+        ``aclose()`` has closed.
 
         :raises RuntimeError: if ``__anext__`` is running in another task
         """
@@ -215,8 +222,12 @@ class AsyncMap(Generic[_R]):
             raise RuntimeError("async_map: cannot close it while __anext__ is running")
         self._state = _CLOSED
         self._pending = []
+        if checkpoint_due():
+            await checkpoint_closing()
 
     async def __aenter__(self) -> AsyncMap[_R]:
+        if checkpoint_due():
+            await checkpoint_closing()
         return self.__aiter__()
 
     async def __aexit__(

@@ -11,6 +11,7 @@ from typing import TypeVar
 
 import anyio
 
+from cc.core_helpers._checkpoint import checkpoint_closing, checkpoint_due
 from cc.core_helpers._driving import resume, step_iterator
 from cc.core_helpers._errors import ValidationError
 from cc.core_helpers._validation import (
@@ -73,7 +74,12 @@ async def async_wait_for(awaitable: Awaitable[_T], timeout: float | None) -> _T:
     (``10**400``) means no limit.
 
     The work runs in the calling task, as with ``await``: nothing is spawned,
-    and a cancellation of the calling task reaches the work directly.
+    and a cancellation of the calling task reaches the work directly. Like
+    every cc operation it follows cc's checkpoint rule (see
+    :mod:`cc.primitives.lowlevel`): a loop of calls whose work never waits
+    still lets other tasks run and still ends at a cancellation, because
+    every 64th call or so starts with a checkpoint (before the work starts,
+    outside the time limit).
 
     :param awaitable: the coroutine (or other awaitable) to wait for
     :param timeout: the limit in seconds (a real number ``>= 0``), or
@@ -114,7 +120,11 @@ async def async_wait_for(awaitable: Awaitable[_T], timeout: float | None) -> _T:
             close_coroutines((awaitable,))
             raise
         if seconds == math.inf:
+            if checkpoint_due():
+                await checkpoint_closing((awaitable,))
             return await awaitable
+    if checkpoint_due():
+        await checkpoint_closing((awaitable,))
     steps = step_iterator(awaitable)
     started = time.perf_counter()
     with anyio.CancelScope() as scope:

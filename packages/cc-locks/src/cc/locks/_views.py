@@ -97,6 +97,7 @@ def local_held(record: LockRecord[Any]) -> tuple[str | None, str]:
     owner = record._owner
     statistics = getattr(record._raw, "statistics", None)  # cc.primitives.Lock
     handed_to = None if owner or statistics is None else statistics().owner
+    handed_to = getattr(handed_to, "name", handed_to)  # an anyio.TaskInfo
     if handed_to is not None:  # released and handed to a task not yet running
         return (
             f"task {handed_to!r}",

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Generator
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import anyio
+from anyio.lowlevel import checkpoint_if_cancelled
 
+from cc.primitives._checkpoints import checkpoint, checkpoint_due
 from cc.primitives._lock import Lock, LockStatistics
 from cc.primitives._parking import ParkingLot
 from cc.primitives._validation import check_int
@@ -19,15 +21,33 @@ _T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
-class ConditionStatistics:
-    """A snapshot of a :class:`Condition`'s state.
+class ConditionStatistics(anyio.ConditionStatistics):
+    """A snapshot of a :class:`Condition` (an :class:`anyio.ConditionStatistics`).
 
     :ivar tasks_waiting: tasks blocked in :meth:`Condition.wait`
-    :ivar lock_statistics: the underlying lock's statistics
+    :ivar lock_statistics: the underlying lock's statistics (a
+        :class:`~cc.primitives.LockStatistics`)
     """
 
-    tasks_waiting: int
     lock_statistics: LockStatistics
+
+
+class _Notified:
+    """What notify() returns: already done; awaiting it is a checkpoint.
+
+    Nothing happens unless it is awaited, so dropping it is fine (no "never
+    awaited" warning, unlike a coroutine). Awaited, it follows cc's
+    checkpoint rule.
+    """
+
+    __slots__ = ()
+
+    def __await__(self) -> Generator[Any, Any, None]:
+        if checkpoint_due():
+            yield from checkpoint().__await__()
+
+
+_NOTIFIED = _Notified()
 
 
 class Condition:
@@ -37,12 +57,15 @@ class Condition:
     :meth:`wait` must be called with that lock held; it releases the lock
     *fully*, even when the task acquired it several times, and restores the
     same depth before returning, so code that re-enters its lock can still
-    wait. :meth:`notify` and :meth:`notify_all` are coroutines (awaitable, as
-    in the reference API) and also require the lock.
+    wait. :meth:`notify` and :meth:`notify_all` also require the lock; they
+    take effect when called, and what they return may be awaited (a
+    checkpoint, as the reference API writes ``await condition.notify()``) or
+    dropped (as anyio and asyncio code calls them): both styles work.
 
     Waiters are woken in first-in first-out order. A cancelled waiter still
     re-acquires the lock before the cancellation propagates, so the
-    ``async with condition`` block around it stays balanced.
+    ``async with condition`` block around it stays balanced. It is a drop-in
+    for :class:`anyio.Condition` built on cc's reentrant :class:`Lock`.
 
     :param lock: the lock to use; a new :class:`Lock` if ``None``
     :raises TypeError: if ``lock`` is not a :class:`cc.primitives.Lock`
@@ -65,7 +88,7 @@ class Condition:
     [1]
     """
 
-    __slots__ = ("_lock", "_waiters")
+    __slots__ = ("__weakref__", "_lock", "_waiters")
 
     def __init__(self, lock: Lock | None = None) -> None:
         if lock is None:
@@ -78,10 +101,10 @@ class Condition:
         self._waiters = ParkingLot()
 
     def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self._lock!r} waiting={len(self._waiters)}>"
+        return f"<{type(self).__name__} {self._lock!r} waiting={self._waiters.parked}>"
 
     async def __aenter__(self) -> None:
-        await self._lock.acquire()
+        await self._lock.__aenter__()
 
     async def __aexit__(
         self,
@@ -97,8 +120,18 @@ class Condition:
         return self._lock
 
     async def acquire(self) -> bool:
-        """Acquire the underlying lock."""
+        """Acquire the underlying lock.
+
+        :return: always ``True``
+        """
         return await self._lock.acquire()
+
+    def acquire_nowait(self) -> None:
+        """Acquire the underlying lock without waiting.
+
+        :raises anyio.WouldBlock: if another task holds it
+        """
+        self._lock.acquire_nowait()
 
     def release(self) -> None:
         """Release the underlying lock (one level)."""
@@ -111,8 +144,8 @@ class Condition:
     def _check_owner(self, what: str) -> None:
         if not self._lock.owned_by_current_task():
             raise RuntimeError(
-                f"{what}() requires the Condition's lock to be held by the "
-                "calling task (use 'async with condition:')"
+                "The current task is not holding the underlying lock: "
+                f"{what}() needs it (use 'async with condition:')"
             )
 
     async def wait(self) -> None:
@@ -120,6 +153,7 @@ class Condition:
 
         :raises RuntimeError: if the calling task does not hold the lock
         """
+        await checkpoint_if_cancelled()  # already cancelled: keep the lock
         self._check_owner("wait")
         depth = self._lock._release_all()
         try:
@@ -136,31 +170,38 @@ class Condition:
         """Wait until ``predicate()`` is true and return its value.
 
         The predicate is checked with the lock held, first before waiting and
-        again after every notification.
+        again after every notification. A call that need not wait follows the
+        lock's checkpoint rule.
         """
+        if self._lock._due():
+            await checkpoint()
         result = predicate()
         while not result:
             await self.wait()
             result = predicate()
         return result
 
-    async def notify(self, n: int = 1) -> None:
-        """Wake up to ``n`` waiting tasks (the longest-waiting first).
+    def notify(self, n: int = 1) -> Awaitable[None]:
+        """Wake up to ``n`` waiting tasks (the longest-waiting first), now.
 
+        :return: an object that may be awaited (a checkpoint) or dropped
         :raises RuntimeError: if the calling task does not hold the lock
         :raises ValueError: if ``n`` is negative
         """
         check_int("n", n, minimum=0)
         self._check_owner("notify")
         self._waiters.unpark_n(n)
+        return _NOTIFIED
 
-    async def notify_all(self) -> None:
-        """Wake every waiting task.
+    def notify_all(self) -> Awaitable[None]:
+        """Wake every waiting task, now.
 
+        :return: an object that may be awaited (a checkpoint) or dropped
         :raises RuntimeError: if the calling task does not hold the lock
         """
         self._check_owner("notify_all")
         self._waiters.unpark_all()
+        return _NOTIFIED
 
     def _pass_on(self, _: object) -> None:
         self._waiters.unpark_n(1)
@@ -168,5 +209,6 @@ class Condition:
     def statistics(self) -> ConditionStatistics:
         """Return the number of waiting tasks and the lock's statistics."""
         return ConditionStatistics(
-            tasks_waiting=len(self._waiters), lock_statistics=self._lock.statistics()
+            tasks_waiting=self._waiters.parked,
+            lock_statistics=self._lock.statistics(),
         )

@@ -4,31 +4,31 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from anyio.lowlevel import checkpoint
+import anyio
 
+from cc.primitives._checkpoints import checkpoint, checkpoint_due
 from cc.primitives._parking import ParkingLot
 
 __all__ = ["Event", "EventStatistics"]
 
 
 @dataclass(frozen=True)
-class EventStatistics:
-    """A snapshot of an :class:`Event`'s state.
+class EventStatistics(anyio.EventStatistics):
+    """A snapshot of an :class:`Event`'s state (an :class:`anyio.EventStatistics`).
 
-    :ivar is_set: whether the event has been set
     :ivar tasks_waiting: how many tasks are blocked in :meth:`Event.wait`
+    :ivar is_set: whether the event has been set
     """
 
     is_set: bool
-    tasks_waiting: int
 
 
 class Event:
     """A flag that tasks can wait for; once set, it stays set.
 
-    Unlike :class:`anyio.Event`, it can be created outside of a running event
-    loop (at import time, in a constructor) and bound to whichever backend
-    first waits on it.
+    It can be created outside of a running event loop (at import time, in a
+    constructor) and serves whichever backend first waits on it. It is a
+    drop-in for :class:`anyio.Event`.
 
     >>> import anyio
     >>> from cc.primitives import Event
@@ -42,7 +42,7 @@ class Event:
     True
     """
 
-    __slots__ = ("_flag", "_waiters")
+    __slots__ = ("__weakref__", "_flag", "_waiters")
 
     def __init__(self) -> None:
         self._flag = False
@@ -50,7 +50,7 @@ class Event:
 
     def __repr__(self) -> str:
         state = "set" if self._flag else "unset"
-        return f"<{type(self).__name__} {state} waiting={len(self._waiters)}>"
+        return f"<{type(self).__name__} {state} waiting={self._waiters.parked}>"
 
     def set(self) -> None:
         """Set the event and wake every waiting task. Idempotent."""
@@ -64,12 +64,16 @@ class Event:
         return self._flag
 
     async def wait(self) -> None:
-        """Wait until the event is set; return at once (after a checkpoint) if it is."""
-        if self._flag:
+        """Wait until the event is set.
+
+        If it is set already, return at once, following cc's checkpoint rule
+        (see the primitives guide).
+        """
+        if not self._flag:
+            await self._waiters.park()
+        elif checkpoint_due():
             await checkpoint()
-            return
-        await self._waiters.park()
 
     def statistics(self) -> EventStatistics:
         """Return whether the event is set and how many tasks wait for it."""
-        return EventStatistics(is_set=self._flag, tasks_waiting=len(self._waiters))
+        return EventStatistics(tasks_waiting=self._waiters.parked, is_set=self._flag)

@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from types import TracebackType
 
+import anyio
+
+from cc.primitives._checkpoints import checkpoint, checkpoint_rule
 from cc.primitives._parking import ParkingLot
 from cc.primitives._tasks import current_task_key, task_name
 from cc.primitives._validation import check_total_tokens
@@ -13,23 +16,24 @@ __all__ = ["CapacityLimiter", "CapacityLimiterStatistics"]
 
 
 @dataclass(frozen=True)
-class CapacityLimiterStatistics:
+class CapacityLimiterStatistics(anyio.CapacityLimiterStatistics):
     """A snapshot of a :class:`CapacityLimiter`'s state.
+
+    It is an :class:`anyio.CapacityLimiterStatistics` with cc's field added.
 
     :ivar borrowed_tokens: tokens currently held
     :ivar total_tokens: the limiter's capacity
-    :ivar borrowers: names of the current borrowers
+    :ivar borrowers: the current borrowers themselves (tasks, or what was
+        passed to :meth:`CapacityLimiter.acquire_on_behalf_of`)
     :ivar tasks_waiting: how many borrowers are queued for a token
+    :ivar borrower_names: the borrowers' names, in the order of ``borrowers``
     """
 
-    borrowed_tokens: int
-    total_tokens: float
-    borrowers: tuple[str, ...]
-    tasks_waiting: int
+    borrower_names: tuple[str, ...]
 
 
 def _borrower_name(borrower: object) -> str:
-    return task_name(borrower) if not isinstance(borrower, str) else borrower
+    return borrower if isinstance(borrower, str) else task_name(borrower)
 
 
 class CapacityLimiter:
@@ -38,16 +42,23 @@ class CapacityLimiter:
     Each borrower (by default the calling task) holds at most one token; a
     second acquisition by the same borrower is a bug and raises
     ``RuntimeError`` instead of silently consuming capacity. Waiters are served
-    first in, first out. :attr:`total_tokens` may be changed at run time;
-    raising it wakes as many waiters as the new capacity allows.
+    first in, first out: a freed token goes straight to the one that has
+    waited longest. :attr:`total_tokens` may be changed at run time; raising
+    it wakes as many waiters as the new capacity allows.
 
     Use :meth:`acquire_on_behalf_of` to borrow for something other than the
-    current task (a job id, a thread), as with anyio's limiter.
+    current task (a job id, a thread). It is a drop-in for
+    :class:`anyio.CapacityLimiter` (same arguments, methods, exceptions and
+    statistics), except that the capacity must be at least 1, as the
+    reference API says (anyio accepts 0).
 
     :param total_tokens: the capacity, an ``int >= 1`` or ``math.inf``
+    :param fast_acquire: the checkpoint rule of an acquisition that does not
+        have to wait, as for :class:`Lock` (``None``: cc's default)
     :raises ValueError: for a capacity below 1 (checked first: ``0.5`` is a
         ``ValueError``)
-    :raises TypeError: for a capacity that is neither an int nor ``math.inf``
+    :raises TypeError: for a capacity that is neither an int nor ``math.inf``,
+        or a ``fast_acquire`` that is not a bool or ``None``
 
     >>> import anyio
     >>> from cc.primitives import CapacityLimiter
@@ -59,10 +70,13 @@ class CapacityLimiter:
     (1, 2)
     """
 
-    __slots__ = ("_borrowers", "_total_tokens", "_waiters")
+    __slots__ = ("__weakref__", "_borrowers", "_due", "_total_tokens", "_waiters")
 
-    def __init__(self, total_tokens: float) -> None:
+    def __init__(
+        self, total_tokens: float, *, fast_acquire: bool | None = None
+    ) -> None:
         self._total_tokens = check_total_tokens(total_tokens)
+        self._due = checkpoint_rule(fast_acquire)
         self._borrowers: set[object] = set()
         # Borrowers waiting, keyed by borrower. Tokens are handed straight to
         # them as they free up, so nobody waits while a token is free.
@@ -71,11 +85,18 @@ class CapacityLimiter:
     def __repr__(self) -> str:
         return (
             f"<{type(self).__name__} borrowed={len(self._borrowers)}/"
-            f"{self._total_tokens} waiting={len(self._waiters)}>"
+            f"{self._total_tokens} waiting={self._waiters.parked}>"
         )
 
     async def __aenter__(self) -> None:
-        await self.acquire()
+        if self._due():
+            await checkpoint()
+        task = current_task_key()
+        borrowers = self._borrowers
+        if len(borrowers) < self._total_tokens and task not in borrowers:
+            borrowers.add(task)
+        elif not self._borrow(task):
+            await self._wait_for_token(task)
 
     async def __aexit__(
         self,
@@ -84,9 +105,6 @@ class CapacityLimiter:
         tb: TracebackType | None,
     ) -> None:
         self.release()
-
-    # acquire() and release() inline the uncontended path of the
-    # *_on_behalf_of methods: they are the hot path of "async with".
 
     @property
     def total_tokens(self) -> float:
@@ -113,53 +131,63 @@ class CapacityLimiter:
 
         :raises RuntimeError: if the current task already holds a token
         """
-        task = current_task_key()
-        borrowers = self._borrowers
-        if len(borrowers) < self._total_tokens and task not in borrowers:
-            borrowers.add(task)
-        else:
-            await self.acquire_on_behalf_of(task)
+        await self.__aenter__()
 
-    def acquire_nowait(self) -> bool:
-        """Borrow a token for the current task if one is free at once."""
-        return self.acquire_on_behalf_of_nowait(current_task_key())
+    def acquire_nowait(self) -> None:
+        """Borrow a token for the current task without waiting.
+
+        :raises anyio.WouldBlock: if no token is free
+        :raises RuntimeError: if the current task already holds a token
+        """
+        self.acquire_on_behalf_of_nowait(current_task_key())
 
     async def acquire_on_behalf_of(self, borrower: object) -> None:
         """Borrow a token for ``borrower``, waiting (FIFO) if none is free.
 
-        :raises RuntimeError: if ``borrower`` already holds a token
-        :raises TypeError: if ``borrower`` is not hashable
-        """
-        if not self.acquire_on_behalf_of_nowait(borrower):
-            # Woken once _wake_waiters() has added the borrower; cancelled
-            # just then, it gives the token back (to the next waiter).
-            await self._waiters.park(
-                borrower, lambda _: self.release_on_behalf_of(borrower)
-            )
-
-    def acquire_on_behalf_of_nowait(self, borrower: object) -> bool:
-        """Borrow a token for ``borrower`` if one is free at once.
-
-        :return: whether the token was borrowed
         :raises RuntimeError: if ``borrower`` already holds or awaits a token
         :raises TypeError: if ``borrower`` is not hashable
         """
+        if self._due():
+            await checkpoint()
+        if not self._borrow(borrower):
+            await self._wait_for_token(borrower)
+
+    def acquire_on_behalf_of_nowait(self, borrower: object) -> None:
+        """Borrow a token for ``borrower`` without waiting.
+
+        :raises anyio.WouldBlock: if no token is free
+        :raises RuntimeError: if ``borrower`` already holds or awaits a token
+        :raises TypeError: if ``borrower`` is not hashable
+        """
+        if not self._borrow(borrower):
+            raise anyio.WouldBlock
+
+    def _borrow(self, borrower: object) -> bool:
+        """Lend ``borrower`` a free token; ``False`` if there is none."""
         try:
-            known = borrower in self._borrowers or borrower in self._waiters
+            holding = borrower in self._borrowers
         except TypeError:
             raise TypeError(
-                f"borrower must be hashable (a task, a name, an id), not "
+                "borrower must be hashable (a task, a name, an id), not "
                 f"{type(borrower).__name__}"
             ) from None
-        if known:
+        if holding or borrower in self._waiters:
+            state = "holding" if holding else "waiting for"
             raise RuntimeError(
-                f"{_borrower_name(borrower)!r} already holds (or is waiting for) "
-                "a token of this CapacityLimiter; a borrower may hold only one"
+                f"this borrower ({_borrower_name(borrower)!r}) is already {state} "
+                "one of this CapacityLimiter's tokens; a borrower may hold only one"
             )
         if len(self._borrowers) < self._total_tokens:
             self._borrowers.add(borrower)
             return True
         return False
+
+    async def _wait_for_token(self, borrower: object) -> None:
+        # Woken once _wake_waiters() has lent the borrower a token; cancelled
+        # just then, it gives the token back (to the next waiter).
+        await self._waiters.park(
+            borrower, lambda _: self.release_on_behalf_of(borrower)
+        )
 
     def release(self) -> None:
         """Give back the current task's token.
@@ -172,14 +200,22 @@ class CapacityLimiter:
         """Give back the token held by ``borrower``.
 
         :raises RuntimeError: if ``borrower`` holds no token
+        :raises TypeError: if ``borrower`` is not hashable
         """
         try:
             self._borrowers.remove(borrower)
         except KeyError:
             raise RuntimeError(
-                f"{_borrower_name(borrower)!r} holds no token of this CapacityLimiter"
+                f"this borrower ({_borrower_name(borrower)!r}) isn't holding any "
+                "of this CapacityLimiter's tokens"
             ) from None
-        self._wake_waiters()
+        except TypeError:
+            raise TypeError(
+                "borrower must be hashable (a task, a name, an id), not "
+                f"{type(borrower).__name__}"
+            ) from None
+        if self._waiters.parked:
+            self._wake_waiters()
 
     def _wake_waiters(self) -> None:
         waiters, borrowers = self._waiters, self._borrowers
@@ -188,9 +224,11 @@ class CapacityLimiter:
 
     def statistics(self) -> CapacityLimiterStatistics:
         """Return a snapshot of borrowed tokens, borrowers and waiters."""
+        borrowers = tuple(self._borrowers)
         return CapacityLimiterStatistics(
-            borrowed_tokens=len(self._borrowers),
+            borrowed_tokens=len(borrowers),
             total_tokens=self._total_tokens,
-            borrowers=tuple(_borrower_name(b) for b in self._borrowers),
-            tasks_waiting=len(self._waiters),
+            borrowers=borrowers,
+            tasks_waiting=self._waiters.parked,
+            borrower_names=tuple(_borrower_name(b) for b in borrowers),
         )

@@ -5,42 +5,50 @@ from __future__ import annotations
 from dataclasses import dataclass
 from types import TracebackType
 
+import anyio
+
+from cc.primitives._checkpoints import checkpoint, checkpoint_rule
 from cc.primitives._parking import ParkingLot
-from cc.primitives._tasks import current_task_key, task_name
+from cc.primitives._tasks import current_task_key, task_info, task_name
 
 __all__ = ["Lock", "LockStatistics"]
 
 
 @dataclass(frozen=True)
-class LockStatistics:
-    """A snapshot of a :class:`Lock`'s state.
+class LockStatistics(anyio.LockStatistics):
+    """A snapshot of a :class:`Lock`'s state (an :class:`anyio.LockStatistics`).
 
     :ivar locked: whether some task holds the lock
-    :ivar owner: the name of the owning task, or ``None``
+    :ivar owner: the owning task as an :class:`anyio.TaskInfo` (its ``name``
+        says which), or ``None``
+    :ivar tasks_waiting: how many tasks are queued to acquire it
     :ivar depth: how many times the owner has acquired the lock without
         releasing it (0 when free)
-    :ivar tasks_waiting: how many tasks are queued to acquire it
     """
 
-    locked: bool
-    owner: str | None
     depth: int
-    tasks_waiting: int
 
 
 class Lock:
     """A reentrant mutual-exclusion lock owned by the task that acquired it.
 
     The owning task may acquire the lock again; it must then release it as
-    many times before another task can take it. Only the owner may release it.
-    Waiting tasks are served strictly first in, first out: on release the lock
-    is handed directly to the task that has waited longest, so a running task
-    cannot barge ahead of it. A task cancelled while waiting leaves no trace.
+    many times before another task can take it. Only the owner may release
+    it, on every path (``async with`` included). Waiting tasks are served
+    strictly first in, first out: on release the lock is handed directly to
+    the task that has waited longest, so a running task cannot barge ahead of
+    it. A task cancelled while waiting leaves no trace.
 
-    Uncontended acquisition does not yield to the event loop (like
-    :class:`asyncio.Lock`), which keeps ``async with lock`` close to the cost
-    of the standard library lock. Contended acquisition waits, and is a
-    cancellation point.
+    It is a drop-in for :class:`anyio.Lock` (same arguments, methods,
+    exceptions and statistics), except that it is reentrant where anyio's
+    raises ``RuntimeError``.
+
+    :param fast_acquire: the checkpoint rule of an acquisition that does not
+        have to wait: ``None`` (cc's default) makes every 64th such call on a
+        thread a checkpoint, ``False`` makes every call one (anyio's and
+        trio's default), ``True`` never yields (anyio's opt-in); see the
+        primitives guide
+    :raises TypeError: for a ``fast_acquire`` that is not a bool or ``None``
 
     The lock belongs to the event loop of the tasks that use it; it is not
     thread safe.
@@ -57,9 +65,10 @@ class Lock:
     2
     """
 
-    __slots__ = ("_depth", "_owner", "_waiters")
+    __slots__ = ("__weakref__", "_depth", "_due", "_owner", "_waiters")
 
-    def __init__(self) -> None:
+    def __init__(self, *, fast_acquire: bool | None = None) -> None:
+        self._due = checkpoint_rule(fast_acquire)
         self._owner: object | None = None
         self._depth = 0
         # Tasks waiting, keyed by task. The lock is handed straight to the
@@ -71,10 +80,15 @@ class Lock:
             state = "unlocked"
         else:
             state = f"locked by {task_name(self._owner)!r} depth={self._depth}"
-        return f"<{type(self).__name__} {state} waiting={len(self._waiters)}>"
+        return f"<{type(self).__name__} {state} waiting={self._waiters.parked}>"
 
     async def __aenter__(self) -> None:
-        await self.acquire()
+        if self._due():
+            await checkpoint()
+        task = current_task_key()
+        if not self._take(task):
+            # Woken as the new owner (at depth 1) by _hand_off().
+            await self._waiters.park(task, self._pass_on)
 
     async def __aexit__(
         self,
@@ -87,27 +101,20 @@ class Lock:
     async def acquire(self) -> bool:
         """Acquire the lock, waiting until it is free; re-enter if already owned.
 
-        :return: always ``True`` (for compatibility with :class:`asyncio.Lock`)
+        :return: always ``True`` (as the reference API and :class:`asyncio.Lock`)
         """
-        task = current_task_key()
-        owner = self._owner
-        if owner is None:
-            self._owner = task
-            self._depth = 1
-        elif owner is task:
-            self._depth += 1
-        else:
-            # Woken as the new owner (at depth 1) by _hand_off().
-            await self._waiters.park(task, self._pass_on)
+        await self.__aenter__()
         return True
 
-    def acquire_nowait(self) -> bool:
-        """Acquire the lock if that is possible without waiting.
+    def acquire_nowait(self) -> None:
+        """Acquire the lock (or re-enter it) without waiting.
 
-        :return: ``True`` if the calling task now holds the lock (including a
-            re-entry), ``False`` if another task holds it
+        :raises anyio.WouldBlock: if another task holds the lock
         """
-        task = current_task_key()
+        if not self._take(current_task_key()):
+            raise anyio.WouldBlock
+
+    def _take(self, task: object) -> bool:
         owner = self._owner
         if owner is None:
             self._owner = task
@@ -121,14 +128,18 @@ class Lock:
     def release(self) -> None:
         """Release one level of ownership; the last release frees the lock.
 
-        :raises RuntimeError: if the calling task does not hold the lock
+        :raises RuntimeError: if the calling task does not hold the lock (the
+            message names the task that does)
         """
         owner = self._owner
         if owner is not current_task_key():
             if owner is None:
-                raise RuntimeError("cannot release a Lock that is not locked")
+                raise RuntimeError(
+                    "The current task is not holding this lock (it is not locked)"
+                )
             raise RuntimeError(
-                f"cannot release a Lock held by another task ({task_name(owner)!r})"
+                "The current task is not holding this lock (it is held by "
+                f"another task, {task_name(owner)!r})"
             )
         if self._depth > 1:
             self._depth -= 1
@@ -162,18 +173,21 @@ class Lock:
         owner = self._owner
         return LockStatistics(
             locked=owner is not None,
-            owner=None if owner is None else task_name(owner),
+            owner=None if owner is None else task_info(owner),
+            tasks_waiting=self._waiters.parked,
             depth=self._depth,
-            tasks_waiting=len(self._waiters),
         )
 
-    # Used by Condition: give the lock up entirely and get it back at the
-    # same depth, whatever that depth was.
+    # Used by Condition: give the lock up entirely, and take it back at the
+    # same depth, whatever that depth was (waiting without the rule's
+    # checkpoint: the caller has just waited).
     def _release_all(self) -> int:
         depth = self._depth
         self._hand_off()
         return depth
 
     async def _reacquire(self, depth: int) -> None:
-        await self.acquire()
+        task = current_task_key()
+        if not self._take(task):
+            await self._waiters.park(task, self._pass_on)
         self._depth = depth

@@ -8,6 +8,7 @@ from types import TracebackType
 
 import anyio
 
+from cc.primitives._checkpoints import checkpoint, checkpoint_rule
 from cc.primitives._parking import ParkingLot
 from cc.primitives._validation import check_positive_number
 
@@ -51,7 +52,11 @@ class RateLimiter:
 
     :param rate: acquisitions per period (a positive finite number)
     :param period: the period in seconds (a positive finite number)
+    :param fast_acquire: the checkpoint rule of an acquisition that does not
+        have to wait, as for :class:`Lock` (``None``: cc's default)
     :raises ValueError: for a zero, negative, infinite or NaN rate or period
+    :raises TypeError: for a rate or period that is not a number, or a
+        ``fast_acquire`` that is not a bool or ``None``
 
     >>> import anyio
     >>> from cc.primitives import RateLimiter
@@ -66,6 +71,8 @@ class RateLimiter:
     """
 
     __slots__ = (
+        "__weakref__",
+        "_due",
         "_in_window",
         "_line",
         "_log",
@@ -77,9 +84,12 @@ class RateLimiter:
         "_turn_taken",
     )
 
-    def __init__(self, rate: float, period: float = 1.0) -> None:
+    def __init__(
+        self, rate: float, period: float = 1.0, *, fast_acquire: bool | None = None
+    ) -> None:
         self._rate = check_positive_number("rate", rate, allow_inf=False)
         self._period = check_positive_number("period", period, allow_inf=False)
+        self._due = checkpoint_rule(fast_acquire)
         # [time, amount] of every acquisition still inside the window, oldest
         # first, and their sum.
         self._log: deque[list[float]] = deque()
@@ -172,6 +182,8 @@ class RateLimiter:
         :raises ValueError: for an amount that is not positive or exceeds the rate
         """
         value = self._check_amount(amount)
+        if self._due():
+            await checkpoint()
         if not self._turn_taken:
             now = anyio.current_time()
             if self._delay(value, now) == 0.0:

@@ -4,25 +4,32 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from types import TracebackType
+from typing import TypeVar
 
+import anyio
+
+from cc.primitives._checkpoints import checkpoint, checkpoint_rule
 from cc.primitives._parking import ParkingLot
 from cc.primitives._validation import check_int
 
 __all__ = ["Semaphore", "SemaphoreStatistics"]
 
+_S = TypeVar("_S", bound="Semaphore")
+
 
 @dataclass(frozen=True)
-class SemaphoreStatistics:
+class SemaphoreStatistics(anyio.SemaphoreStatistics):
     """A snapshot of a :class:`Semaphore`'s state.
 
+    It is an :class:`anyio.SemaphoreStatistics` with cc's fields added.
+
+    :ivar tasks_waiting: how many tasks are queued in :meth:`Semaphore.acquire`
     :ivar value: tokens currently available
     :ivar max_value: the upper bound on ``value``, or ``None``
-    :ivar tasks_waiting: how many tasks are queued in :meth:`Semaphore.acquire`
     """
 
     value: int
     max_value: int | None
-    tasks_waiting: int
 
 
 class Semaphore:
@@ -34,12 +41,18 @@ class Semaphore:
     push the value above it raises ``ValueError`` (a bounded semaphore), which
     catches unbalanced releases early.
 
-    Uncontended acquisition does not yield to the event loop, like
-    :class:`asyncio.Semaphore`; waiting is a cancellation point, and a task
-    cancelled while waiting never strands a token.
+    Waiting is a cancellation point, and a task cancelled while waiting
+    never strands a token. It is a drop-in for :class:`anyio.Semaphore` (same
+    arguments, methods, exceptions and statistics).
 
     :param initial_value: tokens available at first (``>= 0``)
     :param max_value: optional upper bound on the value (``>= initial_value``)
+    :param fast_acquire: the checkpoint rule of an acquisition that does not
+        have to wait, as for :class:`Lock`: ``None`` (cc's default, a
+        checkpoint every 64th such call on a thread), ``False`` (every call),
+        ``True`` (never)
+    :raises TypeError: for a value that is not an integer, or a
+        ``fast_acquire`` that is not a bool or ``None``
     :raises ValueError: for a negative ``initial_value`` or a ``max_value``
         below it
 
@@ -54,17 +67,23 @@ class Semaphore:
     (1, 2)
     """
 
-    __slots__ = ("_max_value", "_value", "_waiters")
+    __slots__ = ("__weakref__", "_due", "_max_value", "_value", "_waiters")
 
-    def __init__(self, initial_value: int, *, max_value: int | None = None) -> None:
+    def __init__(
+        self,
+        initial_value: int,
+        *,
+        max_value: int | None = None,
+        fast_acquire: bool | None = None,
+    ) -> None:
         check_int("initial_value", initial_value, minimum=0)
-        if max_value is not None:
-            check_int("max_value", max_value, minimum=0)
-            if max_value < initial_value:
-                raise ValueError(
-                    f"max_value ({max_value}) must be >= initial_value "
-                    f"({initial_value})"
-                )
+        check_int("max_value", max_value, minimum=0, or_none=True)
+        if max_value is not None and max_value < initial_value:
+            raise ValueError(
+                "max_value must be equal to or higher than initial_value "
+                f"(max_value={max_value}, initial_value={initial_value})"
+            )
+        self._due = checkpoint_rule(fast_acquire)
         self._value = initial_value
         self._max_value = max_value
         # A release hands its token straight to the first waiter, so the
@@ -75,11 +94,18 @@ class Semaphore:
         bound = "" if self._max_value is None else f"/{self._max_value}"
         return (
             f"<{type(self).__name__} value={self._value}{bound} "
-            f"waiting={len(self._waiters)}>"
+            f"waiting={self._waiters.parked}>"
         )
 
-    async def __aenter__(self) -> None:
-        await self.acquire()
+    async def __aenter__(self: _S) -> _S:
+        if self._due():
+            await checkpoint()
+        if self._value > 0:
+            self._value -= 1
+        else:
+            # Woken with the token a release handed over.
+            await self._waiters.park(hand_back=self._pass_on)
+        return self
 
     async def __aexit__(
         self,
@@ -101,20 +127,16 @@ class Semaphore:
 
     async def acquire(self) -> None:
         """Take a token, waiting (first in, first out) until one is available."""
-        if self._value > 0:
-            self._value -= 1
-        else:
-            await self._waiters.park(hand_back=self._pass_on)
+        await self.__aenter__()
 
-    def acquire_nowait(self) -> bool:
-        """Take a token if one is available at once.
+    def acquire_nowait(self) -> None:
+        """Take a token without waiting.
 
-        :return: whether a token was taken
+        :raises anyio.WouldBlock: if no token is available
         """
-        if self._value > 0:
-            self._value -= 1
-            return True
-        return False
+        if self._value <= 0:
+            raise anyio.WouldBlock
+        self._value -= 1
 
     def release(self) -> None:
         """Return a token, handing it to the longest-waiting task if there is one.
@@ -123,9 +145,8 @@ class Semaphore:
         """
         if self._max_value is not None and self._value >= self._max_value:
             raise ValueError(
-                f"release() would raise the semaphore above max_value "
-                f"({self._max_value}); release() was called more often than "
-                "acquire()"
+                "semaphore released too many times: release() would raise the "
+                f"value above max_value ({self._max_value})"
             )
         if self._waiters.parked:
             self._waiters.unpark()
@@ -143,7 +164,7 @@ class Semaphore:
     def statistics(self) -> SemaphoreStatistics:
         """Return a snapshot of the value and the number of waiting tasks."""
         return SemaphoreStatistics(
+            tasks_waiting=self._waiters.parked,
             value=self._value,
             max_value=self._max_value,
-            tasks_waiting=len(self._waiters),
         )

@@ -13,13 +13,14 @@ either library in); any other anyio backend falls back to
 
 from __future__ import annotations
 
+import importlib
 import sys
 from collections.abc import Callable
 from typing import Any
 
 import anyio
 
-__all__ = ["current_task_key", "task_name"]
+__all__ = ["current_task_key", "task_info", "task_name"]
 
 # Resolved on first use once asyncio has been imported by whoever runs it;
 # module-level references save several lookups per call on the hot path.
@@ -90,3 +91,35 @@ def task_name(key: object) -> str:
     if isinstance(name, str):
         return name
     return f"task {key!r}"
+
+
+def task_info(key: object) -> anyio.TaskInfo:
+    """Return anyio's :class:`~anyio.TaskInfo` for a key from :func:`current_task_key`.
+
+    It is the object anyio itself gives for that task (equal to what
+    :func:`anyio.get_current_task` returns inside it), so statistics that
+    name a task read the same as anyio's.
+
+    :raises LookupError: for a key of no running task on a backend other
+        than asyncio and trio
+    """
+    task: Any = key
+    if hasattr(task, "get_coro"):  # an asyncio task: anyio's own view of it
+        backend = importlib.import_module("anyio._backends._asyncio")
+        info_class = getattr(backend, "AsyncIOTaskInfo", None)
+        if info_class is not None:
+            return info_class(task)  # type: ignore[no-any-return]
+        return anyio.TaskInfo(id(task), None, task.get_name(), task.get_coro())
+    if hasattr(task, "parent_nursery"):  # a trio task
+        backend = importlib.import_module("anyio._backends._trio")
+        info_class = getattr(backend, "TrioTaskInfo", None)
+        if info_class is not None:
+            return info_class(task)  # type: ignore[no-any-return]
+        nursery = task.parent_nursery
+        parent = None if nursery is None else nursery.parent_task
+        parent_id = None if parent is None else id(parent)
+        return anyio.TaskInfo(id(task), parent_id, task.name, task.coro)
+    for info in anyio.get_running_tasks():  # another backend: the key is the id
+        if info.id == key:
+            return info
+    raise LookupError(f"no running task has the key {key!r}")

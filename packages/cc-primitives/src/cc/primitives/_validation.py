@@ -18,14 +18,20 @@ def shown(value: object) -> str:
     return repr(value)
 
 
-def check_int(name: str, value: object, *, minimum: int) -> None:
+def check_int(name: str, value: object, *, minimum: int, or_none: bool = False) -> None:
     """Raise unless ``value`` is an ``int`` (not a bool) of at least ``minimum``.
 
+    The messages begin as anyio's do ("initial_value must be an integer").
+
+    :param or_none: whether ``None`` is allowed (and said to be)
     :raises TypeError: for a value that is not an integer
     :raises ValueError: for an integer below ``minimum``
     """
+    if value is None and or_none:
+        return
     if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+        allowed = "an integer or None" if or_none else "an integer"
+        raise TypeError(f"{name} must be {allowed}, not {type(value).__name__}")
     if value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {shown(value)}")
 

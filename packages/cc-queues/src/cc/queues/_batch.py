@@ -147,20 +147,21 @@ async def feed(
     If a ``put()`` is interrupted (cancelled, or the queue stopped), the item
     it was adding is appended to ``held`` so that the caller can hand it back.
     """
-    index = 0
     if isinstance(items, AsyncIterable):
+        index = 0
         async for item in items:
-            try:
-                await queue.put((index, item))
-            except BaseException:
-                held.append(item)
-                raise
+            await _put(queue, index, item, held)
             index += 1
     else:
-        for item in items:
-            try:
-                await queue.put((index, item))
-            except BaseException:
-                held.append(item)
-                raise
-            index += 1
+        for index, item in enumerate(items):
+            await _put(queue, index, item, held)
+
+
+async def _put(
+    queue: BoundedQueue[tuple[int, T]], index: int, item: T, held: list[T]
+) -> None:
+    try:
+        await queue.put((index, item))
+    except BaseException:
+        held.append(item)
+        raise

@@ -5,11 +5,10 @@ from __future__ import annotations
 import logging
 from typing import TypeVar
 
-from anyio.lowlevel import checkpoint
-
+from cc.primitives.lowlevel import checkpoint, checkpoint_due
 from cc.queues._errors import QueueStateError
 from cc.queues._lifecycle import QueueBase
-from cc.queues._pool import CHECKPOINT_INTERVAL, ErrorHandler, WorkerFunc
+from cc.queues._pool import ErrorHandler, WorkerFunc
 from cc.queues._status import QueueStatus
 from cc.queues._validation import check_async_callable, check_count
 
@@ -79,13 +78,16 @@ class BoundedQueue(QueueBase[T]):
     handed_back``. Items handed back and never collected are reported with
     a warning when they are dropped (see :attr:`unprocessed`).
 
-    **Cost.** Waiting producers, consumers and idle workers each sleep on an
-    event of their own and are woken directly, first come first served; a
-    call that need not wait allocates nothing and, like :class:`asyncio.Queue`,
-    does not yield, except that every 64th call on a queue is a full
-    checkpoint so that a loop of such calls cannot starve the event loop or
-    miss a cancellation. A queue belongs to one event loop and is not
-    thread-safe. It logs on the ``cc.queues`` logger unless given another.
+    **Cost.** Waiting producers, consumers and idle workers park in FIFO
+    order on :class:`cc.primitives.lowlevel.ParkingLot` and are woken
+    directly, first come first served; a call that need not wait allocates
+    nothing and, like :class:`asyncio.Queue`, does not yield, except as the
+    toolkit's one checkpoint rule says (see the cc.primitives guide): every
+    64th cc operation on a thread that need not wait is a full checkpoint,
+    so that no loop of queue calls can starve the event loop, miss a
+    cancellation or outlive its deadline by more than two checkpoints. A
+    queue belongs to one event loop and is not thread-safe. It logs on the
+    ``cc.queues`` logger unless given another.
 
     :param maxsize: the most items the queue holds, at least 1
     :param timeout: how long :meth:`put` waits for room by default, in
@@ -169,7 +171,8 @@ class BoundedQueue(QueueBase[T]):
         worker_func = check_async_callable("worker_func", worker_func)
         if error_handler is not None:
             error_handler = check_async_callable("error_handler", error_handler)
-        await checkpoint()
+        if checkpoint_due():  # the toolkit's one checkpoint rule
+            await checkpoint()
         self._attach_now("start_workers", worker_func, error_handler, count)
 
     async def get(self) -> T:
@@ -188,11 +191,10 @@ class BoundedQueue(QueueBase[T]):
         """
         if self._serving.cr_frame is None:  # stopped, or its host has ended
             raise self._refusal("get")
-        self._since_checkpoint += 1
-        if self._since_checkpoint >= CHECKPOINT_INTERVAL:
-            self._since_checkpoint = 0
+        if checkpoint_due():  # the toolkit's one checkpoint rule
             await checkpoint()
-            return await self.get()  # re-check everything after the yield
+            if self._serving.cr_frame is None:  # it may have stopped meanwhile
+                raise self._refusal("get")
         if len(self._items) <= self._woken_getters and not await self._wait_for_item(
             self._getters
         ):

@@ -3,24 +3,27 @@
 How waiting works (and why it is cheap):
 
 * Items live in one ``deque``. Producers that find the queue full, and
-  consumers that find it empty, park on an :class:`anyio.Event` of their
-  own, in FIFO lots: ``_putters`` for producers, ``_getters`` for
-  :meth:`get` callers and ``_idle`` for idle workers. An operation that does
-  not have to wait allocates nothing: no event, no cancel scope, no timeout.
-* When an item arrives, the oldest waiting consumer (a :meth:`get` caller
-  before an idle worker) is woken and *reserved* that item
-  (``_woken_getters`` counts reservations); when an item leaves, the oldest
-  waiting producer is woken and reserved the free slot (``_woken_putters``).
-  The fast paths only use what is not reserved, so a newcomer cannot barge
-  in front of a task that was already woken, and a timed ``put()`` that was
-  woken always gets its slot. Tasks woken in the same scheduling round may
-  resume in any order (trio randomizes it), so among *those*, which
-  consumer takes which item, or whose item lands first, is the backend's
-  choice; everything else is first in, first out.
-* Reservations are never lost: a woken task that is cancelled, or that finds
-  the queue stopped when it resumes, passes its reservation on to the next
-  waiter. Items stay in the ``deque`` until a task takes them, so a
-  cancellation can never drop one.
+  consumers that find it empty, park in FIFO lots
+  (:class:`cc.primitives.lowlevel.ParkingLot`, the toolkit's one waiting
+  primitive): ``_putters`` for producers, ``_getters`` for ``get()``
+  callers and ``_idle`` for idle workers. An operation that does not have
+  to wait allocates nothing: no event, no cancel scope, no timeout.
+* When an item arrives, the oldest waiting consumer (a ``get()`` caller
+  before an idle worker) is woken with a *reservation* on that item
+  (``_woken_getters`` counts them); when an item leaves, the oldest waiting
+  producer is woken with a reservation on the free slot
+  (``_woken_putters``). The fast paths only use what is not reserved, so a
+  newcomer cannot barge in front of a task that was already woken. Tasks
+  woken in the same scheduling round may resume in any order (trio
+  randomizes it), so among *those*, which consumer takes which item, or
+  whose item lands first, is the backend's choice; everything else is first
+  in, first out.
+* Reservations are never lost: a woken task that is cancelled before it
+  resumes hands its reservation on (the lot calls ``hand_back``), and one
+  that finds the queue stopped when it resumes passes it on too. Items stay
+  in the ``deque`` until a task takes them, so a cancellation can never drop
+  one. A stop wakes every waiter with :data:`STOP`, an idle worker told to
+  retire gets :data:`RETIRE`: neither carries a reservation.
 * Workers that may start on demand count as consumers too: an item that
   arrives when no consumer waits starts one (``_spare`` says how many more
   may start, ``_starting`` how many were started and have not taken an item
@@ -38,12 +41,12 @@ from collections import deque
 from typing import Any, Generic, TypeVar
 
 import anyio
-from anyio.lowlevel import checkpoint
 
+from cc.primitives.lowlevel import ParkingLot, checkpoint, checkpoint_due
 from cc.queues._errors import QueueStateError
 from cc.queues._status import QueueStatus
 
-__all__ = ["CLOSED", "Buffer"]
+__all__ = ["CLOSED", "RETIRE", "STOP", "Buffer"]
 
 T = TypeVar("T")
 
@@ -56,6 +59,15 @@ class _Closed:
 
 
 CLOSED: Any = _Closed()
+
+# What a waiter is woken with: a reservation (an item for a consumer, a slot
+# for a producer), or news that carries none.
+_RESERVED: Any = object()
+STOP: Any = object()
+"""The queue stopped: no reservation."""
+RETIRE: Any = object()
+"""An idle worker may exit: no reservation."""
+_TIMED_OUT: Any = object()
 
 
 class Buffer(Generic[T]):
@@ -85,10 +97,10 @@ class Buffer(Generic[T]):
         "_idle_low",
         "_items",
         "_maxsize",
+        "_parked",
         "_processed",
         "_putters",
         "_refused_puts",
-        "_retiring",
         "_run",
         "_serving",
         "_spare",
@@ -110,14 +122,15 @@ class Buffer(Generic[T]):
         # into the next one.
         self._run = 0
         self._items: deque[T] = deque()
-        self._getters: deque[anyio.Event] = deque()
-        self._idle: deque[anyio.Event] = deque()
-        self._putters: deque[anyio.Event] = deque()
+        self._getters = ParkingLot()
+        self._idle = ParkingLot()
+        self._putters = ParkingLot()
         self._woken_getters = 0
         self._woken_putters = 0
-        # Idle workers told to exit, and the fewest idle workers seen since
-        # the supervisor last looked.
-        self._retiring: set[anyio.Event] = set()
+        # Tasks inside a park() call of any lot: the fast paths test this
+        # int before asking a lot whether it holds anyone (a Python call).
+        self._parked = 0
+        # The fewest idle workers seen since the supervisor last looked.
         self._idle_low = 0
         self._spare = 0
         self._starting = 0
@@ -176,11 +189,16 @@ class Buffer(Generic[T]):
         items = self._items
         items.append(item)
         self._enqueued += 1
-        if self._getters:
-            if len(items) > self._woken_getters:
-                self._woken_getters += 1
-                self._getters.popleft().set()
-        elif self._idle or self._spare:
+        if self._parked:
+            if self._getters:
+                if len(items) > self._woken_getters:
+                    self._woken_getters += 1
+                    self._getters.unpark(_RESERVED)
+                return
+            if self._idle:
+                self._offer_to_worker()
+                return
+        if self._spare:
             self._offer_to_worker()
 
     def _offer_to_worker(self) -> None:
@@ -200,35 +218,36 @@ class Buffer(Generic[T]):
     async def _wait_for_room(self, wait: float) -> bool:
         """Wait for a free slot: ``True`` once reserved, ``False`` on timeout."""
         run = self._run
-        event = anyio.Event()
-        self._putters.append(event)
+        self._parked += 1
         try:
             if wait == math.inf:
-                await event.wait()
+                woken = await self._putters.park(hand_back=self._pass_slot_on)
             else:
+                woken = _TIMED_OUT
                 with anyio.move_on_after(wait):
-                    await event.wait()
-        except BaseException:
-            if event.is_set():
-                self._woken_putters -= 1
-                self._wake_putter()
-            else:
-                self._putters.remove(event)
-            raise
-        if not event.is_set():
-            self._putters.remove(event)
+                    woken = await self._putters.park(hand_back=self._pass_slot_on)
+        finally:
+            self._parked -= 1
+        if woken is _TIMED_OUT:  # (a slot given meanwhile was passed on)
             return False
-        self._woken_putters -= 1
-        if self._accepting.cr_frame is not None and self._run == run:
-            return True
-        self._wake_putter()
+        if woken is _RESERVED:
+            self._woken_putters -= 1
+            if self._accepting.cr_frame is not None and self._run == run:
+                return True
+            self._wake_putter()
         raise QueueStateError("the queue stopped while put() was waiting", self._status)
+
+    def _pass_slot_on(self, woken: object) -> None:
+        """Hand a slot reserved for a cancelled producer to the next one."""
+        if woken is _RESERVED:
+            self._woken_putters -= 1
+            self._wake_putter()
 
     def _wake_putter(self) -> None:
         """Wake the oldest waiting producer if a slot is free for it."""
         if self._putters and len(self._items) + self._woken_putters < self._maxsize:
             self._woken_putters += 1
-            self._putters.popleft().set()
+            self._putters.unpark(_RESERVED)
 
     # -- consumers ---------------------------------------------------------
 
@@ -236,12 +255,16 @@ class Buffer(Generic[T]):
         """Pop the front item and wake a producer waiting for its slot."""
         items = self._items
         item = items.popleft()
-        if self._putters and len(items) + self._woken_putters < self._maxsize:
+        if (
+            self._parked
+            and self._putters
+            and len(items) + self._woken_putters < self._maxsize
+        ):
             self._woken_putters += 1
-            self._putters.popleft().set()
+            self._putters.unpark(_RESERVED)
         return item
 
-    async def _wait_for_item(self, lot: deque[anyio.Event]) -> bool:
+    async def _wait_for_item(self, lot: ParkingLot) -> bool:
         """Park in ``lot`` until an item is reserved for us.
 
         :return: ``True`` with an item reserved, ``False`` if the queue
@@ -249,18 +272,12 @@ class Buffer(Generic[T]):
             told to retire)
         """
         run = self._run
-        event = anyio.Event()
-        lot.append(event)
+        self._parked += 1
         try:
-            await event.wait()
-        except BaseException:
-            if not event.is_set():
-                lot.remove(event)
-            elif not self._retired(event):
-                self._woken_getters -= 1
-                self._wake_getter()
-            raise
-        if self._retiring and self._retired(event):
+            woken = await lot.park(hand_back=self._pass_item_on)
+        finally:
+            self._parked -= 1
+        if woken is not _RESERVED:
             return False
         self._woken_getters -= 1
         if self._run == run and self._serving.cr_frame is not None:
@@ -268,51 +285,41 @@ class Buffer(Generic[T]):
         self._wake_getter()
         return False
 
-    def _retired(self, event: anyio.Event) -> bool:
-        if event in self._retiring:
-            self._retiring.discard(event)
-            return True
-        return False
+    def _pass_item_on(self, woken: object) -> None:
+        """Hand an item reserved for a cancelled consumer to the next one."""
+        if woken is _RESERVED:
+            self._woken_getters -= 1
+            self._wake_getter()
 
     def _wake_getter(self) -> None:
         """Wake the oldest waiting consumer if an unreserved item is there."""
         if len(self._items) > self._woken_getters:
             if self._getters:
                 self._woken_getters += 1
-                self._getters.popleft().set()
+                self._getters.unpark(_RESERVED)
             elif self._idle:
                 self._wake_idle_worker()
 
     def _wake_idle_worker(self) -> None:
         idle = self._idle
         self._woken_getters += 1
-        idle.popleft().set()
+        idle.unpark(_RESERVED)
         if len(idle) < self._idle_low:
             self._idle_low = len(idle)
 
     def _retire_idle_workers(self, count: int) -> None:
-        """Tell the ``count`` most recently idle workers to exit."""
-        idle = self._idle
-        for _ in range(min(count, len(idle))):
-            event = idle.pop()
-            self._retiring.add(event)
-            event.set()
-        self._idle_low = len(idle)
+        """Tell ``count`` idle workers (the longest idle) to exit."""
+        self._idle.unpark_n(count, RETIRE)
+        self._idle_low = len(self._idle)
 
     def _release_waiters(self, *, putters: bool = True, getters: bool = True) -> None:
         """Wake waiting producers and consumers; they see the queue stop."""
         if getters:
-            for lot in (self._getters, self._idle):
-                for event in lot:
-                    event.set()
-                self._woken_getters += len(lot)
-                lot.clear()
+            self._getters.unpark_all(STOP)
+            self._idle.unpark_all(STOP)
             self._idle_low = 0
         if putters:
-            for event in self._putters:
-                event.set()
-            self._woken_putters += len(self._putters)
-            self._putters.clear()
+            self._putters.unpark_all(STOP)
 
     # -- the ledger ----------------------------------------------------------
 
@@ -328,7 +335,8 @@ class Buffer(Generic[T]):
 
     async def _join(self) -> None:
         if not self._unfinished():
-            await checkpoint()
+            if checkpoint_due():  # the toolkit's one checkpoint rule
+                await checkpoint()
             return
         all_done = self._all_done
         if all_done is None:

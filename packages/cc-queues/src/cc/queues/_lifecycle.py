@@ -17,11 +17,10 @@ from typing import Any, TypeVar
 
 import anyio
 from anyio.abc import TaskGroup
-from anyio.lowlevel import checkpoint
 
+from cc.primitives.lowlevel import checkpoint, checkpoint_due
 from cc.queues._errors import QueueStateError
 from cc.queues._pool import (
-    CHECKPOINT_INTERVAL,
     NO_HOST,
     ErrorHandler,
     WorkerFunc,
@@ -206,10 +205,16 @@ class QueueBase(Supervisor[T]):
         self._status = _PROCESSING
         try:
             await task_group.start(self._supervise)
-        except BaseException:  # cancelled while starting: undo it all
+        except BaseException as exc:  # cancelled while starting: undo it all
             self._request_stop(-math.inf, drain=False)
-            with anyio.CancelScope(shield=True):
-                await self._close(task_group)
+            try:
+                # Hand the exception to the task group, as 'async with' would
+                # (a scope of our own around its exit would misnest it).
+                await task_group.__aexit__(type(exc), exc, exc.__traceback__)
+            finally:
+                self._forget_host()
+                if self._stopped is not None and self._status is not _STOPPED:
+                    self._end_run([])  # the supervisor never ran
             raise
 
     async def stop(
@@ -361,12 +366,10 @@ class QueueBase(Supervisor[T]):
             raise self._refusal("put")
         if timeout is not None:
             timeout = check_timeout("timeout", timeout)
-        self._since_checkpoint += 1
-        if self._since_checkpoint >= CHECKPOINT_INTERVAL:
-            self._since_checkpoint = 0
+        if checkpoint_due():  # the toolkit's one checkpoint rule
             await checkpoint()
-            # Anything may have happened meanwhile (even a stop): start over.
-            return await self.put(item, timeout)
+            if self._accepting.cr_frame is None:  # it may have stopped meanwhile
+                raise self._refusal("put")
         if len(self._items) + self._woken_putters < self._maxsize:
             self._admit(item)
             return True
@@ -384,8 +387,8 @@ class QueueBase(Supervisor[T]):
 
         An item is finished when a worker has processed it (successfully or
         not), when ``task_done()`` marks an item from ``get()``, or when a
-        stop hands it back. Returns at once (after a checkpoint) if nothing
-        is pending.
+        stop hands it back. Returns at once if nothing is pending (following
+        the toolkit's checkpoint rule, see the class documentation).
         """
         if self._status is _PROCESSING and self._host_coro.cr_frame is None:
             self._orphan()

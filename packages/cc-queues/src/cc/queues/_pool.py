@@ -24,8 +24,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from anyio.abc import TaskGroup
-from anyio.lowlevel import checkpoint
 
+from cc.primitives.lowlevel import checkpoint, checkpoint_due
 from cc.queues._buffer import CLOSED, Buffer
 from cc.queues._status import QueueStatus
 from cc.queues._validation import NotAwaitableError
@@ -42,9 +42,6 @@ ErrorHandler = Callable[[Exception, T], Awaitable[Any]]
 
 _PROCESSING = QueueStatus.PROCESSING
 _STOPPING = QueueStatus.STOPPING
-
-# Every this-many non-waiting operations on a queue, one is a full checkpoint.
-CHECKPOINT_INTERVAL = 64
 
 
 class _NoHost:
@@ -98,7 +95,6 @@ class Pool(Buffer[T]):
         "_interrupted",
         "_logger",
         "_pool",
-        "_since_checkpoint",
     )
 
     def __init__(self, maxsize: int, logger: logging.Logger) -> None:
@@ -114,7 +110,6 @@ class Pool(Buffer[T]):
         # The TypeError that stopped the work (a function that must be async
         # returned no awaitable), raised by stop().
         self._failure: TypeError | None = None
-        self._since_checkpoint = 0
 
     @property
     def _name(self) -> str:
@@ -192,16 +187,14 @@ class Pool(Buffer[T]):
         worker_func = crew.worker_func
         error_handler = crew.error_handler
         while True:
-            self._since_checkpoint += 1
-            if self._since_checkpoint >= CHECKPOINT_INTERVAL:
-                self._since_checkpoint = 0
+            if checkpoint_due():  # the toolkit's one checkpoint rule
                 await checkpoint()
             if self._serving.cr_frame is None:  # stopped, or its host has ended
                 return
             if len(items) <= self._woken_getters and not await self._wait_for_item(
                 idle
             ):
-                return
+                return  # stopped, or retired
             item = self._take()
             try:
                 await worker_func(item)

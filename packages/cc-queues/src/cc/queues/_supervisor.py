@@ -23,8 +23,8 @@ from typing import Generic, TypeVar
 
 import anyio
 from anyio.abc import TaskStatus
-from anyio.lowlevel import checkpoint
 
+from cc.primitives.lowlevel import checkpoint
 from cc.queues._buffer import CLOSED
 from cc.queues._pool import Pool
 from cc.queues._status import QueueStatus

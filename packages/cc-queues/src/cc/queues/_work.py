@@ -7,9 +7,8 @@ import math
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Sized
 from typing import Any, TypeVar
 
-from anyio.lowlevel import checkpoint
-
 from cc.primitives import RateLimiter
+from cc.primitives.lowlevel import checkpoint, checkpoint_due
 from cc.queues._batch import (
     BatchState,
     BatchSummary,
@@ -266,7 +265,8 @@ class WorkQueue(QueueBase[T]):
             error_handler = check_async_callable("error_handler", error_handler)
         if self._window is not None:
             worker_func = rate_limited(self._window, worker_func)
-        await checkpoint()
+        if checkpoint_due():  # the toolkit's one checkpoint rule
+            await checkpoint()
         if not self._running():
             raise self._refusal("process")
         self._add_crew(worker_func, error_handler, self._grant(num_workers))
