@@ -75,8 +75,19 @@ DOCS_REQUIREMENTS = _requirements(TOOLS / "requirements-docs.txt")
 def _install(
     session: nox.Session, dist: str, *extra: str, extras: Iterable[str] = ()
 ) -> None:
-    """Install ``dist`` (with ``extras``) and only the siblings it declares."""
-    paths = [str(PACKAGES[name].path) for name in workspace.closure(dist, PACKAGES)]
+    """Install ``dist`` (with ``extras``) and only the siblings it declares.
+
+    Siblings that an extra asks for (``cc-concurrency[redis]``: cc-redis) come
+    from the work tree too, never from a package index.
+    """
+    names = workspace.closure(dist, PACKAGES)
+    for extra_name in extras:
+        for requirement in PACKAGES[dist].optional.get(extra_name, ()):
+            sibling = workspace.requirement_name(requirement)
+            if sibling in PACKAGES:
+                wanted = workspace.closure(sibling, PACKAGES)
+                names = [n for n in wanted if n not in names] + names
+    paths = [str(PACKAGES[name].path) for name in names]
     if extras:
         paths[-1] += f"[{','.join(extras)}]"
     session.install(*paths, *extra, env=QUIET)
@@ -163,7 +174,7 @@ def _suite(session: nox.Session, folder: str) -> None:
     """Install the meta-package and ``folder``'s requirements; run its tests."""
     _install(
         session, workspace.META_PACKAGE, *TEST_REQUIREMENTS,
-        *_requirements(ROOT / folder / "requirements.txt"),
+        *_requirements(ROOT / folder / "requirements.txt"), extras=("redis",),
     )  # fmt: skip
     _pytest(session, ROOT / folder)
 

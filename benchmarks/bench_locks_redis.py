@@ -1,4 +1,4 @@
-"""cc-locks on Redis against redis-py's own Lock, on a local redis-server.
+"""cc-locks with cc-redis's RedisLockBackend against redis-py's own Lock.
 
 Each figure is microseconds per acquisition of one lock (take, then let go):
 
@@ -83,7 +83,8 @@ def _start_server(directory: str) -> tuple[subprocess.Popen[bytes], str] | None:
 
 
 async def _cc_async(url: str, ops: int) -> float:
-    from cc.locks import AsyncLockManager, RedisLockBackend
+    from cc.locks import AsyncLockManager
+    from cc.redis import RedisLockBackend
 
     backend = RedisLockBackend(url, namespace=f"bench-{uuid.uuid4().hex}")
     async with AsyncLockManager({"job": 1}, backend=backend) as manager:
@@ -117,7 +118,8 @@ async def _redis_py_async(url: str, ops: int) -> float:
 
 
 def _cc_threads(url: str, ops: int) -> float:
-    from cc.locks import LockManager, RedisLockBackend
+    from cc.locks import LockManager
+    from cc.redis import RedisLockBackend
 
     backend = RedisLockBackend(url, namespace=f"bench-{uuid.uuid4().hex}")
     with LockManager({"job": 1}, backend=backend) as manager:
@@ -173,7 +175,8 @@ def _wait_for_go() -> None:
 
 
 async def _contend_cc(url: str, namespace: str, ops: int) -> None:
-    from cc.locks import AsyncLockManager, RedisLockBackend
+    from cc.locks import AsyncLockManager
+    from cc.redis import RedisLockBackend
 
     backend = RedisLockBackend(url, namespace=namespace)
     async with AsyncLockManager({"job": 1}, backend=backend) as manager:
@@ -244,9 +247,9 @@ def _contended(url: str, impl: str, ops: int) -> float:
 def collect(suite: Suite) -> None:
     """Uncontended round trips next to redis-py's Lock; 8 contending processes."""
     try:
-        import redis  # noqa: F401
+        import cc.redis  # noqa: F401
     except ImportError:
-        print("  (skipped: redis-py is not installed: pip install 'cc-locks[redis]')")
+        print("  (skipped: cc-redis is not installed: pip install cc-redis)")
         return
     with tempfile.TemporaryDirectory(prefix="cc-bench-redis-") as directory:
         started = _start_server(directory)

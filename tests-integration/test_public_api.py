@@ -26,9 +26,10 @@ CONTRACT = {
         "async_gather", "async_run", "async_sleep", "async_wait_for",
         "async_map", "ValidationError",
     ],
+    "cc.redis": ["RedisLockBackend"],  # installed with cc-concurrency[redis]
 }  # fmt: skip
 # Public submodules, for sibling packages (everything else is private).
-PUBLIC_SUBMODULES = {"cc.primitives": ["lowlevel"]}
+PUBLIC_SUBMODULES = {"cc.primitives": ["lowlevel"], "cc.locks": ["lowlevel"]}
 
 
 @pytest.mark.parametrize("module_name", sorted(CONTRACT))

@@ -22,7 +22,7 @@ import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
-from tools.workspace import ROOT, Package, closure, load_packages
+from tools.workspace import ROOT, Package, closure, load_packages, requirement_name
 
 _PROBE = """\
 import importlib, json, sys
@@ -60,6 +60,14 @@ def static_failures(packages: dict[str, Package]) -> list[str]:
     for name, package in packages.items():
         allowed = {packages[s].module for s in package.siblings(packages)}
         allowed.add(package.module)
+        # A sibling named by an extra (cc-concurrency[redis]: cc.redis) may be
+        # imported, guarded, by the package that offers the extra.
+        allowed |= {
+            packages[name].module
+            for requirements in package.optional.values()
+            for name in map(requirement_name, requirements)
+            if name in packages
+        }
         for module in sorted(imported_cc_modules(package.path / "src") - allowed):
             failures.append(
                 f"{name} imports {module} ({owner.get(module, '?')}) without "

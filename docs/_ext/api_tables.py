@@ -20,7 +20,7 @@ import inspect
 import re
 from typing import Any
 
-MODULES = ("cc.primitives", "cc.queues", "cc.locks", "cc.core_helpers")
+MODULES = ("cc.primitives", "cc.queues", "cc.locks", "cc.redis", "cc.core_helpers")
 _MARKER = re.compile(r"^<!-- cc:(api-table (?P<module>[\w.]+)|reexports) -->$", re.M)
 # A role: its explicit title ("title <target>") or the target's last part.
 _ROLE = re.compile(

@@ -2,15 +2,9 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
-import subprocess
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -81,106 +75,3 @@ def _wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
 def wait_until() -> Callable[..., None]:
     """Poll a predicate from a thread until it holds (fail after 5 s)."""
     return _wait_until
-
-
-# -- a real redis-server, for the tests of RedisLockBackend ---------------------
-
-
-def _redis_executable() -> str | None:
-    return os.environ.get("CC_REDIS_SERVER") or shutil.which("redis-server")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class RedisServer:
-    """A redis-server on 127.0.0.1 with its own port and directory, no persistence."""
-
-    def __init__(self, executable: str, directory: Path) -> None:
-        self.executable = executable
-        self.directory = directory
-        self.port = _free_port()
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [
-                self.executable,
-                "--port", str(self.port),
-                "--bind", "127.0.0.1",
-                "--dir", str(self.directory),
-                "--save", "",
-                "--appendonly", "no",
-                "--loglevel", "warning",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )  # fmt: skip
-        deadline = time.monotonic() + 10
-        while not self.ping():
-            if self.process.poll() is not None:
-                error = self.process.stderr.read() if self.process.stderr else b""
-                raise RuntimeError(f"redis-server exited: {error.decode()}")
-            assert time.monotonic() < deadline, "redis-server did not start"
-            time.sleep(0.01)
-
-    def ping(self) -> bool:
-        try:
-            with socket.create_connection(("127.0.0.1", self.port), 0.5) as sock:
-                sock.sendall(b"PING\r\n")
-                return sock.recv(64).startswith(b"+PONG")
-        except OSError:
-            return False
-
-    def stop(self) -> None:
-        process, self.process = self.process, None
-        if process is not None:
-            process.terminate()
-            process.wait(10)
-            if process.stderr:
-                process.stderr.close()
-
-    def restart(self) -> None:
-        """Stop and start again on the same port: every key is gone."""
-        self.stop()
-        self.start()
-
-
-def _start_server(directory: Path) -> Iterator[RedisServer]:
-    executable = _redis_executable()
-    if executable is None:
-        pytest.skip(
-            "no redis-server: set CC_REDIS_SERVER or install Debian's "
-            "redis-server package (the nox tests session does)"
-        )
-    server = RedisServer(executable, directory)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture(scope="session")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    """One redis-server for the whole session (tests use their own namespace)."""
-    yield from _start_server(tmp_path_factory.mktemp("redis"))
-
-
-@pytest.fixture
-def own_redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    """A redis-server of the test's own, for tests that stop or restart it."""
-    yield from _start_server(tmp_path)
-
-
-@pytest.fixture
-def namespace() -> str:
-    """A namespace no other test uses."""
-    return f"test-{uuid.uuid4().hex[:12]}"

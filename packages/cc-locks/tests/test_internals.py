@@ -4,12 +4,8 @@ from __future__ import annotations
 
 import sys
 
-import anyio
-import anyio.lowlevel
-import pytest
-
 from cc.locks._records import caller_site, format_site
-from cc.locks._tasks import current_task, describe_task
+from cc.locks._waits import all_cycles, cycle_from
 
 
 def test_format_site_names_file_line_and_function() -> None:
@@ -21,22 +17,19 @@ def test_format_site_names_file_line_and_function() -> None:
     assert format_site(None) == "an unknown place"
 
 
-def test_describe_task_falls_back_to_the_repr() -> None:
-    assert describe_task(12345) == "task 12345"
+def test_wait_cycles_on_a_plain_graph() -> None:
+    # a -> b -> c -> a is a cycle; d -> a leads into it; e -> f ends; g -> g.
+    edges = {"a": "b", "b": "c", "c": "a", "d": "a", "e": "f", "g": "g"}
 
+    def step(node: str) -> tuple[str, str] | None:
+        nxt = edges.get(node)
+        return None if nxt is None else (f"{node}{nxt}", nxt)
 
-def test_current_task_outside_an_event_loop() -> None:
-    with pytest.raises(RuntimeError, match="inside an async task"):
-        current_task()
-
-
-def test_current_task_is_stable_within_a_task_on_every_backend() -> None:
-    for backend in ("asyncio", "trio"):
-
-        async def main() -> tuple[object, object]:
-            first = current_task()
-            await anyio.lowlevel.checkpoint()
-            return first, current_task()
-
-        first, second = anyio.run(main, backend=backend)
-        assert first is second
+    found = all_cycles(["d", "e", "a", "b", "g", "f"], step)
+    assert [(start, [e for e, _ in path]) for start, path in found] == [
+        ("a", ["ab", "bc", "ca"]),
+        ("g", ["gg"]),
+    ]
+    assert cycle_from("a", ("ab", "b"), step) == [("ab", "b"), ("bc", "c"), ("ca", "a")]
+    assert cycle_from("d", ("da", "a"), step) is None  # loops elsewhere
+    assert cycle_from("e", ("ef", "f"), step) is None  # ends

@@ -25,8 +25,7 @@ def fresh_process(monkeypatch: pytest.MonkeyPatch) -> None:
     A slow constructor widens the window in which an unguarded getter would
     build two instances, so that the test fails reliably if it is unguarded.
     """
-    monkeypatch.setattr(singletons, "_lock_manager", None)
-    monkeypatch.setattr(singletons, "_async_lock_manager", None)
+    monkeypatch.setattr(singletons, "_managers", {})
     for cls in (LockManager, AsyncLockManager):
         original = cls.__init__
 

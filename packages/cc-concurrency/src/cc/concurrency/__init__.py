@@ -2,8 +2,10 @@
 
 Importing from ``cc.concurrency`` is the same as importing from the package
 that defines the name (``cc.primitives``, ``cc.core_helpers``, ``cc.queues``,
-or ``cc.locks``); the objects are identical. ``python -m cc.concurrency``
-prints the installed versions and checks that they fit together.
+or ``cc.locks``; and ``cc.redis`` when it is installed, with
+``pip install "cc-concurrency[redis]"``); the objects are identical.
+``python -m cc.concurrency`` prints the installed versions and checks that
+they fit together.
 """
 
 from typing import TYPE_CHECKING
@@ -41,7 +43,6 @@ try:
         LockUsageStatistics,
         ManagedLock,
         Policy,
-        RedisLockBackend,
         get_async_lock_manager,
         get_lock_manager,
     )
@@ -78,6 +79,17 @@ try:
     )
 except ImportError as error:  # reported by python -m cc.concurrency
     _record_failure("cc-queues", error)
+# The optional cc-redis (the "redis" extra): its names are there when it is.
+_with_redis = False
+try:
+    from cc.redis import RedisLockBackend
+except ModuleNotFoundError as error:
+    if error.name not in ("cc", "cc.redis"):  # installed, but broken
+        _record_failure("cc-redis", error)
+except ImportError as error:  # reported by python -m cc.concurrency
+    _record_failure("cc-redis", error)
+else:
+    _with_redis = True
 
 __all__ = [
     "__version__",
@@ -127,14 +139,20 @@ __all__ = [
     "LockUsageStatistics",
     "LockHierarchy",
     "Policy",
-    "RedisLockBackend",
     "Lease",
     "LockLostError",
     "LockBackendError",
 ]
+if _with_redis:
+    __all__ += ["RedisLockBackend"]
 
 
 if not TYPE_CHECKING:  # type checkers see the imports above, never this
 
     def __getattr__(name: str) -> object:
+        if name == "RedisLockBackend":
+            raise AttributeError(
+                f"module {__name__!r} has no attribute {name!r}: it comes from "
+                'cc-redis, which is not installed (pip install "cc-concurrency[redis]")'
+            )
         raise _missing_name_error(__name__, name, __all__)

@@ -13,16 +13,15 @@
 * :class:`LockOrderError`, :class:`DeadlockError`, :class:`LockTimeoutError`:
   what goes wrong, with both acquisition sites or the holder named.
 * :class:`LockUsageStatistics`: per-lock contention figures.
-* :class:`RedisLockBackend`: share a manager's locks with other processes
-  and hosts through Redis (``pip install "cc-locks[redis]"``); each
-  acquisition then holds a :class:`Lease` with a fencing token, and a lost
-  lease surfaces as :class:`LockLostError`; an unreachable server as
-  :class:`LockBackendError`.
+* ``backend=``: share a manager's locks with other processes and hosts
+  through a store, such as ``cc.redis.RedisLockBackend`` (``pip install
+  cc-redis``); each acquisition then holds a :class:`Lease` with a fencing
+  token, a lost lease surfaces as :class:`LockLostError`, an unreachable
+  store as :class:`LockBackendError`.
 """
 
 from cc.locks.__about__ import __version__ as __version__
 from cc.locks._async import AsyncLockInfo, AsyncLockManager, AsyncManagedLock
-from cc.locks._core import LockHierarchy, Policy
 from cc.locks._errors import (
     DeadlockError,
     LockBackendError,
@@ -30,10 +29,10 @@ from cc.locks._errors import (
     LockOrderError,
     LockTimeoutError,
 )
-from cc.locks._lease import Lease
+from cc.locks._hierarchy import LockHierarchy, Policy
 from cc.locks._records import LockUsageStatistics
-from cc.locks._redis import RedisLockBackend
 from cc.locks._singletons import get_async_lock_manager, get_lock_manager
+from cc.locks._store import Lease
 from cc.locks._thread import LockInfo, LockManager, ManagedLock
 
 __all__ = [
@@ -52,8 +51,7 @@ __all__ = [
     "LockUsageStatistics",
     "LockHierarchy",
     "Policy",
-    # locks shared by processes through Redis (the "redis" extra)
-    "RedisLockBackend",
+    # locks shared by processes through a store (backend=)
     "Lease",
     "LockLostError",
     "LockBackendError",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from cc.primitives import ConcurrencyError
 
 __all__ = [
@@ -10,6 +12,7 @@ __all__ = [
     "LockLostError",
     "LockOrderError",
     "LockTimeoutError",
+    "lost_error",
 ]
 
 
@@ -103,3 +106,16 @@ class LockBackendError(ConcurrencyError, ConnectionError):
     def __init__(self, message: str, lock_name: str | None = None) -> None:
         super().__init__(message)
         self.lock_name = lock_name
+
+
+def lost_error(lost: Sequence[tuple[str, str]]) -> LockLostError:
+    """Return the :class:`LockLostError` for ``(name, reason)`` pairs."""
+    parts = "; ".join(f"{name!r}: {reason}" for name, reason in lost)
+    plural = "s" if len(lost) > 1 else ""
+    return LockLostError(
+        f"lost the shared lock{plural} before releasing: {parts}. The block "
+        "may have run while another holder had the lock; rely on the "
+        "fencing token to reject its stale writes",
+        tuple(name for name, _ in lost),
+        tuple(reason for _, reason in lost),
+    )

@@ -1,40 +1,39 @@
 """What the managers know about each lock and each thread or task using them.
 
-A lock's record carries its registration (name, order, description), its live
-state (owner, depth, when and where it was acquired, who waits for it), its
-usage statistics and its outgoing edges in the learned order graph. The
-managers update these fields directly on their fast paths; the public
-surface is the read-only view that :class:`LockInfo` and
-:class:`AsyncLockInfo` give.
+A lock's record carries its registration, its local lock (a
+``threading.RLock`` or a ``cc.primitives.Lock``), its live state and its
+statistics. Only this module changes a record's state: the record's methods,
+and :func:`take_free` / :func:`release_levels`, which do it for a whole set
+in one call on the hot path. The public surface is the read-only view of
+:class:`LockInfo` and :class:`AsyncLockInfo`.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from types import CodeType
 from typing import Any, Generic, TypeVar
 
-from cc.locks._tasks import describe_task
+from anyio import WouldBlock
+
+from cc.primitives import task_name
 
 __all__ = [
-    "Holder",
-    "LockRecord",
-    "LockUsageStatistics",
-    "Site",
-    "caller_site",
-    "format_site",
-]
+    "Holder", "LockRecord", "LockUsageStatistics", "Plan", "Site", "caller_site",
+    "foreign_release_error", "format_site", "release_levels", "take_free",
+]  # fmt: skip
+
+logger = logging.getLogger("cc.locks")
 
 # Where a lock was acquired: the code object and the offset of the calling
-# instruction in it. Capturing these is several times cheaper than asking the
-# frame for its line number, which is worked out only when a report needs it.
+# instruction; the line number is worked out only when a report needs it.
 Site = tuple[CodeType, int]
-
-NO_CEILING = -math.inf
 
 
 def caller_site(depth: int) -> Site:
@@ -59,19 +58,15 @@ def format_site(site: Site | None) -> str:
 class LockUsageStatistics:
     """Contention figures of one managed lock since it was registered.
 
-    Times are in seconds. A *contended* acquisition is one that had to wait;
-    waits that ended in a timeout or an error count in ``timeouts`` or not at
-    all, never in the wait times.
+    Times are in seconds. A *contended* acquisition is one that had to wait.
 
-    :ivar acquisitions: successful first-level acquisitions (re-entries by
-        the holder are not counted)
+    :ivar acquisitions: successful first-level acquisitions (not re-entries)
     :ivar contended_acquisitions: those of them that had to wait
-    :ivar timeouts: waits that ended because the deadline passed, or that
-        were refused at once with ``blocking=False``
+    :ivar timeouts: waits that ended at the deadline, or were refused at once
+        with ``blocking=False``
     :ivar total_wait_time: time spent waiting by contended acquisitions
     :ivar max_wait_time: the longest of those waits
-    :ivar max_hold_time: the longest single hold (from first acquisition to
-        last release)
+    :ivar max_hold_time: the longest hold (first acquisition to last release)
     """
 
     acquisitions: int
@@ -83,132 +78,158 @@ class LockUsageStatistics:
 
 
 class Holder:
-    """A thread or task as the managers see it: what it holds and awaits."""
+    """A thread or task as the managers see it: what it holds and awaits.
 
-    __slots__ = ("stack", "waiting_for")
+    ``stack``: the locks held, in the order first taken; ``waiting_for``: the
+    lock it waits for; ``key``: the thread or the task (``None`` while a
+    task's holder waits for reuse).
+    """
 
-    # Locks held (at any depth) in the order they were first taken, and the
-    # lock being waited for, if any.
-    stack: list[LockRecord[Any]]
-    waiting_for: LockRecord[Any] | None
+    __slots__ = ("key", "stack", "thread", "waiting_for")
+
+    def __init__(self, key: object, thread: bool) -> None:
+        self.key, self.thread = key, thread
+        self.stack: list[LockRecord[Any]] = []
+        self.waiting_for: LockRecord[Any] | None = None
 
     def describe(self) -> str:
         """Return e.g. ``thread 'worker-1'`` or ``task 'fetch'``."""
-        raise NotImplementedError
+        if self.thread:
+            thread: Any = self.key
+            return f"thread {thread.name!r}{'' if thread.is_alive() else ' (ended)'}"
+        return f"task {task_name(self.key)!r}"
 
     def ceiling(self) -> float:
         """Return the highest declared order held, or ``-inf``."""
-        ceiling = NO_CEILING
-        for record in self.stack:
-            order = record._order
-            if order is not None and order > ceiling:
-                ceiling = order
-        return ceiling
+        orders = [r._order for r in self.stack if r._order is not None]
+        return max(orders, default=-math.inf)
 
 
-class ThreadHolder(Holder):
-    """The managers' view of one thread."""
-
-    __slots__ = ("thread",)
-
-    def __init__(self, thread: threading.Thread) -> None:
-        self.stack = []
-        self.waiting_for = None
-        self.thread = thread
-
-    def describe(self) -> str:
-        """Return ``thread '<name>'``, noting a thread that has ended."""
-        gone = "" if self.thread.is_alive() else " (ended)"
-        return f"thread {self.thread.name!r}{gone}"
+def thread_holder() -> Holder:
+    """Return a new holder for the calling thread."""
+    return Holder(threading.current_thread(), thread=True)
 
 
-class TaskHolder(Holder):
-    """The managers' view of one async task."""
+class _Retired:
+    """Stands in for the local lock of a retired record: never free."""
 
-    __slots__ = ("task",)
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        return False
 
-    def __init__(self, task: object) -> None:
-        self.stack = []
-        self.waiting_for = None
-        self.task = task
-
-    def describe(self) -> str:
-        """Return ``task '<name>'``."""
-        return f"task {describe_task(self.task)!r}"
+    def acquire_nowait(self) -> bool:
+        return False
 
 
-@dataclass(frozen=True)
-class Edge:
-    """Where the learned order ``before -> after`` was first seen."""
-
-    holder: str
-    before_site: Site | None
-    after_site: Site | None
+_RETIRED = _Retired()
 
 
 LockT = TypeVar("LockT")
 
 
 class LockRecord(Generic[LockT]):
-    """A registered lock: registration, live state, statistics, graph edges.
+    """A registered lock: registration, local lock, live state, statistics.
 
-    Managers write the underscore fields directly; everything public is
-    read-only and safe to call from any thread (values are a snapshot that
-    may be a moment old).
+    Everything public is read-only and may be read from any thread (a
+    snapshot that may be a moment old).
     """
 
+    # Whether the local lock is a thread's lock (``acquire(False)``) or a
+    # task's (``acquire_nowait()``); the subclasses say.
+    _threaded: bool
+
     __slots__ = (
-        "__weakref__",
-        "_acquired_at",
-        "_acquisitions",
-        "_after",
-        "_contended",
-        "_description",
-        "_handle",
-        "_hold_floor",
-        "_hold_max",
-        "_name",
-        "_order",
-        "_owner",
-        "_raw",
-        "_reentries",
-        "_retired",
-        "_site",
-        "_sort_key",
-        "_timeouts",
-        "_wait_max",
-        "_wait_total",
-        "_waiting",
-    )
+        "__weakref__", "_acquired_at", "_acquisitions", "_contended",
+        "_description", "_handle", "_hold_floor", "_hold_max", "_long_hold",
+        "_name", "_order", "_owner", "_raw", "_reentries",
+        "_retired", "_site", "_timeouts", "_wait_max",
+        "_wait_total", "_waiting",
+    )  # fmt: skip
 
     def __init__(
-        self, name: str, order: int | None, description: str, raw: object
-    ) -> None:
-        self._name = name
-        self._order = order
-        self._description = description
-        self._raw: Any = raw
-        self._handle: LockT  # set by the manager right after creation
-        self._sort_key = (0, order, "") if order is not None else (1, 0, name)
+        self, name: str, order: int | None, description: str, raw: Any,
+        long_hold: float,
+    ) -> None:  # fmt: skip
+        self._name, self._order, self._description = name, order, description
+        self._raw = raw  # the local lock
+        self._handle: LockT  # set right after creation, by set_handle()
         self._retired = False
-        # live state
+        self._long_hold = long_hold
         self._owner: Holder | None = None
         self._reentries = 0  # depth - 1 while held
-        self._acquired_at = 0.0  # time.monotonic() of the first-level acquire
+        self._acquired_at = 0.0  # monotonic() of the first-level acquisition
         self._site: Site | None = None
-        self._waiting: list[Holder] = []
-        # learned order graph: locks taken while this one was held
-        self._after: dict[LockRecord[LockT], Edge] = {}
-        # statistics
-        self._acquisitions = 0
-        self._contended = 0
-        self._timeouts = 0
-        self._wait_total = 0.0
-        self._wait_max = 0.0
-        self._hold_max = 0.0
-        # min(_hold_max, the manager's long-hold threshold): a release whose
-        # hold time is below it has nothing to record, with one comparison.
+        self._waiting: list[Holder] | tuple[()] = ()  # a list once someone waits
+        self._acquisitions = self._contended = self._timeouts = 0
+        self._wait_total = self._wait_max = self._hold_max = 0.0
+        # min(_hold_max, _long_hold): a shorter hold has nothing to record.
         self._hold_floor = 0.0
+
+    # -- state changes (the managers call these) ----------------------------
+
+    def set_handle(self, handle: LockT) -> None:
+        """Attach the managed lock that stands for this record."""
+        self._handle = handle
+
+    def try_local(self) -> bool:
+        """Take the local lock if it is free (or the caller's); say whether."""
+        if self._threaded:
+            return bool(self._raw.acquire(False))
+        try:
+            return self._raw.acquire_nowait() is not False
+        except WouldBlock:  # how anyio's locks say "not free"
+            return False
+
+    def release_local(self) -> None:
+        """Let the local lock go (after a release, or a failed take)."""
+        self._raw.release()
+
+    def take(self, holder: Holder, now: float, site: Site) -> None:
+        """Record that ``holder`` now holds the lock (its local lock is taken)."""
+        self._owner, self._acquired_at, self._site = holder, now, site
+        self._acquisitions += 1
+        holder.stack.append(self)
+
+    def reenter(self) -> None:
+        """Record one more level of the holder's hold."""
+        self._reentries += 1
+
+    def _note_hold(self, held: float) -> None:
+        self._hold_max = max(self._hold_max, held)
+        if held > self._long_hold:
+            logger.warning(
+                "lock %r was held for %.3f s (threshold %.3f s) by %s; acquired at %s",
+                self._name, held, self._long_hold, self.owner, format_site(self._site),
+            )  # fmt: skip
+        self._hold_floor = min(self._hold_max, self._long_hold)
+
+    def waited(self, seconds: float) -> None:
+        """Count a contended acquisition that waited ``seconds``."""
+        self._contended += 1
+        self._wait_total += seconds
+        self._wait_max = max(self._wait_max, seconds)
+
+    def timed_out(self) -> None:
+        """Count a wait that ended at the deadline (or was refused at once)."""
+        self._timeouts += 1
+
+    def add_waiter(self, holder: Holder) -> None:
+        """Note that ``holder`` waits for this lock."""
+        if isinstance(self._waiting, tuple):
+            self._waiting = []
+        self._waiting.append(holder)
+
+    def remove_waiter(self, holder: Holder) -> None:
+        """Note that ``holder`` no longer waits for this lock."""
+        self._waiting.remove(holder)  # type: ignore[union-attr]
+
+    def retire(self) -> None:
+        """Refuse every later use (the manager was reset)."""
+        self._retired = True
+        # Handles and contexts made before may still be used: a lock that is
+        # never free sends them off the fast path, to the check that refuses.
+        self._raw = _RETIRED
+
+    # -- the read-only view -----------------------------------------------------
 
     @property
     def name(self) -> str:
@@ -256,16 +277,12 @@ class LockRecord(Generic[LockT]):
     @property
     def hold_time(self) -> float | None:
         """For how many seconds the current holder has held it, or ``None``."""
-        if self._owner is None:
-            return None
-        return time.monotonic() - self._acquired_at
+        return None if self._owner is None else time.monotonic() - self._acquired_at
 
     @property
     def acquisition_site(self) -> str | None:
         """Where the current holder acquired it (``file:line in function``)."""
-        if self._owner is None:
-            return None
-        return format_site(self._site)
+        return None if self._owner is None else format_site(self._site)
 
     @property
     def waiters(self) -> int:
@@ -273,18 +290,17 @@ class LockRecord(Generic[LockT]):
         return len(self._waiting)
 
     def statistics(self) -> LockUsageStatistics:
-        """Return the lock's contention statistics.
-
-        :return: a frozen snapshot of the counters
-        """
+        """Return a frozen snapshot of the lock's contention statistics."""
         return LockUsageStatistics(
-            acquisitions=self._acquisitions,
-            contended_acquisitions=self._contended,
-            timeouts=self._timeouts,
-            total_wait_time=self._wait_total,
-            max_wait_time=self._wait_max,
-            max_hold_time=self._hold_max,
-        )
+            self._acquisitions, self._contended, self._timeouts,
+            self._wait_total, self._wait_max, self._hold_max,
+        )  # fmt: skip
+
+    def sort_key(self) -> tuple[int, int, str]:
+        """Where the lock comes in a plan: declared orders first, then by name."""
+        if self._order is None:
+            return (1, 0, self._name)
+        return (0, self._order, "")
 
     def describe(self) -> str:
         """Return ``'name'`` with its order, for messages."""
@@ -303,26 +319,99 @@ RecordT = TypeVar("RecordT", bound=LockRecord[Any])
 class Plan(Generic[RecordT]):
     """The records one ``acquire(*names)`` takes, in the order to take them.
 
-    ``learned`` turns true once every consecutive pair is a known edge of the
-    learned order graph (or from the start, if the manager checks nothing):
-    from then on, a holder that holds nothing can take the whole plan without
-    any order check, since the plan is ascending by construction and its
-    edges have already been checked.
+    ``learned``: taking the whole plan from an empty hand needs no order
+    check (its records ascend by construction, and each consecutive pair is
+    declared, already learned, or nothing is checked).
     """
 
-    __slots__ = ("contexts", "learned", "records", "release_order")
+    __slots__ = ("__weakref__", "contexts", "learned", "records", "release_order",
+                 "size")  # fmt: skip
 
-    def __init__(self, records: tuple[RecordT, ...], *, checking: bool) -> None:
+    def __init__(self, records: tuple[RecordT, ...], *, learned: bool) -> None:
         self.records = records
-        self.release_order = records[::-1]
-        self.learned = len(records) < 2 or not checking
-        # Context managers for this plan, by (timeout, blocking); the thread
-        # manager's are stateless and therefore shared.
-        self.contexts: dict[tuple[float | None, bool], Any] = {}
+        self.release_order = records[::-1] if len(records) > 1 else records
+        self.size, self.learned = len(records), learned
+        # The thread manager's contexts, by (timeout, blocking): they keep no
+        # state, so one serves every thread (made on the first acquire()).
+        self.contexts: dict[tuple[float | None, bool], Any] | None = None
 
-    def check_learned(self) -> None:
-        """Set :attr:`learned` if every consecutive edge is now known."""
-        records = self.records
-        self.learned = all(
-            records[i] in records[i - 1]._after for i in range(1, len(records))
+
+def take_free(plan: Plan[Any], holder: Holder, now: float, site: Site) -> int:
+    """Take a learned plan for a holder that holds nothing, while locks are free.
+
+    The common case, kept lean: no check is needed (see :class:`Plan`).
+
+    :return: how many of ``plan.records`` it took (0 if the case does not apply)
+    """
+    stack = holder.stack
+    if stack or not plan.learned:
+        return 0
+    threaded = holder.thread
+    for record in plan.records:
+        if threaded:
+            if not record._raw.acquire(False):
+                break
+        else:
+            try:
+                if record._raw.acquire_nowait() is False:
+                    break
+            except WouldBlock:  # how anyio's locks say "not free"
+                break
+        record._owner = holder
+        record._acquired_at = now
+        record._site = site
+        record._acquisitions += 1
+        stack.append(record)
+    return len(stack)
+
+
+def release_levels(
+    records: Sequence[Any],
+    holder: Holder,
+    now: float,
+    released: list[Any] | None = None,
+) -> list[Any] | None:
+    """Release one level of each of ``records`` that ``holder`` holds, in order.
+
+    The one release path of every record. A record released to its last
+    level has its local lock released, or, with ``released``, is appended
+    there for the caller to release after its lease. Records that ``holder``
+    does not hold are left alone.
+
+    :return: those records, or ``None`` if there are none
+    """
+    foreign = None
+    stack = holder.stack
+    for record in records:
+        if record._owner is not holder:
+            foreign = [record] if foreign is None else [*foreign, record]
+            continue
+        if record._reentries:
+            record._reentries -= 1
+            continue
+        held = now - record._acquired_at
+        if held > record._hold_floor:
+            record._note_hold(held)
+        record._owner = None
+        top = stack.pop()
+        if top is not record:  # released out of order
+            stack.append(top)
+            stack.remove(record)
+        if released is None:
+            record._raw.release()
+        else:
+            released.append(record)
+    return foreign
+
+
+def foreign_release_error(
+    records: Sequence[LockRecord[Any]], caller: str
+) -> RuntimeError:
+    """Return the error for releasing ``records`` that ``caller`` does not hold."""
+    return RuntimeError(
+        "; ".join(
+            f"cannot release lock {r.name!r} from {caller}: "
+            + (f"it is held by {r.owner}" if r.owner else "it is not held")
+            for r in records
         )
+    )

@@ -10,7 +10,8 @@ import anyio
 import pytest
 import redis
 
-from cc.locks import AsyncLockManager, LockManager, LockTimeoutError, RedisLockBackend
+from cc.locks import AsyncLockManager, LockManager, LockTimeoutError
+from cc.redis import RedisLockBackend
 
 HIERARCHY = {"a": 1}
 

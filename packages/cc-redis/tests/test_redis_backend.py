@@ -19,10 +19,9 @@ from cc.locks import (
     LockManager,
     LockOrderError,
     LockTimeoutError,
-    RedisLockBackend,
-    _lease,
 )
-from cc.locks._redis import RemoteHolder
+from cc.redis import RedisLockBackend, _lease
+from cc.redis._client import parse_holder
 
 HIERARCHY = {"a": 1, "b": 2}
 
@@ -71,12 +70,12 @@ def test_lease_and_remote_holder_views() -> None:
     lease = Lease("a", "token", 7, 1.5, time.monotonic() + 1)
     assert repr(lease) == "<Lease 'a' fencing_token=7 held>"
     lease.check()
-    lease._lost_reason = "gone"
+    assert lease.mark_lost("gone") and not lease.mark_lost("again")
     assert repr(lease) == "<Lease 'a' fencing_token=7 lost: gone>"
     with pytest.raises(LockLostError, match="'a': gone"):
         lease.check()
-    assert RemoteHolder.parse(-2, None) is None
-    holder = RemoteHolder.parse(-1, ["task 'x'", None, None, None, None, None])
+    assert parse_holder(-2, None) is None
+    holder = parse_holder(-1, ["task 'x'", None, None, None, None, None])
     assert holder is not None and holder.expires_in is None
     assert holder.describe() == "task 'x' (pid None on an unknown host)"
 
@@ -202,7 +201,7 @@ def test_a_failing_on_lost_callback_is_logged(
 def test_listeners_idle_and_stop_while_redis_is_down(
     own_redis_server: Any, namespace: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(_lease, "_LISTEN_SLICE", 0.05)
+    monkeypatch.setattr(_lease, "LISTEN_SLICE", 0.05)
     backend = RedisLockBackend(own_redis_server.url, namespace=namespace)
     with (
         LockManager(HIERARCHY, backend=backend) as manager,
@@ -235,7 +234,7 @@ def test_listeners_idle_and_stop_while_redis_is_down(
 async def test_async_manager_corners(
     redis_server: Any, namespace: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.DEBUG, "cc.locks")
+    caplog.set_level(logging.DEBUG)
     plain = AsyncLockManager(HIERARCHY)
     async with plain:  # without a backend, a no-op
         lock = await plain.get_lock("a")

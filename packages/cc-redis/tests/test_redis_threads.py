@@ -14,8 +14,8 @@ from cc.locks import (
     LockLostError,
     LockManager,
     LockTimeoutError,
-    RedisLockBackend,
 )
+from cc.redis import RedisLockBackend
 
 HIERARCHY = {"a": 1, "b": 2}
 

@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 import redis
 
-from cc.locks import LockManager, RedisLockBackend
+from cc.locks import LockManager
+from cc.redis import RedisLockBackend
 
 WORKER = Path(__file__).with_name("redis_worker.py")
 README = Path(__file__).resolve().parents[1] / "README.md"

@@ -16,8 +16,8 @@ from cc.locks import (
     AsyncLockManager,
     LockBackendError,
     LockManager,
-    RedisLockBackend,
 )
+from cc.redis import RedisLockBackend
 
 from .conftest import RedisServer, _redis_executable
 

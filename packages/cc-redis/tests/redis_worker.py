@@ -22,7 +22,8 @@ import anyio
 import anyio.lowlevel
 import redis
 
-from cc.locks import AsyncLockManager, LockManager, RedisLockBackend
+from cc.locks import AsyncLockManager, LockManager
+from cc.redis import RedisLockBackend
 
 HIERARCHY = {"counter": 1, "a": 10, "b": 20, "victim": 30}
 

@@ -1,0 +1,427 @@
+"""Steps, the two ways to wait for them, and the interface of a shared store.
+
+Whatever may wait is written once, for threads and tasks alike, as a
+generator of *steps*: a step says what to wait for (a local lock, a call to
+a store's client, a pause until woken) and knows both ways to wait for it:
+:meth:`block` (a thread) and :meth:`wait` (a task). :func:`run` and
+:func:`arun` drive the generator, sending each result back or throwing the
+error in; they differ only in that one word.
+
+A manager's locks live in its process by default: each lock's local lock is
+the whole lock. With ``backend=``, a store outside the process (Redis, in
+cc-redis) holds a shared half: its :class:`StoreSession` takes each lock with
+an owner token and a lease, renews the leases, releases by owner only, wakes
+its waiters when a lock frees and reports holders.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Callable, Generator, Sequence
+from dataclasses import dataclass
+from time import monotonic
+from typing import Any, Protocol, TypeVar, runtime_checkable
+
+import anyio
+import anyio.to_thread
+
+from cc.locks._errors import LockTimeoutError, lost_error
+
+__all__ = [
+    "AWAIT", "DIRECT", "IN_THREAD", "Call", "Lease", "LockStore", "Pause",
+    "RemoteHolder", "Reporter", "Shielded", "Steps", "StoreSession", "TaskBoard",
+    "ThreadBoard", "WaitLocal", "arun", "run",
+]  # fmt: skip
+
+T = TypeVar("T")
+#: An operation made of steps, returning ``T``.
+Steps = Generator[Any, Any, T]
+# How a Call runs for tasks: a plain call, an await of a coroutine function,
+# or a blocking call in a worker thread. Threads always call directly.
+DIRECT, AWAIT, IN_THREAD = 0, 1, 2
+
+
+class _Driving:
+    """Where a driver is in its steps: what to send or throw in next."""
+
+    __slots__ = ("error", "result", "steps", "value")
+
+    def __init__(self, steps: Steps[Any]) -> None:
+        self.steps = steps
+        self.value: Any = None
+        self.error: BaseException | None = None
+        self.result: Any = None
+
+    def __iter__(self) -> _Driving:
+        return self
+
+    def __next__(self) -> Any:
+        value, error, self.value, self.error = self.value, self.error, None, None
+        try:
+            return self.steps.send(value) if error is None else self.steps.throw(error)
+        except StopIteration as stop:
+            self.result = stop.value
+            raise StopIteration from None
+
+
+def run(steps: Steps[T]) -> T:
+    """Perform ``steps`` in the calling thread, blocking where they wait."""
+    driving = _Driving(steps)
+    for step in driving:
+        try:
+            driving.value = step.block()
+        except BaseException as exc:  # thrown into the steps, which decide
+            driving.error = exc
+    result: T = driving.result
+    return result
+
+
+async def arun(steps: Steps[T]) -> T:
+    """Perform ``steps`` in the calling task, awaiting where they wait."""
+    driving = _Driving(steps)
+    for step in driving:
+        try:
+            driving.value = await step.wait()
+        except BaseException as exc:  # thrown into the steps, which decide
+            driving.error = exc
+    result: T = driving.result
+    return result
+
+
+class WaitLocal:
+    """A step: wait for a local lock until ``deadline`` (monotonic); say if taken."""
+
+    __slots__ = ("deadline", "lock")
+
+    def __init__(self, lock: Any, deadline: float) -> None:
+        self.lock, self.deadline = lock, deadline
+
+    def block(self) -> bool:
+        """Wait for a :class:`threading.RLock` (or a lock like it)."""
+        if self.deadline == math.inf:
+            return bool(self.lock.acquire())
+        remaining = self.deadline - monotonic()
+        # threading refuses a timeout with blocking=False (a spent deadline
+        # is one last try) and one above TIMEOUT_MAX (about 292 years).
+        if remaining > 0:
+            return bool(self.lock.acquire(True, min(remaining, threading.TIMEOUT_MAX)))
+        return bool(self.lock.acquire(False))
+
+    async def wait(self) -> bool:
+        """Wait for a :class:`cc.primitives.Lock`."""
+        with anyio.move_on_after(self.deadline - monotonic()):
+            await self.lock.acquire()
+            return True
+        return False
+
+
+class Call:
+    """A step: ``fn(*args)``; for tasks, ``mode`` says how (:data:`AWAIT`...).
+
+    ``limiter``: the :class:`anyio.CapacityLimiter` of an :data:`IN_THREAD`
+    call's worker threads (``None``: anyio's default).
+    """
+
+    __slots__ = ("args", "fn", "limiter", "mode")
+
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        *args: Any,
+        mode: int = DIRECT,
+        limiter: Any = None,
+    ) -> None:
+        self.fn, self.args, self.mode, self.limiter = fn, args, mode, limiter
+
+    def block(self) -> Any:
+        """Call it in the calling thread."""
+        return self.fn(*self.args)
+
+    async def wait(self) -> Any:
+        """Call it, await it, or run it in a worker thread."""
+        if self.mode == AWAIT:
+            return await self.fn(*self.args)
+        if self.mode == IN_THREAD:
+            return await anyio.to_thread.run_sync(
+                self.fn, *self.args, limiter=self.limiter
+            )
+        return self.fn(*self.args)
+
+
+class Pause:
+    """A step: sleep until ``token`` of ``board`` is woken, or ``seconds`` pass."""
+
+    __slots__ = ("board", "seconds", "token")
+
+    def __init__(self, board: Any, token: Any, seconds: float | None) -> None:
+        self.board, self.token, self.seconds = board, token, seconds
+
+    def block(self) -> None:
+        """Sleep on a :class:`ThreadBoard`."""
+        self.board.block(self.token, self.seconds)
+
+    async def wait(self) -> None:
+        """Sleep on a :class:`TaskBoard`."""
+        await self.board.wait(self.token, self.seconds)
+
+
+class Shielded:
+    """A step: run ``steps`` to the end even if the caller is cancelled.
+
+    Tasks give them ``seconds`` at most (``None``: no limit), then raise
+    :class:`TimeoutError`; threads are bounded by the store's socket timeouts.
+    """
+
+    __slots__ = ("seconds", "steps")
+
+    def __init__(self, steps: Steps[Any], seconds: float | None) -> None:
+        self.steps, self.seconds = steps, seconds
+
+    def block(self) -> Any:
+        """Run the steps."""
+        return run(self.steps)
+
+    async def wait(self) -> Any:
+        """Run the steps in a shielded cancel scope."""
+        with anyio.CancelScope(shield=True):
+            with anyio.move_on_after(
+                math.inf if self.seconds is None else self.seconds
+            ):
+                return await arun(self.steps)
+        raise TimeoutError(f"gave up after {self.seconds} s")
+
+
+class ThreadBoard:
+    """Where threads sleep until a key (a lock's name) is woken."""
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition(threading.Lock())
+        self._wakes: dict[str, int] = {}
+        self._closed = False
+
+    def prepare(self, key: str) -> tuple[str, int]:
+        """Return the token to wait on for ``key``, from now on."""
+        with self._condition:
+            return key, self._wakes.setdefault(key, 0)
+
+    def wake(self, key: str) -> None:
+        """Wake the tokens of ``key``."""
+        with self._condition:
+            self._wakes[key] = self._wakes.get(key, 0) + 1
+            self._condition.notify_all()
+
+    def wake_all(self) -> None:
+        """Wake every token."""
+        with self._condition:
+            for key in self._wakes:
+                self._wakes[key] += 1
+            self._condition.notify_all()
+
+    def close(self) -> None:
+        """Wake every token, now and from now on."""
+        with self._condition:
+            self._closed = True
+            self._condition.notify_all()
+
+    def block(self, token: tuple[str, int], seconds: float | None) -> None:
+        """Sleep until ``token`` is woken, or ``seconds`` pass."""
+        key, seen = token
+        with self._condition:
+            if self._wakes[key] == seen and not self._closed:
+                self._condition.wait(seconds)
+
+
+class TaskBoard:
+    """Where tasks sleep until a key (a lock's name) is woken."""
+
+    def __init__(self) -> None:
+        self._events: dict[str, anyio.Event] = {}
+        self._closed = False
+
+    def prepare(self, key: str) -> anyio.Event:
+        """Return the token to wait on for ``key``, from now on."""
+        event = self._events.get(key)
+        if event is None:
+            event = self._events[key] = anyio.Event()
+        return event
+
+    def wake(self, key: str) -> None:
+        """Wake the tokens of ``key``."""
+        event = self._events.pop(key, None)
+        if event is not None:
+            event.set()
+
+    def wake_all(self) -> None:
+        """Wake every token."""
+        events, self._events = self._events, {}
+        for event in events.values():
+            event.set()
+
+    def close(self) -> None:
+        """Wake every token, now and from now on."""
+        self._closed = True
+        self.wake_all()
+
+    async def wait(self, token: anyio.Event, seconds: float | None) -> None:
+        """Sleep until ``token`` is woken, or ``seconds`` pass."""
+        if not self._closed:
+            with anyio.move_on_after(math.inf if seconds is None else seconds):
+                await token.wait()
+
+
+@dataclass(frozen=True)
+class RemoteHolder:
+    """Who holds a shared lock, as the store says (any process, any host)."""
+
+    holder: str
+    host: str
+    pid: int | None
+    since: float | None  # time.time() seconds, by the store's clock
+    site: str | None
+    fencing_token: int | None
+    expires_in: float | None  # seconds left on its lease
+
+    def describe(self) -> str:
+        """Return e.g. ``task 'w1' (pid 4242 on db-7)``."""
+        return f"{self.holder} (pid {self.pid} on {self.host})"
+
+
+class Lease:
+    """One acquisition of a lock shared through a backend.
+
+    The manager hands it out through ``lease(name)`` while the calling thread
+    or task holds the lock.
+
+    :ivar name: the lock's name
+    :ivar token: the owner token of this acquisition (unique, random)
+    :ivar fencing_token: grows with every acquisition of the lock, in every
+        process: give it to the resource you protect with each write, and let
+        it refuse a write with a smaller token than one it has seen
+    :ivar acquired_at: when the lock was taken, a :func:`time.time` timestamp
+        by the store's clock
+    """
+
+    __slots__ = ("_lost", "_until", "acquired_at", "fencing_token", "name", "token")
+
+    def __init__(
+        self, name: str, token: str, fencing_token: int, acquired_at: float,
+        valid_until: float,
+    ) -> None:  # fmt: skip
+        self.name, self.token = name, token
+        self.fencing_token, self.acquired_at = fencing_token, acquired_at
+        self._until = valid_until  # monotonic(), by the last confirmation
+        self._lost: str | None = None
+
+    def __repr__(self) -> str:
+        state = f"lost: {self._lost}" if self._lost else "held"
+        return f"<Lease {self.name!r} fencing_token={self.fencing_token} {state}>"
+
+    @property
+    def lost(self) -> bool:
+        """Whether the lease ended, or could not be confirmed in time (for good)."""
+        return self._lost is not None
+
+    @property
+    def lost_reason(self) -> str | None:
+        """Why the lease is considered lost, or ``None``."""
+        return self._lost
+
+    @property
+    def expires_in(self) -> float:
+        """Seconds the lease is known to last without another renewal."""
+        return max(0.0, self._until - monotonic())
+
+    def check(self) -> None:
+        """Raise :class:`LockLostError` if the lease is lost; else do nothing.
+
+        Call it before an action that must not run without the lock; the
+        fencing token still protects the time between the check and the action.
+        """
+        if self._lost is not None:
+            raise lost_error([(self.name, self._lost)])
+
+    def confirm(self, valid_until: float) -> None:
+        """Note a renewal until ``valid_until`` (monotonic); for stores."""
+        self._until = valid_until
+
+    def mark_lost(self, reason: str) -> bool:
+        """Mark the lease lost for ``reason``; False if it was already. For stores."""
+        if self._lost is not None:
+            return False
+        self._lost = reason
+        return True
+
+
+class Reporter(Protocol):
+    """What a store's session may ask of the manager that opened it."""
+
+    def report(self, key: tuple[str, ...], message: str) -> bool:
+        """Keep ``message`` for ``detect_potential_deadlocks()``; True if new."""
+
+    def remote_unavailable(
+        self, record: Any, holder: RemoteHolder | None, queued: bool,
+        timeout: float | None, blocking: bool,
+    ) -> LockTimeoutError:  # fmt: skip
+        """Return the timeout error for a lock held in the store (or queued for)."""
+
+    def wait_begins(self, holder: Any, record: Any) -> None:
+        """Note that ``holder`` waits for ``record`` (for the live status)."""
+
+    def wait_ends(self, holder: Any, record: Any) -> None:
+        """Note that ``holder`` no longer waits for ``record``."""
+
+
+class StoreSession(Protocol):
+    """A manager's connection to a store; operations are generators of steps.
+
+    ``record`` arguments have a ``name``, ``holder`` ones a ``describe()``;
+    ``site`` is where the lock was asked for.
+    """
+
+    closed: bool
+
+    def open(self) -> Steps[None]:
+        """Connect, and start hearing when locks free."""
+
+    def background(self) -> list[tuple[str, Steps[None]]]:
+        """Return the work to run until closed (lease renewal...), by name."""
+
+    def take(
+        self, record: Any, holder: Any, site: Any, deadline: float,
+        timeout: float | None, blocking: bool,
+    ) -> Steps[float]:  # fmt: skip
+        """Take the lock with a new owner token and a lease; return the wait.
+
+        Waits within ``deadline`` (first come, first served) while another
+        process holds it, unless ``blocking`` is false.
+        """
+
+    def release(self, names: Sequence[str]) -> Steps[list[tuple[str, str]]]:
+        """Release by owner token; return ``(name, why)`` of each lease lost."""
+
+    def lease(self, name: str) -> Lease | None:
+        """Return the lease held on ``name``, if any."""
+
+    def inspect(self, names: Sequence[str]) -> Steps[list[RemoteHolder | None]]:
+        """Return the holder of each lock, wherever it is (``None`` if free)."""
+
+    def close(self) -> Steps[None]:
+        """Give back what is still held (its leases are lost); stop the work."""
+
+    def disconnect(self) -> Steps[None]:
+        """Let the connection go (after :meth:`close`, once the work stopped)."""
+
+
+@runtime_checkable
+class LockStore(Protocol):
+    """A store shared by processes, as ``backend=`` of a lock manager.
+
+    Failures to reach it raise :class:`cc.locks.LockBackendError`.
+    """
+
+    def session(self, reporter: Reporter, board: Any, *, tasks: bool) -> StoreSession:
+        """Return a new session, for a manager of threads or tasks (must not block).
+
+        ``board`` is the manager's :class:`ThreadBoard` or :class:`TaskBoard`.
+        """

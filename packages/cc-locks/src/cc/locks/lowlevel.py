@@ -1,0 +1,30 @@
+"""What a lock store builds on: the interface of ``backend=`` (for cc-redis).
+
+Applications do not need this module. A store gives each manager a
+:class:`StoreSession` whose operations are generators of steps
+(:class:`Call`, :class:`Pause`, :class:`Shielded`): the thread manager
+blocks on them and the task manager awaits them, so a store writes each
+operation once. :func:`run` and :func:`arun` drive steps in a thread or a task.
+"""
+
+from cc.locks._records import format_site
+from cc.locks._store import (
+    AWAIT,
+    DIRECT,
+    IN_THREAD,
+    Call,
+    LockStore,
+    Pause,
+    RemoteHolder,
+    Reporter,
+    Shielded,
+    Steps,
+    StoreSession,
+    arun,
+    run,
+)
+
+__all__ = [
+    "AWAIT", "DIRECT", "IN_THREAD", "Call", "LockStore", "Pause", "RemoteHolder",
+    "Reporter", "Shielded", "Steps", "StoreSession", "arun", "format_site", "run",
+]  # fmt: skip

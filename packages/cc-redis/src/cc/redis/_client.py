@@ -1,0 +1,286 @@
+"""One command layer for redis-py's blocking and asyncio clients.
+
+Each operation of :class:`RedisLink` (take, renew, release, inspect, the
+wake channel) is written once, as a generator of steps: every call to
+redis-py is a :class:`~cc.locks.lowlevel.Call` that the lock manager's
+driver runs as the client needs it (a plain call from a thread, an await on
+asyncio, a call in a worker thread from trio), so the sync and async paths
+differ only in how they wait. Credentials never show: :class:`Endpoint`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
+
+import anyio
+
+import redis.exceptions
+from cc.locks import LockBackendError
+from cc.locks.lowlevel import AWAIT, IN_THREAD, Call, RemoteHolder, Steps
+from cc.redis._scripts import INSPECT, RELEASE, RENEW, TAKE, Keys, Script
+
+__all__ = ["Endpoint", "RedisLink", "Taken"]
+
+
+class Endpoint:
+    """Where the server is, printable without its credentials.
+
+    ``str()`` is the URL with any password (and user name) replaced by
+    ``***``; :meth:`scrub` removes the password from other text (a client
+    library's error message), so that no repr, error or log line shows it.
+    """
+
+    __slots__ = ("_secrets", "_text")
+
+    def __init__(self, url: str) -> None:
+        parts = urlsplit(url)
+        secrets: list[str] = []
+        netloc = parts.netloc
+        if "@" in netloc:
+            userinfo, _, hostport = netloc.rpartition("@")
+            secrets += [userinfo, *userinfo.split(":")]
+            netloc = f"***@{hostport}"
+        query = parse_qsl(parts.query, keep_blank_values=True)
+        for index, (key, value) in enumerate(query):
+            if key.lower() in ("password", "username") and value:
+                secrets.append(value)
+                query[index] = (key, "***")
+        secrets += [unquote(secret) for secret in secrets]
+        # Longest first, so that a password is not half replaced by a part of it.
+        self._secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
+        self._text = url
+        if secrets:
+            self._text = f"{parts.scheme}://{netloc}{parts.path}"
+            if query:
+                self._text += "?" + urlencode(query, safe="*/")
+
+    def __str__(self) -> str:
+        return self._text
+
+    def scrub(self, text: str) -> str:
+        """Return ``text`` with every credential of the URL replaced by ``***``."""
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
+
+
+def text(value: object) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return str(value)
+
+
+@dataclass(frozen=True)
+class Taken:
+    """The reply of one attempt to take a lock."""
+
+    ok: bool
+    fencing_token: int = 0
+    since: float = 0.0  # time.time() seconds, the server's clock
+    # seconds until the holder's lease ends, or the turn of the waiter
+    # ahead lapses (if it stopped checking in); inf: no end in sight
+    retry_in: float = 0.0
+    holder: RemoteHolder | None = None
+    queued: bool = False  # free, but an earlier waiter is due to take it
+
+
+def parse_holder(pttl: object, fields: object) -> RemoteHolder | None:
+    """Build a :class:`RemoteHolder` from a PTTL and the HMGET of a script reply."""
+    ttl = int(pttl)  # type: ignore[call-overload]
+    if ttl == -2 or not isinstance(fields, (list, tuple)) or fields[0] is None:
+        return None
+    holder, host, pid, since, site, fence = (text(v) for v in fields)
+    return RemoteHolder(
+        holder=holder or "an unknown holder",
+        host=host or "an unknown host",
+        pid=int(pid) if pid else None,
+        since=int(since) / 1e6 if since else None,
+        site=site or None,
+        fencing_token=int(fence) if fence else None,
+        expires_in=ttl / 1000 if ttl >= 0 else None,
+    )
+
+
+def parse_taken(reply: Any) -> Taken:
+    if int(reply[0]) == 1:
+        return Taken(True, int(reply[1]), int(reply[2]) / 1e6)
+    ttl = int(reply[1])
+    fields = reply[2]
+    return Taken(
+        False,
+        retry_in=max(ttl, 0) / 1000 if ttl != -1 else math.inf,
+        holder=parse_holder(ttl, fields) if fields else None,
+        queued=not fields,
+    )
+
+
+def _take_keys(keys: Keys, name: str) -> tuple[str, str, str, str]:
+    lock, queue, queued = keys.queue(name)
+    return lock, f"{lock}:fence", queue, queued
+
+
+def _release_args(
+    keys: Keys, names: Sequence[str], tokens: Sequence[str]
+) -> tuple[list[str], list[str]]:
+    script_keys: list[str] = []
+    args = [keys.wake_prefix]
+    for name, token in zip(names, tokens, strict=True):
+        script_keys += keys.queue(name)
+        args += (token, name)
+    return script_keys, args
+
+
+class RedisLink:
+    """A session's operations on Redis (see :class:`cc.locks._store.StoreLink`).
+
+    One class for every client: each operation is a generator of steps, and
+    each call to redis-py is a :class:`~cc.locks._store.Call` step that the
+    manager's driver runs as it must (``mode``): a plain call (threads), an
+    await (redis.asyncio), or a call in a worker thread (tasks off asyncio).
+    """
+
+    def __init__(
+        self, client: Any, keys: Keys, session: str, where: Endpoint, *,
+        owned: bool, mode: int,
+    ) -> None:  # fmt: skip
+
+        self._client = client
+        self._keys = keys
+        self.channel = keys.wake(session)
+        self.where = where
+        self._owned = owned
+        self._mode = mode
+        self._errors = redis.exceptions
+        self._pubsub: Any = None
+        # A listener off asyncio sits in a worker thread for long: it must
+        # not take one of the default limiter's threads from the program.
+        self._listening = anyio.CapacityLimiter(1) if mode == IN_THREAD else None
+        self._close_name = "aclose" if mode == AWAIT else "close"
+
+    def _call(self, fn: Callable[..., Any], *args: Any, listen: bool = False) -> Call:
+        return Call(
+            fn, *args, mode=self._mode, limiter=self._listening if listen else None
+        )
+
+    def _error(self, exc: BaseException) -> LockBackendError:
+        text = self.where.scrub(f"{type(exc).__name__}: {exc}")
+        return LockBackendError(f"Redis at {self.where} failed: {text}")
+
+    def _script(
+        self, script: Script, keys: Sequence[str], args: Sequence[Any]
+    ) -> Steps[Any]:
+        client = self._client
+        errors = self._errors
+        for attempt in (1, 2):
+            try:
+                try:
+                    return (
+                        yield self._call(
+                            client.evalsha, script.sha, len(keys), *keys, *args
+                        )
+                    )
+                except errors.NoScriptError:
+                    return (
+                        yield self._call(
+                            client.eval, script.text, len(keys), *keys, *args
+                        )
+                    )
+            except (errors.ConnectionError, errors.TimeoutError) as exc:
+                # One more try, releases included: a pooled connection that
+                # went stale across a server restart fails without running
+                # the command. Should the first release have run after all,
+                # the retry finds the key gone and the lease is reported lost
+                # (a LockLostError either way; never a silent success).
+                if attempt == 2:
+                    raise self._error(exc) from exc
+            except errors.RedisError as exc:
+                raise self._error(exc) from exc
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def take(
+        self, name: str, token: str, lease_ms: int, holder: str, host: str,
+        pid: int, site: str, queue_ms: int,
+    ) -> Steps[Taken]:  # fmt: skip
+        """Try to take ``name`` once; else queue for ``queue_ms`` (0: do not)."""
+        reply = yield from self._script(
+            TAKE,
+            _take_keys(self._keys, name),
+            (token, lease_ms, holder, host, pid, site, queue_ms),
+        )
+        return parse_taken(reply)
+
+    def release(self, names: Sequence[str], tokens: Sequence[str]) -> Steps[list[int]]:
+        """Release each ``(name, token)``: 1 done, 0 expired, -1 taken over."""
+        keys, args = _release_args(self._keys, names, tokens)
+        return [int(r) for r in (yield from self._script(RELEASE, keys, args))]
+
+    def renew(
+        self, names: Sequence[str], tokens: Sequence[str], lease_ms: int
+    ) -> Steps[list[int]]:
+        """Renew each lease: 1 renewed, 0 expired, -1 taken over."""
+        keys = [self._keys.lock(name) for name in names]
+        return [
+            int(r) for r in (yield from self._script(RENEW, keys, (lease_ms, *tokens)))
+        ]
+
+    def inspect(self, names: Sequence[str]) -> Steps[list[RemoteHolder | None]]:
+        """Return the holder of each lock, or ``None`` where it is free."""
+        if not names:
+            return []
+        keys = [self._keys.lock(name) for name in names]
+        replies = yield from self._script(INSPECT, keys, ())
+        return [parse_holder(*item) for item in replies]
+
+    def publish(self, message: str) -> Steps[None]:
+        """Publish ``message`` on the link's wake channel (to stop its listener)."""
+        try:
+            yield self._call(self._client.publish, self.channel, message)
+        except self._errors.RedisError as exc:
+            raise self._error(exc) from exc
+
+    def subscribe(self) -> Steps[None]:
+        """Subscribe to the wake channel; return once the server confirmed."""
+        yield from self._unsubscribe()
+        errors = self._errors
+        try:
+            pubsub = self._pubsub = self._client.pubsub()
+            yield self._call(pubsub.subscribe, self.channel, listen=True)
+            while True:
+                message = yield self._call(pubsub.get_message, False, 5.0, listen=True)
+                if message is None:
+                    raise errors.TimeoutError("no subscription confirmation")
+                if message["type"] == "subscribe":
+                    return
+        except errors.RedisError as exc:
+            raise self._error(exc) from exc
+
+    def next_wake(self, seconds: float) -> Steps[str | None]:
+        """Wait up to ``seconds`` for a published name; ``None`` if none came."""
+        try:
+            message = yield self._call(
+                self._pubsub.get_message, False, seconds, listen=True
+            )
+        except self._errors.RedisError as exc:
+            raise self._error(exc) from exc
+        if message is None or message["type"] != "message":
+            return None
+        return text(message["data"])
+
+    def _unsubscribe(self) -> Steps[None]:
+        pubsub, self._pubsub = self._pubsub, None
+        if pubsub is not None:
+            with contextlib.suppress(Exception):  # closing a broken socket
+                yield self._call(getattr(pubsub, self._close_name), listen=True)
+
+    def close(self) -> Steps[None]:
+        """Drop the subscription; close the client if the link made it."""
+        yield from self._unsubscribe()
+        if self._owned:
+            yield self._call(getattr(self._client, self._close_name))

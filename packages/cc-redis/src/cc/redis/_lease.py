@@ -1,0 +1,355 @@
+"""Leases on shared locks: taking, waiting, renewing and releasing them.
+
+A lock manager with a :class:`~cc.redis.RedisLockBackend` takes a lock's
+local lock first (so only one of its threads or tasks at a time asks Redis
+for a given lock), then the lock's key in Redis. A :class:`LeaseSession`
+does the Redis half, once for threads and tasks (its operations are
+generators of steps, see :mod:`cc.locks.lowlevel`):
+
+* :meth:`~LeaseSession.take` tries Redis; while another process holds the
+  lock, or an earlier waiter is due to take it, the store queues the caller
+  (first come, first served) and the caller sleeps until it is told that its
+  turn came, the holder's lease would run out, or ``recheck_interval``
+  passed, and tries again, within the caller's deadline. A caller that gives
+  up (timeout, cancellation, error) leaves the queue at once.
+* :meth:`~LeaseSession.renewals` renews every held lease in one round trip,
+  ``renew_interval`` after its last confirmation, and marks a lease lost when
+  Redis says it is gone or it could not be confirmed in time.
+* :meth:`~LeaseSession.listen` hears the session's wake channel and wakes the
+  waiter of the lock named; after a reconnection it wakes every waiter.
+* :meth:`~LeaseSession.release` releases in one round trip and reports the
+  leases that were lost.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+import os
+import socket
+import threading
+from collections.abc import Callable, Sequence
+from time import monotonic
+from typing import Any
+
+from cc.locks import Lease, LockBackendError
+from cc.locks.lowlevel import (
+    Pause,
+    RemoteHolder,
+    Reporter,
+    Shielded,
+    Steps,
+    format_site,
+)
+from cc.redis._client import RedisLink, Taken
+
+__all__ = ["LeaseSession"]
+
+logger = logging.getLogger(__name__.rpartition(".")[0])  # "cc.redis"
+
+# How long a listener waits for a message before looking again; it also
+# bounds how long closing a threaded listener can take if Redis is gone.
+LISTEN_SLICE = 1.0
+# Reconnection back-off of the listener, in seconds.
+_BACKOFF_FIRST, _BACKOFF_MAX = 0.05, 1.0
+# At most this many formatted acquisition sites are kept.
+_MAX_SITES = 1024
+# A waiter keeps its place in a lock's queue for recheck_interval plus this
+# (capped by recheck_interval itself) after each try: time enough to try
+# again while it lives; once it stops, it holds the others up no longer.
+_QUEUE_SLACK = 0.5
+# Board keys of the renewal loop and of the listener's back-off.
+RENEWER, BACKOFF = "\x00renewer", "\x00backoff"
+_CLOSED = "its manager was closed while it was held"
+
+
+def _release_reason(result: int) -> str:
+    if result == 0:
+        return "its lease had expired (the lock was free when released)"
+    return "its lease had expired and another holder had taken the lock"
+
+
+class LeaseSession:
+    """The Redis half of a lock manager, for threads or tasks (a store session).
+
+    ``board`` is the manager's way to sleep until woken: ``prepare(key)``
+    returns a token to pass in a :class:`~cc.locks.lowlevel.Pause`,
+    ``wake(key)`` wakes it, ``wake_all()`` and ``close()`` wake everyone.
+    """
+
+    def __init__(
+        self, reporter: Reporter, link: RedisLink, board: Any, session_id: str, *,
+        lease: float, renew_interval: float, recheck_interval: float,
+        on_lost: Callable[[Lease], None],
+    ) -> None:  # fmt: skip
+        self._engine = reporter
+        self._link = link
+        self._board = board
+        self._lost_callback = on_lost
+        self._lease_s = lease
+        self._lease_ms = max(1, round(lease * 1000))
+        self._interval = renew_interval
+        self._recheck = recheck_interval
+        self._queue_ms = max(
+            1, round((self._recheck + min(self._recheck, _QUEUE_SLACK)) * 1000)
+        )
+        self._host = socket.gethostname()
+        self._pid = os.getpid()
+        self._id = session_id
+        self._counter = itertools.count(1)
+        # Sent on the session's own channel to stop its listener at once.
+        self._stop_message = f"\x00stop {self._id}"
+        self._held: dict[str, Lease] = {}
+        self._gone: set[str] = set()  # tokens Redis no longer holds
+        self._sites: dict[Any, str] = {}
+        # Guards _held and closed (threads share the session).
+        self._state = threading.Lock()
+        self._renewer_idle = False
+        self.closed = False
+
+    def lease(self, name: str) -> Lease | None:
+        """Return the lease this session holds on ``name``, if any."""
+        return self._held.get(name)
+
+    def open(self) -> Steps[None]:
+        """Start hearing the wake channel."""
+        yield from self._link.subscribe()
+
+    def background(self) -> list[tuple[str, Steps[None]]]:
+        """Return the listener and the renewal loop, to run until closed."""
+        return [
+            ("cc.redis lease listener", self.listen()),
+            ("cc.redis lease renewal", self.renewals()),
+        ]
+
+    def inspect(self, names: Sequence[str]) -> Steps[list[RemoteHolder | None]]:
+        """Return the holder of each lock, wherever it is (``None`` if free)."""
+        return (yield from self._link.inspect(names))
+
+    # -- taking and releasing -------------------------------------------------
+
+    def take(
+        self, record: Any, holder: Any, site: Any, deadline: float,
+        limit: float | None, blocking: bool,
+    ) -> Steps[float]:  # fmt: skip
+        """Take ``record``'s lock in the store, waiting within ``deadline``.
+
+        :return: the seconds spent waiting for another process (0 if none)
+        :raises LockTimeoutError: if another process held it past the
+            deadline, or at once with ``blocking=False``
+        :raises LockBackendError: if the store cannot be reached
+        """
+        if self.closed:
+            raise RuntimeError("the lock manager was closed; open it again")
+        name = record.name
+        text = self._sites.get(site)
+        if text is None:
+            if len(self._sites) >= _MAX_SITES:
+                self._sites.clear()
+            text = self._sites[site] = format_site(site)
+        token = f"{self._id}:{next(self._counter)}"
+        queue_ms = self._queue_ms if blocking else 0
+        board = self._board
+        engine = self._engine
+        waiting_since = 0.0
+        # Whether the store may know this token (as a holder or queued)
+        # while we are not going to hold the lock: forget it on the way out.
+        known = False
+        try:
+            while True:
+                wake = board.prepare(name)
+                sent = monotonic()
+                known = True
+                taken: Taken = yield from self._link.take(
+                    name, token, self._lease_ms, holder.describe(), self._host,
+                    self._pid, text, queue_ms,
+                )  # fmt: skip
+                if taken.ok:
+                    known = False
+                    self._new_lease(name, token, taken, sent)
+                    return monotonic() - waiting_since if waiting_since else 0.0
+                known = blocking
+                now = monotonic()
+                if not blocking or now >= deadline:
+                    raise engine.remote_unavailable(
+                        record, taken.holder, taken.queued, limit, blocking
+                    )
+                if not waiting_since:
+                    waiting_since = now
+                    engine.wait_begins(holder, record)
+                pause = min(deadline - now, self._recheck, taken.retry_in + 0.001)
+                yield Pause(board, wake, pause)
+                if self.closed:
+                    raise RuntimeError("the lock manager was closed while waiting")
+        except GeneratorExit:
+            raise
+        except BaseException:
+            if known and not self.closed:
+                yield from self._forget(name, token)
+            raise
+        finally:
+            if waiting_since:
+                engine.wait_ends(holder, record)
+
+    def _new_lease(self, name: str, token: str, taken: Taken, sent: float) -> None:
+        lease = Lease(
+            name, token, taken.fencing_token, taken.since, sent + self._lease_s
+        )
+        with self._state:
+            self._held[name] = lease
+            idle = self._renewer_idle
+        if idle:
+            self._board.wake(RENEWER)
+
+    def _forget(self, name: str, token: str) -> Steps[None]:
+        """After a failed or cancelled take, make sure ``token`` holds nothing.
+
+        It also leaves the lock's queue, waking the next waiter. If the store
+        cannot be reached, the lease (if any) ends by itself.
+        """
+        with contextlib.suppress(LockBackendError, TimeoutError):
+            yield Shielded(self._link.release([name], [token]), self._lease_s)
+
+    def release(self, names: Sequence[str]) -> Steps[list[tuple[str, str]]]:
+        """Release the leases held on ``names`` in one round trip.
+
+        Finishes even if the caller is cancelled meanwhile.
+
+        :return: ``(name, reason)`` for each lease that was lost
+        """
+        with self._state:
+            leases = [self._held.pop(name, None) for name in names]
+            closed = self.closed
+        if closed or None in leases:
+            return [
+                (name, _CLOSED if lease is None else lease.lost_reason or _CLOSED)
+                for name, lease in zip(names, leases, strict=True)
+            ]
+        held = [lease for lease in leases if lease is not None]
+        tokens = [lease.token for lease in held]
+        try:
+            # A dead store is bounded by the client's socket timeout.
+            results = yield Shielded(self._link.release(names, tokens), None)
+        except LockBackendError as exc:
+            return [
+                (lease.name, lease.lost_reason or f"its release could not be "
+                 f"confirmed ({exc}); the lease ends by itself within "
+                 f"{self._lease_s:g} s")
+                for lease in held
+            ]  # fmt: skip
+        return [
+            (lease.name, lease.lost_reason or _release_reason(result))
+            for lease, result in zip(held, results, strict=True)
+            if result != 1  # still ours: whatever the renewals said, none took it
+        ]
+
+    # -- background work ----------------------------------------------------------
+
+    def renewals(self) -> Steps[None]:
+        """Renew the held leases, one round trip for all, until closed."""
+        board = self._board
+        while not self.closed:
+            wake = board.prepare(RENEWER)
+            with self._state:
+                due = [x for x in self._held.values() if x.token not in self._gone]
+                self._renewer_idle = not due
+            if not due:
+                yield Pause(board, wake, None)
+                continue
+            delay = min(lease.expires_in for lease in due) - self._lease_s
+            delay += self._interval
+            if delay > 0:
+                yield Pause(board, wake, delay)
+                continue
+            sent = monotonic()
+            try:
+                results = yield from self._link.renew(
+                    [lease.name for lease in due],
+                    [lease.token for lease in due],
+                    self._lease_ms,
+                )
+            except LockBackendError as exc:
+                for lease in due:
+                    if not lease.expires_in and self._held.get(lease.name) is lease:
+                        self._lose(lease, "its lease ran out while Redis could not "
+                                   f"be reached to renew it ({exc})")  # fmt: skip
+                yield Pause(board, board.prepare(BACKOFF), self._interval / 3)
+                continue
+            for lease, result in zip(due, results, strict=True):
+                if self._held.get(lease.name) is not lease:
+                    continue  # released meanwhile
+                if result == 1:
+                    lease.confirm(sent + self._lease_s)
+                else:
+                    self._gone.add(lease.token)
+                    self._lose(lease, _release_reason(result))
+
+    def listen(self) -> Steps[None]:
+        """Wake the waiter of each lock named on the wake channel, until closed."""
+        board = self._board
+        delay = _BACKOFF_FIRST
+        subscribed = True
+        while not self.closed:
+            try:
+                if not subscribed:
+                    yield from self._link.subscribe()
+                    subscribed = True
+                    delay = _BACKOFF_FIRST
+                    board.wake_all()  # releases may have gone unheard
+                name = yield from self._link.next_wake(LISTEN_SLICE)
+            except LockBackendError as exc:
+                logger.debug("lease listener lost the store: %s", exc)
+                subscribed = False
+                board.wake_all()
+                yield Pause(board, board.prepare(BACKOFF), delay)
+                delay = min(delay * 2, _BACKOFF_MAX)
+                continue
+            if name == self._stop_message:
+                return
+            if name is not None:
+                board.wake(name)
+
+    def _lose(self, lease: Lease, reason: str) -> None:
+        """Mark ``lease`` lost, once: log, report and tell the application."""
+        if not lease.mark_lost(reason):
+            return
+        message = (
+            f"lease lost: the shared lock {lease.name!r} (fencing token "
+            f"{lease.fencing_token}) is still held here, but {reason}"
+        )
+        logger.warning("%s", message)
+        self._engine.report(("lost", lease.name, lease.token), message)
+        try:
+            self._lost_callback(lease)
+        except Exception:
+            logger.exception("on_lost callback failed for lock %r", lease.name)
+
+    # -- closing -----------------------------------------------------------------
+
+    def close(self) -> Steps[None]:
+        """Give back what is still held (its holders will hear it was lost).
+
+        The driver then stops the background work and calls :meth:`disconnect`.
+        """
+        with self._state:
+            if self.closed:
+                return
+            self.closed = True
+            leftover = list(self._held.values())
+        for lease in leftover:
+            self._lose(lease, _CLOSED)
+        self._board.close()
+        with contextlib.suppress(LockBackendError, TimeoutError):
+            yield Shielded(self._goodbye(leftover), self._lease_s)
+
+    def _goodbye(self, leftover: list[Lease]) -> Steps[None]:
+        if leftover:
+            yield from self._link.release(
+                [lease.name for lease in leftover], [lease.token for lease in leftover]
+            )
+        yield from self._link.publish(self._stop_message)  # stops the listener now
+
+    def disconnect(self) -> Steps[None]:
+        """Let the store's connection go."""
+        yield Shielded(self._link.close(), None)

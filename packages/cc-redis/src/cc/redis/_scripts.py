@@ -1,0 +1,220 @@
+"""The keys of a namespace, and the Lua scripts that change them (written once).
+
+Every lock ``name`` of a ``namespace`` is four keys in one hash slot:
+
+* ``<namespace>:lock:{<name>}``: a hash that exists while some process holds
+  the lock: the holder's owner ``token`` (new for every acquisition), its
+  ``fence`` (fencing token), ``since`` (server time in microseconds),
+  ``holder``, ``host``, ``pid`` and ``site``. Its TTL is the lease.
+* ``<namespace>:lock:{<name>}:fence``: the last fencing token handed out;
+  it never expires, so tokens keep growing across holders.
+* ``<namespace>:lock:{<name>}:queue``: the waiters' tokens, first come
+  first; and ``...:queued``, a sorted set of the same tokens scored by the
+  server time (ms) until which each waiter's place holds. A waiter checks in
+  (tries again) at least every ``recheck_interval``, which renews its place;
+  one that stops checking in (crashed, cancelled without a word) loses its
+  place once that time passed, so it cannot hold up the others for longer.
+  Both keys expire when no waiter is left to renew them.
+
+A free lock goes to the first live waiter in the queue: a newcomer, and the
+holder that just let go, queue behind the waiters already there instead of
+barging past them. A release wakes only that first waiter, by publishing the
+lock's name on the channel ``<namespace>:wake:<session>`` of the waiter's
+session (the first part of its token), so that a release wakes one process,
+not all of them, and an uncontended release costs no message.
+
+Each step is one Lua script, so it is atomic on the server: take (set the
+hash if the lock is free and no earlier waiter is due, else queue and report
+the holder and its remaining TTL), renew (extend the TTL of the hashes whose
+token still matches), release (delete the hashes whose token still matches,
+leave the queue, and wake the next waiter) and inspect (holders and TTLs for
+``get_lock_status()``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+__all__ = ["INSPECT", "RELEASE", "RENEW", "TAKE", "Keys", "Script"]
+
+
+class Script:
+    """A Lua script and its SHA1, run with EVALSHA (EVAL when not cached)."""
+
+    __slots__ = ("sha", "text")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.sha = hashlib.sha1(text.encode()).hexdigest()
+
+
+# Shared by the take and release scripts: the first live waiter of a queue
+# (KEYS index q: the list, q + 1: the check-in times), after dropping the
+# waiters at its head that stopped checking in (crashed, or gone).
+HEAD = """
+local function now_ms()
+  local now = redis.call('TIME')
+  return tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+end
+local function live_head(queue, times, now)
+  while true do
+    local head = redis.call('LINDEX', queue, 0)
+    if not head then
+      return false, 0
+    end
+    local until_ms = tonumber(redis.call('ZSCORE', times, head) or 0)
+    if until_ms > now then
+      return head, until_ms - now
+    end
+    redis.call('LPOP', queue)
+    redis.call('ZREM', times, head)
+  end
+end
+"""
+
+# KEYS: lock, fence, queue, check-in times
+# ARGV: token, lease ms, holder, host, pid, site, queue ms (0: do not queue)
+# -> {1, fence, since_us} taken (again, for a retried call)
+# -> {0, pttl_ms, {holder, host, pid, since_us, site, fence}} held by another
+# -> {0, ms, {}} free, but an earlier waiter's turn lasts at most ms more
+TAKE = Script(
+    HEAD
+    + """
+local current = redis.call('HGET', KEYS[1], 'token')
+if current == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return {1, redis.call('HGET', KEYS[1], 'fence'), redis.call('HGET', KEYS[1], 'since')}
+end
+local now = false
+local head, head_ms = false, 0
+if redis.call('EXISTS', KEYS[3]) == 1 then
+  now = now_ms()
+  head, head_ms = live_head(KEYS[3], KEYS[4], now)
+end
+if current or (head and head ~= ARGV[1]) then
+  local queue_ms = tonumber(ARGV[7])
+  if queue_ms > 0 then
+    now = now or now_ms()
+    if not redis.call('ZSCORE', KEYS[4], ARGV[1]) then
+      redis.call('RPUSH', KEYS[3], ARGV[1])
+    end
+    redis.call('ZADD', KEYS[4], now + queue_ms, ARGV[1])
+    for q = 3, 4 do
+      if redis.call('PTTL', KEYS[q]) < queue_ms then
+        redis.call('PEXPIRE', KEYS[q], queue_ms)
+      end
+    end
+  end
+  if current then
+    return {0, redis.call('PTTL', KEYS[1]),
+      redis.call('HMGET', KEYS[1], 'holder', 'host', 'pid', 'since', 'site', 'fence')}
+  end
+  return {0, head_ms, {}}
+end
+if head then
+  redis.call('LPOP', KEYS[3])
+  redis.call('ZREM', KEYS[4], head)
+end
+local time = redis.call('TIME')
+local since = time[1] .. string.format('%06d', tonumber(time[2]))
+local last = redis.call('GET', KEYS[2])
+if not last or tonumber(last) < tonumber(since) then
+  redis.call('SET', KEYS[2], since)
+end
+local fence = redis.call('INCR', KEYS[2])
+redis.call('HSET', KEYS[1], 'token', ARGV[1], 'fence', fence, 'since', since,
+  'holder', ARGV[3], 'host', ARGV[4], 'pid', ARGV[5], 'site', ARGV[6])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return {1, fence, since}
+"""
+)
+
+# KEYS: lock 1, queue 1, check-in times 1, lock 2, ...
+# ARGV: wake channel prefix, token 1, name 1, token 2, name 2, ...
+# -> per lock: 1 released, 0 no longer held by anyone, -1 held by another
+# A token still queued (a waiter that gave up) leaves its queue. When the
+# lock is free afterwards, the first live waiter, and only that one, is
+# told: its lock's name is published on its session's wake channel.
+RELEASE = Script(
+    HEAD
+    + """
+local result = {}
+for i = 1, #KEYS, 3 do
+  local token = ARGV[(i - 1) / 3 * 2 + 2]
+  local current = redis.call('HGET', KEYS[i], 'token')
+  if current == token then
+    redis.call('DEL', KEYS[i])
+    current = false
+    result[#result + 1] = 1
+  elseif current then
+    result[#result + 1] = -1
+  else
+    result[#result + 1] = 0
+  end
+  if redis.call('EXISTS', KEYS[i + 1]) == 1 then
+    if redis.call('ZREM', KEYS[i + 2], token) == 1 then
+      redis.call('LREM', KEYS[i + 1], 1, token)
+    end
+    if not current then
+      local head = live_head(KEYS[i + 1], KEYS[i + 2], now_ms())
+      if head then
+        redis.call('PUBLISH', ARGV[1] .. string.match(head, '^[^:]+'),
+          ARGV[(i - 1) / 3 * 2 + 3])
+      end
+    end
+  end
+end
+return result
+"""
+)
+
+# KEYS: locks; ARGV: lease ms, token 1, token 2, ...
+# -> per lock: 1 renewed, 0 no longer held by anyone, -1 held by another
+RENEW = Script("""
+local result = {}
+for i = 1, #KEYS do
+  local current = redis.call('HGET', KEYS[i], 'token')
+  if current == ARGV[i + 1] then
+    redis.call('PEXPIRE', KEYS[i], ARGV[1])
+    result[i] = 1
+  elseif current then
+    result[i] = -1
+  else
+    result[i] = 0
+  end
+end
+return result
+""")
+
+# KEYS: locks -> per lock {pttl_ms, {holder, host, pid, since_us, site, fence}}
+INSPECT = Script("""
+local result = {}
+for i = 1, #KEYS do
+  result[i] = {redis.call('PTTL', KEYS[i]),
+    redis.call('HMGET', KEYS[i], 'holder', 'host', 'pid', 'since', 'site', 'fence')}
+end
+return result
+""")
+
+
+class Keys:
+    """The key names of one namespace."""
+
+    __slots__ = ("prefix", "wake_prefix")
+
+    def __init__(self, namespace: str) -> None:
+        self.prefix = f"{namespace}:lock:"
+        self.wake_prefix = f"{namespace}:wake:"
+
+    def lock(self, name: str) -> str:
+        """Return the key of the lock ``name`` (a hash while it is held)."""
+        return f"{self.prefix}{{{name}}}"
+
+    def queue(self, name: str) -> tuple[str, str, str]:
+        """Return the keys of the lock, its queue and its waiters' check-ins."""
+        lock = self.lock(name)
+        return lock, f"{lock}:queue", f"{lock}:queued"
+
+    def wake(self, session: str) -> str:
+        """Return the channel on which the waiters of ``session`` are woken."""
+        return f"{self.wake_prefix}{session}"
