@@ -11,7 +11,10 @@ A manager's locks live in its process by default: each lock's local lock is
 the whole lock. With ``backend=``, a store outside the process (Redis, in
 cc-redis) holds a shared half: its :class:`StoreSession` takes each lock with
 an owner token and a lease, renews the leases, releases by owner only, wakes
-its waiters when a lock frees and reports holders.
+its waiters when a lock frees and reports holders. A store may also share
+what the managers' checks need across processes (a :class:`SharingSession`):
+who waits for what (each waiter publishes its wait, and the store finds the
+wait-for cycles that span processes) and the learned lock order.
 """
 
 from __future__ import annotations
@@ -30,8 +33,9 @@ from cc.locks._errors import LockTimeoutError, lost_error
 
 __all__ = [
     "AWAIT", "DIRECT", "IN_THREAD", "Call", "Lease", "LockStore", "Pause",
-    "RemoteHolder", "Reporter", "Shielded", "Steps", "StoreSession", "TaskBoard",
-    "ThreadBoard", "WaitLocal", "arun", "run",
+    "RemoteHolder", "RemoteWait", "Reporter", "SharedOrder", "SharingSession",
+    "Shielded", "Steps", "StoreSession", "TaskBoard", "ThreadBoard", "WaitLocal",
+    "arun", "run",
 ]  # fmt: skip
 
 T = TypeVar("T")
@@ -287,6 +291,38 @@ class RemoteHolder:
         return f"{self.holder} (pid {self.pid} on {self.host})"
 
 
+@dataclass(frozen=True)
+class RemoteWait:
+    """A waiter of a wait-for chain kept in a store (any process, any host).
+
+    :ivar node: the waiter's identity in the store, unique among live holders
+    :ivar lock: the name of the lock it waits for
+    :ivar waiter: who waits: its ``since`` is when it began waiting for
+        ``lock`` (a :func:`time.time` timestamp by the store's clock), its
+        ``site`` where it asked
+    """
+
+    node: str
+    lock: str
+    waiter: RemoteHolder
+
+
+@dataclass(frozen=True)
+class SharedOrder:
+    """A learned lock order shared through a store: ``after`` taken holding ``before``.
+
+    :ivar holder: who did it, with its pid and host
+    :ivar before_site: where ``before`` was taken (``file:line in function``)
+    :ivar after_site: where ``after`` was taken
+    """
+
+    before: str
+    after: str
+    holder: str
+    before_site: str | None
+    after_site: str | None
+
+
 class Lease:
     """One acquisition of a lock shared through a backend.
 
@@ -371,6 +407,29 @@ class Reporter(Protocol):
     def wait_ends(self, holder: Any, record: Any) -> None:
         """Note that ``holder`` no longer waits for ``record``."""
 
+    # What a SharingSession reads and calls; a plain StoreSession need not.
+
+    #: ``"raise"``, ``"warn"`` or ``"off"``: what an order violation does
+    #: (``"off"``: nothing is learned, so nothing is shared either)
+    policy: str
+    #: whether wait-for cycles are looked for (with a policy other than "off")
+    detect: bool
+
+    def remote_cycle(
+        self, holder: Any, site: Any, cycle: Sequence[RemoteWait]
+    ) -> RemoteWait:
+        """Handle a wait-for cycle found in the store; return its victim.
+
+        ``cycle[0]`` is ``holder``'s own wait (begun at ``site``); the holder of
+        each lock of the cycle is the next waiter (the last lock's: the first).
+
+        :raises DeadlockError: if ``holder`` is the victim (the youngest waiter
+            of the cycle, the same in every process) and the policy is "raise"
+        """
+
+    def merge_order(self, edges: Sequence[SharedOrder]) -> None:
+        """Learn the orders other processes published; report inversions."""
+
 
 class StoreSession(Protocol):
     """A manager's connection to a store; operations are generators of steps.
@@ -411,6 +470,27 @@ class StoreSession(Protocol):
 
     def disconnect(self) -> Steps[None]:
         """Let the connection go (after :meth:`close`, once the work stopped)."""
+
+
+@runtime_checkable
+class SharingSession(Protocol):
+    """What a store session may offer beyond :class:`StoreSession`: detection.
+
+    Such a session publishes each wait while it lasts (with an expiry tied
+    to the lease, so that a dead process's waits vanish), looks for a cycle
+    whenever its waiter checks again and hands what it finds to
+    :meth:`Reporter.remote_cycle`; it publishes the orders the manager
+    learns and gives those of other processes to :meth:`Reporter.merge_order`.
+    """
+
+    #: e.g. ``"pid 4242 on db-7"``: where this session's holders run
+    identity: str
+
+    def share_order(self, edge: SharedOrder) -> None:
+        """Publish ``edge`` to the other processes soon (must not block)."""
+
+    def wait_graph(self) -> Steps[list[tuple[RemoteWait, str | None]]]:
+        """Return every live wait in the store, with the node holding its lock."""
 
 
 @runtime_checkable
