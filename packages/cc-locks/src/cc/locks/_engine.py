@@ -277,9 +277,10 @@ class LockEngine(Generic[RecordT]):
         :raises DeadlockError: if ``holder`` is the victim (policy "raise")
         """
         victim = _views.youngest(cycle)
-        key, report, error = _views.remote_deadlock(cycle, victim, site)
+        raising = self.policy == "raise"
+        key, report, error = _views.remote_deadlock(cycle, victim, site, raising)
         first = self.report(key, report)
-        if self.policy == "raise":
+        if raising:
             if victim.node == cycle[0].node:
                 raise error
         elif first:

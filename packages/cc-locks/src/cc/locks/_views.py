@@ -140,11 +140,12 @@ def describe_remote_cycle(cycle: Sequence[RemoteWait]) -> str:
 
 
 def remote_deadlock(
-    cycle: Sequence[RemoteWait], victim: RemoteWait, site: Site
+    cycle: Sequence[RemoteWait], victim: RemoteWait, site: Site, raising: bool
 ) -> tuple[tuple[str, ...], str, DeadlockError]:
     """Return the report key, the report and the victim's error of a cycle.
 
-    ``cycle[0]`` is the wait of the caller, which began at ``site``.
+    ``cycle[0]`` is the wait of the caller, which began at ``site``;
+    ``raising``: whether the victim raises (policy "raise").
     """
     text = describe_remote_cycle(cycle)
     names = tuple(wait.lock for wait in cycle)
@@ -156,7 +157,13 @@ def remote_deadlock(
         (*names, names[0]),
         tuple(cycle[(i + 1) % len(cycle)].waiter.describe() for i in range(len(cycle))),
     )
-    report = f"deadlock across processes: {text}; the youngest waiter is {who}"
+    report = (
+        f"deadlock across processes averted: {text}; {who}, the youngest "
+        "waiter, gave up its wait"
+        if raising
+        else f"deadlock across processes: {text}; each of them waits until its "
+        f"timeout (the youngest waiter is {who})"
+    )
     return ("deadlock", *sorted(names)), report, error
 
 

@@ -202,16 +202,16 @@ class LeaseSession:
                     return monotonic() - waiting_since if waiting_since else 0.0
                 known = blocking
                 now = monotonic()
+                if not waiting_since and blocking:
+                    waiting_since = now
+                    engine.wait_begins(holder, record)
+                if taken.cycle:  # a deadlock, even at the deadline
+                    victim = engine.remote_cycle(holder, site, taken.cycle)
+                    yield from self._tell_victim(victim, woken)
                 if not blocking or now >= deadline:
                     raise engine.remote_unavailable(
                         record, taken.holder, taken.queued, limit, blocking
                     )
-                if not waiting_since:
-                    waiting_since = now
-                    engine.wait_begins(holder, record)
-                if taken.cycle:
-                    victim = engine.remote_cycle(holder, site, taken.cycle)
-                    yield from self._tell_victim(victim, woken)
                 pause = min(deadline - now, self._recheck, taken.retry_in + 0.001)
                 yield Pause(board, wake, pause)
                 if self.closed:

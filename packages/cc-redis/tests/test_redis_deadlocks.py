@@ -1,0 +1,297 @@
+"""Deadlock detection across OS processes sharing locks through a real redis-server.
+
+Each process registers the locks it uses in an order of its own, so that
+every process follows its own hierarchy and no check inside one process can
+see the cycle: only the waits they publish in Redis can. The test starts
+the waits one process at a time (each one's wait is seen in Redis before the
+next asks), so the last one closes the cycle and is its youngest waiter.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from cc.locks import LockManager
+from cc.locks.lowlevel import run
+from cc.redis import RedisLockBackend
+
+WORKER = Path(__file__).with_name("deadlock_worker.py")
+HOST = socket.gethostname()
+HANG_GUARD = 30.0  # seconds; only a test that is broken gets near it
+
+
+class Process:
+    """One worker process, driven line by line."""
+
+    def __init__(self, scenario: str, api: str, settings: dict[str, Any]) -> None:
+        self.api = api
+        self.popen = subprocess.Popen(
+            [sys.executable, str(WORKER), scenario, api, json.dumps(settings)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def expect(self, line: str) -> None:
+        assert self.popen.stdout is not None
+        got = self.popen.stdout.readline().strip()
+        if got != line:
+            self.popen.kill()
+            _, err = self.popen.communicate(timeout=HANG_GUARD)
+            raise AssertionError(f"{self.api}: expected {line!r}, got {got!r}\n{err}")
+
+    def go(self) -> None:
+        assert self.popen.stdin is not None
+        self.popen.stdin.write("go\n")
+        self.popen.stdin.flush()
+
+    def result(self) -> dict[str, Any]:
+        out, err = self.popen.communicate(timeout=HANG_GUARD)
+        assert self.popen.returncode == 0, err
+        result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+        return result
+
+
+@pytest.fixture
+def start() -> Iterator[Callable[..., Process]]:
+    """Start worker processes; every one is gone (killed if need be) at teardown."""
+    started: list[Process] = []
+
+    def spawn(scenario: str, api: str, settings: dict[str, Any]) -> Process:
+        process = Process(scenario, api, settings)
+        started.append(process)
+        return process
+
+    yield spawn
+    for process in started:
+        if process.popen.poll() is None:
+            process.popen.kill()
+        process.popen.communicate(timeout=HANG_GUARD)
+
+
+def wait_until(predicate: Callable[[], bool], what: str) -> None:
+    """Wait for ``predicate`` (a hang guard only: it is bound by logic)."""
+    deadline = time.monotonic() + HANG_GUARD
+    while not predicate():
+        assert time.monotonic() < deadline, f"never happened: {what}"
+        time.sleep(0.01)
+
+
+def where(pid: int) -> str:
+    return f"(pid {pid} on {HOST})"
+
+
+def start_cycle(
+    start: Callable[..., Process], server: Any, namespace: str, apis: tuple[str, ...],
+    policy: str, timeout: float,
+) -> list[Process]:  # fmt: skip
+    """Process i holds lock i, then asks for lock i + 1 (the last: lock 0).
+
+    The first one asks within ``timeout``, the others within 20 s more (so
+    that only the first can time out, setting the others free). Each asks
+    once the previous one's wait is published (or, with the policy "off",
+    which publishes nothing, right away); the last one closes the cycle.
+    """
+    locks = [f"lock-{i}" for i in range(len(apis))]
+    processes = []
+    for index, api in enumerate(apis):
+        first, second = locks[index], locks[(index + 1) % len(locks)]
+        settings = {
+            "url": server.url, "namespace": namespace, "policy": policy,
+            "hierarchy": {first: 1, second: 2}, "first": first, "second": second,
+            "timeout": timeout if index == 0 else timeout + 20, "recheck": 0.2,
+        }  # fmt: skip
+        processes.append(start("cycle", api, settings))
+    for process in processes:
+        process.expect("holding")
+    data = redis.Redis.from_url(server.url)
+    try:
+        for count, process in enumerate(processes, 1):
+            process.go()
+            process.expect("asking")
+            if policy != "off" and count < len(processes):
+                wait_until(
+                    lambda n=count: data.hlen(f"{namespace}:waits") >= n,
+                    f"{count} waits published",
+                )
+    finally:
+        data.close()
+    return processes
+
+
+CYCLES = [
+    pytest.param(("threads", "asyncio"), id="threads-asyncio"),
+    pytest.param(("trio", "threads"), id="trio-threads"),
+    pytest.param(("asyncio", "trio", "threads"), id="three-processes"),
+]
+
+
+@pytest.mark.parametrize("apis", CYCLES)
+def test_raise_gives_exactly_one_deadlock_error_and_the_others_proceed(
+    redis_server: Any, namespace: str, start: Any, apis: tuple[str, ...]
+) -> None:
+    processes = start_cycle(start, redis_server, namespace, apis, "raise", 20.0)
+    results = [p.result() for p in processes]
+    *others, victim = results  # the last to wait closed the cycle: the youngest
+    assert [r["outcome"] for r in others] == ["acquired"] * len(others), others
+    assert victim["outcome"] == "DeadlockError", victim
+    message = victim["message"]
+    assert message.startswith("deadlock across processes: ")
+    for process in processes:  # every member, named with its pid and host
+        assert where(process.pid) in message
+    assert f"{where(victim['pid'])} asked at " in message
+    assert "is the youngest waiter of the cycle" in message
+    assert any("deadlock across processes averted" in r for r in victim["reports"])
+    assert not any(r["warnings"] for r in results)
+    data = redis.Redis.from_url(redis_server.url)
+    assert not data.exists(f"{namespace}:waits")  # every wait was dropped
+    data.close()
+
+
+@pytest.mark.parametrize("apis", [CYCLES[0], CYCLES[2]])
+def test_warn_logs_the_cycle_everywhere_until_the_timeout_set_ends_it(
+    redis_server: Any, namespace: str, start: Any, apis: tuple[str, ...]
+) -> None:
+    timeout = 4.0
+    processes = start_cycle(start, redis_server, namespace, apis, "warn", timeout)
+    # A manager of this process sees the live cycle, naming every member.
+    backend = RedisLockBackend(redis_server.url, namespace=namespace)
+    with LockManager(backend=backend) as observer:
+        observer.get_lock_status()  # connects
+        live = [
+            r
+            for r in observer.detect_potential_deadlocks()
+            if r.startswith("live deadlock across processes: ")
+        ]
+    assert len(live) == 1, live
+    for process in processes:
+        assert where(process.pid) in live[0]
+    first, *others = [process.result() for process in processes]
+    assert first["outcome"] == "LockTimeoutError", first  # the timeout set
+    assert f"within {timeout} s" in first["message"]
+    # ... which broke the cycle: the others got their locks.
+    assert [r["outcome"] for r in others] == ["acquired"] * len(others), others
+    for result in [first, *others]:
+        warned = [w for w in result["warnings"] if "deadlock across processes" in w]
+        assert len(warned) == 1, result["warnings"]  # once, not at every try
+        for member in processes:
+            assert where(member.pid) in warned[0]
+        assert any("deadlock across processes: " in r for r in result["reports"])
+
+
+def test_off_detects_nothing_and_publishes_nothing(
+    redis_server: Any, namespace: str, start: Any
+) -> None:
+    processes = start_cycle(
+        start, redis_server, namespace, ("asyncio", "trio"), "off", 1.0
+    )
+    first, second = [process.result() for process in processes]
+    assert first["outcome"] == "LockTimeoutError", first  # only the timeout
+    assert second["outcome"] == "acquired", second  # ended it
+    for result in (first, second):
+        assert result["warnings"] == []
+        assert not any("deadlock" in r for r in result["reports"])
+    data = redis.Redis.from_url(redis_server.url)
+    assert data.keys(f"{namespace}:waits*") == []
+    assert data.keys(f"{namespace}:order") == []
+    data.close()
+
+
+def order_settings(server: Any, namespace: str, policy: str, first: str,
+                   second: str, **more: Any) -> dict[str, Any]:  # fmt: skip
+    return {
+        "url": server.url, "namespace": namespace, "policy": policy,
+        "hierarchy": {"a": None, "b": None}, "first": first, "second": second,
+        "timeout": 10.0, "recheck": 0.2, **more,
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("earlier", "later"), [("threads", "trio"), ("trio", "asyncio")]
+)
+def test_an_inversion_is_refused_even_if_the_processes_never_overlapped(
+    redis_server: Any, namespace: str, start: Any, earlier: str, later: str
+) -> None:
+    first = start("order", earlier, order_settings(
+        redis_server, namespace, "raise", "a", "b"))  # fmt: skip
+    done = first.result()
+    assert done["outcome"] == "acquired", done
+    second = start("order", later, order_settings(
+        redis_server, namespace, "raise", "b", "a"))  # fmt: skip
+    refused = second.result()
+    assert refused["outcome"] == "LockOrderError", refused
+    message = refused["message"]
+    assert message.startswith("potential deadlock: ")
+    assert f"{where(second.pid)} takes 'a'" in message
+    assert f"{where(first.pid)} took 'b'" in message
+    assert "deadlock_worker.py" in message  # where the first process took them
+
+
+def test_warn_reports_an_inversion_in_both_processes(
+    redis_server: Any, namespace: str, start: Any
+) -> None:
+    data = redis.Redis.from_url(redis_server.url)
+    first = start("order", "asyncio", order_settings(
+        redis_server, namespace, "warn", "a", "b", linger=True))  # fmt: skip
+    first.expect("taken")
+    wait_until(lambda: data.xlen(f"{namespace}:order") >= 1, "the order shared")
+    data.close()
+    second = start("order", "threads", order_settings(
+        redis_server, namespace, "warn", "b", "a"))  # fmt: skip
+    later = second.result()
+    assert later["outcome"] == "acquired", later  # "warn" lets it pass
+    [warning] = [w for w in later["warnings"] if "potential deadlock" in w]
+    assert f"{where(second.pid)} takes 'a'" in warning
+    assert f"{where(first.pid)} took 'b'" in warning
+    # The first process hears of the second's order and reports it too.
+    first.go()
+    earlier = first.result()
+    reported = [r for r in earlier["reports"] if r.startswith("potential deadlock")]
+    assert len(reported) == 1, earlier["reports"]
+    assert f"{where(second.pid)} took 'a'" in reported[0]
+    assert f"{where(first.pid)} took 'b'" in reported[0]
+    assert earlier["warnings"] == reported  # logged once, as reported
+
+
+def test_the_wait_of_a_killed_process_vanishes_with_its_lease(
+    redis_server: Any, namespace: str, start: Any
+) -> None:
+    backend = RedisLockBackend(redis_server.url, namespace=namespace, lease=2.0)
+    with LockManager({"held": 1}, backend=backend) as manager:
+        with manager.acquire("held"):
+            waiter = start("cycle", "threads", {
+                "url": redis_server.url, "namespace": namespace, "policy": "raise",
+                "hierarchy": {"mine": 1, "held": 2}, "first": "mine",
+                "second": "held", "timeout": 20.0, "recheck": 0.2,
+            })  # fmt: skip
+            waiter.expect("holding")
+            waiter.go()
+            waiter.expect("asking")
+            data = redis.Redis.from_url(redis_server.url)
+            waits = f"{namespace}:waits"
+            wait_until(lambda: data.hlen(waits) == 1, "the wait published")
+            [(wait, holder)] = run(manager._engine.sharing.wait_graph())
+            assert wait.lock == "held" and wait.waiter.pid == waiter.pid
+            assert holder is not None  # this manager's thread holds "held"
+            waiter.popen.kill()
+            waiter.popen.wait(HANG_GUARD)
+            # Nobody drops it: it lapses with the lease (2 s), as its locks do.
+            assert data.pttl(waits) <= 2000
+            wait_until(lambda: not data.exists(waits), "the wait gone")
+            assert manager.detect_potential_deadlocks() == []
+            data.close()
