@@ -10,18 +10,28 @@ next asks), so the last one closes the cycle and is its youngest waiter.
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 import redis
 
-from cc.locks import LockManager
+from cc.locks import (
+    AsyncLockManager,
+    DeadlockError,
+    LockBackendError,
+    LockLostError,
+    LockManager,
+    LockTimeoutError,
+)
 from cc.locks.lowlevel import run
 from cc.redis import RedisLockBackend
 
@@ -295,3 +305,111 @@ def test_the_wait_of_a_killed_process_vanishes_with_its_lease(
             wait_until(lambda: not data.exists(waits), "the wait gone")
             assert manager.detect_potential_deadlocks() == []
             data.close()
+
+
+# -- managers of one process, each with its own session (as two processes) ------
+
+
+def test_thread_managers_of_one_process_find_the_cycle_through_redis(
+    redis_server: Any, namespace: str, start_thread: Any
+) -> None:
+    def manager(hierarchy: dict[str, int]) -> LockManager:
+        backend = RedisLockBackend(
+            redis_server.url, namespace=namespace, recheck_interval=0.2
+        )
+        return LockManager(hierarchy, backend=backend)
+
+    data = redis.Redis.from_url(redis_server.url)
+    with manager({"x": 1, "y": 2}) as first, manager({"y": 1, "x": 2}) as second:
+        holding, asking = threading.Event(), threading.Event()
+
+        def older() -> str:
+            with first.acquire("x"):
+                holding.set()
+                asking.wait(HANG_GUARD)
+                with first.acquire("y", timeout=HANG_GUARD):
+                    return "acquired"
+
+        worker = start_thread(older, "older")
+        holding.wait(HANG_GUARD)
+        with second.acquire("y"):
+            asking.set()
+            wait_until(lambda: data.hlen(f"{namespace}:waits") == 1, "a wait")
+            with pytest.raises(DeadlockError) as caught:  # this thread closes it
+                with second.acquire("x", timeout=HANG_GUARD):
+                    pass  # pragma: no cover
+            assert caught.value.cycle == ("x", "y", "x")
+            assert caught.value.holders == (
+                f"thread 'older' {where(os.getpid())}",
+                f"thread 'MainThread' {where(os.getpid())}",
+            )
+        assert worker.join() == "acquired"
+        assert data.hlen(f"{namespace}:waits") == 0
+    data.close()
+
+
+@pytest.mark.anyio
+async def test_task_managers_of_one_process_find_the_cycle_through_redis(
+    redis_server: Any, namespace: str
+) -> None:
+    def manager(hierarchy: dict[str, int], policy: str) -> AsyncLockManager:
+        backend = RedisLockBackend(
+            redis_server.url, namespace=namespace, recheck_interval=0.2
+        )
+        return AsyncLockManager(hierarchy, backend=backend, policy=policy)  # type: ignore[arg-type]
+
+    data = redis.Redis.from_url(redis_server.url)
+    first, second = (
+        manager({"x": 1, "y": 2}, "raise"),
+        manager({"y": 1, "x": 2}, "warn"),
+    )
+    outcome: list[Any] = []
+    holding, asking = anyio.Event(), anyio.Event()
+
+    async def older() -> None:
+        async with first.acquire("x"):
+            holding.set()
+            await asking.wait()
+            async with first.acquire("y", timeout=HANG_GUARD):
+                outcome.append("acquired")
+
+    async with first, second, anyio.create_task_group() as group:
+        group.start_soon(older, name="older")
+        await holding.wait()
+        async with second.acquire("y"):
+            asking.set()
+            while data.hlen(f"{namespace}:waits") != 1:  # noqa: ASYNC110
+                await anyio.sleep(0.01)
+            # "warn" in this manager: it waits, and times out.
+            with pytest.raises(LockTimeoutError) as caught:
+                async with second.acquire("x", timeout=0.5):
+                    pass  # pragma: no cover
+            assert not isinstance(caught.value, DeadlockError)
+            # The older member is told too, at its next try, but with "raise"
+            # it raises only if it is the victim: it is not.
+            live = await first.detect_potential_deadlocks()
+            reports = await second.detect_potential_deadlocks()
+    assert outcome == ["acquired"]
+    assert any(r.startswith("deadlock across processes: ") for r in reports)
+    assert not any("live deadlock" in r for r in live)  # the cycle had ended
+    data.close()
+
+
+def test_an_order_learned_while_redis_is_down_is_shared_once_it_is_back(
+    own_redis_server: Any, namespace: str
+) -> None:
+    server = own_redis_server
+    backend = RedisLockBackend(server.url, namespace=namespace, recheck_interval=0.1)
+    with LockManager({"a": None, "b": None}, backend=backend) as manager:  # type: ignore[arg-type]
+        with pytest.raises(LockLostError), manager.acquire("a"):  # restarted: lost
+            server.stop()
+            with pytest.raises(LockBackendError):  # learned "a" -> "b", then failed
+                with manager.acquire("b"):
+                    pass  # pragma: no cover
+            server.start()
+        data = redis.Redis.from_url(server.url)
+        wait_until(lambda: data.xlen(f"{namespace}:order") == 1, "the order shared")
+        [(_, fields)] = data.xrange(f"{namespace}:order")
+        assert fields[b"before"] == b"a" and fields[b"after"] == b"b"
+        assert where(os.getpid()).encode() in fields[b"holder"]
+        data.close()

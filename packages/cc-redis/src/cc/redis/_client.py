@@ -308,13 +308,6 @@ class RedisLink:
         replies = yield from self._script(SHARE_ORDER, (self._keys.order,), args)
         return [(text(entry) or "", *parse_order(fields)) for entry, fields in replies]
 
-    def wake(self, session: str, name: str) -> Steps[None]:
-        """Wake the waiters of ``name`` in the session ``session``."""
-        try:
-            yield self._call(self._client.publish, self._keys.wake(session), name)
-        except self._errors.RedisError as exc:
-            raise self._error(exc) from exc
-
     def renew(
         self, names: Sequence[str], tokens: Sequence[str], lease_ms: int
     ) -> Steps[list[int]]:

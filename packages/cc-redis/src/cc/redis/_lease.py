@@ -25,8 +25,8 @@ It also extends the manager's deadlock detection across processes (it is a
 its wait and follows the chain of waits and holders from it in the same
 script, so a cycle is found by the try that closes it (and by every other
 member at its next try, at most ``recheck_interval`` later); the manager
-handles it by its policy. With the policy "raise", a member that is not the
-victim wakes the victim, which then finds the cycle at once.
+handles it by its policy. The victim, the youngest waiter, is as a rule the
+one whose wait closed the cycle: it finds the cycle at once.
 :meth:`~LeaseSession.order_sharing` publishes the lock orders the manager
 learns and hands it those of other processes.
 """
@@ -185,7 +185,6 @@ class LeaseSession:
         # Whether the store may know this token (as a holder or queued)
         # while we are not going to hold the lock: forget it on the way out.
         known = False
-        woken: set[str] = set()  # victims of a cycle told to look again
         try:
             while True:
                 wake = board.prepare(name)
@@ -206,8 +205,7 @@ class LeaseSession:
                     waiting_since = now
                     engine.wait_begins(holder, record)
                 if taken.cycle:  # a deadlock, even at the deadline
-                    victim = engine.remote_cycle(holder, site, taken.cycle)
-                    yield from self._tell_victim(victim, woken)
+                    engine.remote_cycle(holder, site, taken.cycle)
                 if not blocking or now >= deadline:
                     raise engine.remote_unavailable(
                         record, taken.holder, taken.queued, limit, blocking
@@ -225,14 +223,6 @@ class LeaseSession:
         finally:
             if waiting_since:
                 engine.wait_ends(holder, record)
-
-    def _tell_victim(self, victim: RemoteWait, woken: set[str]) -> Steps[None]:
-        """Wake the victim of a cycle (policy "raise"), once: it gives up at once."""
-        if self._engine.policy != "raise" or victim.node in woken:
-            return
-        woken.add(victim.node)
-        with contextlib.suppress(LockBackendError):  # it looks again soon anyway
-            yield from self._link.wake(victim.node.partition(".")[0], victim.lock)
 
     def _new_lease(self, name: str, token: str, taken: Taken, sent: float) -> None:
         lease = Lease(
