@@ -235,16 +235,23 @@ class SharingMemoryStore(MemoryStore):
         self.sessions.append(session)
         return session
 
-    def cycle(self, node: str) -> list[RemoteWait]:
-        """The cycle of waits and holders through ``node``'s wait, or []."""
+    def cycle(self, node: str) -> tuple[list[RemoteWait], str | None]:
+        """The cycle of waits and holders through ``node``'s wait, or [].
+
+        Also the node where the chain ended, if it is of ``node``'s session.
+        """
         path = [self.waits[node]]
         holder = self.nodes.get(path[0].lock)
         while holder is not None and holder != node and holder in self.waits:
             if any(wait.node == holder for wait in path):
-                return []
+                return [], None
             path.append(self.waits[holder])
             holder = self.nodes.get(path[-1].lock)
-        return path if holder == node else []
+        if holder == node:
+            return path, None
+        if holder is not None and holder.split(".")[0] == node.split(".")[0]:
+            return path, holder
+        return [], None
 
 
 class SharingMemorySession(MemorySession):
@@ -269,6 +276,26 @@ class SharingMemorySession(MemorySession):
             if session is not self and not session.closed:
                 session.reporter.merge_order([edge])
 
+    def look_for_a_cycle(self, holder: Any, site: Any, node: str) -> None:
+        cycle, home = self.store.cycle(node)
+        if home is None:
+            if cycle:
+                self.reporter.remote_cycle(holder, site, cycle)
+            return
+        local = self.reporter.local_chain(int(home.split(".")[1], 16), holder)
+        if local:
+            cycle += [
+                RemoteWait(
+                    f"{self.pid}.{id(waiter):x}",
+                    lock,
+                    RemoteHolder(
+                        waiter.describe(), "memory", self.pid, None, None, None, None
+                    ),
+                )
+                for waiter, lock in local
+            ]
+            self.reporter.remote_cycle(holder, site, cycle, seen_here_only=True)
+
     def _release(self, names: Sequence[str], tokens: Sequence[str]) -> Steps[list[int]]:
         for name in names:
             self.store.nodes.pop(name, None)
@@ -288,9 +315,7 @@ class SharingMemorySession(MemorySession):
         try:
             while True:
                 if waited and detect:
-                    cycle = store.cycle(node)
-                    if cycle:
-                        self.reporter.remote_cycle(holder, site, cycle)
+                    self.look_for_a_cycle(holder, site, node)
                 steps = super().take(record, holder, site, time.monotonic(), timeout,
                                      False)  # fmt: skip
                 try:

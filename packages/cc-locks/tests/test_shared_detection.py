@@ -220,3 +220,56 @@ async def test_tasks_get_one_deadlock_error_across_managers() -> None:
         "task 'first' (pid 101 on memory)",
         "task 'second' (pid 102 on memory)",
     )
+
+
+def test_a_cycle_through_a_wait_inside_one_manager_is_found_there() -> None:
+    # Manager A: "t1" holds x, waits for y held by its "t2" (a wait the store
+    # does not see); "t2" waits for z, held by manager B's "tb", which waits
+    # for x. Only A sees the whole cycle: "t2", its member waiting through
+    # the store, is the victim.
+    store = SharingMemoryStore()
+    a = LockManager({"x": 1, "y": 2, "z": 3}, backend=store)  # type: ignore[arg-type]
+    b = LockManager({"z": 1, "x": 2}, backend=store)  # type: ignore[arg-type]
+    a.get_lock_status()  # opened in order: pid 101, then 102
+    b.get_lock_status()
+    held = {name: threading.Event() for name in ("x", "y", "z")}
+    go = {name: threading.Event() for name in ("t1", "t2", "tb")}
+    got: dict[str, Any] = {}
+
+    def member(mine: LockManager, first: str, second: str, name: str) -> None:
+        with mine.acquire(first):
+            held[first].set()
+            go[name].wait(JOIN)
+            try:
+                with mine.acquire(second, timeout=JOIN):
+                    got[name] = "acquired"
+            except DeadlockError as exc:
+                got[name] = exc
+
+    threads = [
+        threading.Thread(target=member, args=(a, "x", "y", "t1"), name="t1"),
+        threading.Thread(target=member, args=(a, "y", "z", "t2"), name="t2"),
+        threading.Thread(target=member, args=(b, "z", "x", "tb"), name="tb"),
+    ]
+    for thread in threads:
+        thread.start()
+    for event in held.values():
+        event.wait(JOIN)
+    go["t2"].set()
+    wait_for(lambda: len(store.waits) == 1)
+    go["tb"].set()
+    wait_for(lambda: len(store.waits) == 2)
+    go["t1"].set()
+    for thread in threads:
+        thread.join(JOIN)
+    assert got["t1"] == got["tb"] == "acquired"
+    error = got["t2"]
+    assert isinstance(error, DeadlockError)
+    assert error.cycle == ("z", "x", "y", "z")
+    assert error.holders == (
+        "thread 'tb' (pid 102 on memory)",
+        "thread 't1' (pid 101 on memory)",
+        "thread 't2' (pid 101 on memory)",
+    )
+    a.close()
+    b.close()

@@ -413,3 +413,54 @@ def test_an_order_learned_while_redis_is_down_is_shared_once_it_is_back(
         assert fields[b"before"] == b"a" and fields[b"after"] == b"b"
         assert where(os.getpid()).encode() in fields[b"holder"]
         data.close()
+
+
+def test_a_cycle_through_a_wait_inside_one_process_is_found_there(
+    redis_server: Any, namespace: str, start_thread: Any
+) -> None:
+    # Process A: thread "t1" holds x and waits for y, held by its thread "t2"
+    # (a wait inside A, which Redis does not see); "t2" waits for z, held by
+    # process B's "tb", which waits for x. Only A can see the whole cycle:
+    # "t2", its member that waits through Redis, is the victim.
+    def manager(hierarchy: dict[str, int]) -> LockManager:
+        backend = RedisLockBackend(
+            redis_server.url, namespace=namespace, recheck_interval=0.1
+        )
+        return LockManager(hierarchy, backend=backend)
+
+    data = redis.Redis.from_url(redis_server.url)
+    waits = f"{namespace}:waits"
+    with manager({"x": 1, "y": 2, "z": 3}) as a, manager({"z": 1, "x": 2}) as b:
+        held = {name: threading.Event() for name in ("x", "y", "z")}
+        go = {name: threading.Event() for name in ("t1", "t2", "tb")}
+
+        def member(mine: LockManager, first: str, second: str, name: str) -> str:
+            with mine.acquire(first):
+                held[first].set()
+                go[name].wait(HANG_GUARD)
+                try:
+                    with mine.acquire(second, timeout=HANG_GUARD):
+                        return "acquired"
+                except DeadlockError as exc:
+                    return str(exc)
+
+        t1 = start_thread(lambda: member(a, "x", "y", "t1"), "t1")
+        t2 = start_thread(lambda: member(a, "y", "z", "t2"), "t2")
+        tb = start_thread(lambda: member(b, "z", "x", "tb"), "tb")
+        for event in held.values():
+            event.wait(HANG_GUARD)
+        go["t2"].set()  # t2 waits for z, through Redis
+        wait_until(lambda: data.hlen(waits) == 1, "t2 waits")
+        go["tb"].set()  # tb waits for x, through Redis
+        wait_until(lambda: data.hlen(waits) == 2, "tb waits")
+        go["t1"].set()  # t1 waits for y, held in its own process: closes it
+        me = where(os.getpid())
+        assert t2.join() == (
+            f"deadlock across processes: thread 't2' {me} waits for 'z', held by "
+            f"thread 'tb' {me}, which waits for 'x', held by thread 't1' {me}, "
+            f"which waits for 'y', held by thread 't2' {me}. thread 't2' {me} "
+            "asked at " + t2.result.split(" asked at ")[1]
+        )
+        assert t1.join() == "acquired"
+        assert tb.join() == "acquired"
+    data.close()

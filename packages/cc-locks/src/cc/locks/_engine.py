@@ -264,19 +264,22 @@ class LockEngine(Generic[RecordT]):
         return None if record is None else record._order
 
     def remote_cycle(
-        self, holder: Holder, site: Site, cycle: Sequence[RemoteWait]
-    ) -> RemoteWait:
+        self, holder: Holder, site: Site, cycle: Sequence[RemoteWait],
+        seen_here_only: bool = False,
+    ) -> RemoteWait:  # fmt: skip
         """Handle a wait-for cycle that a store found across processes.
 
-        ``cycle[0]`` is ``holder``'s own wait (which it began at ``site``). Every member
-        finds the same cycle and picks the same victim, the youngest waiter;
-        with the policy "raise" only the victim raises, with "warn" each
-        member logs it once and goes on waiting (until its timeout).
+        ``cycle[0]`` is ``holder``'s own wait (which it began at ``site``).
+        Every member finds the same cycle and picks the same victim, the
+        youngest waiter; with the policy "raise" only the victim raises, with
+        "warn" each member logs it once and goes on waiting (until its
+        timeout). A cycle through waits of this process that the store does
+        not know of (``seen_here_only``) has ``holder`` as its victim.
 
         :return: the victim
         :raises DeadlockError: if ``holder`` is the victim (policy "raise")
         """
-        victim = _views.youngest(cycle)
+        victim = cycle[0] if seen_here_only else _views.youngest(cycle)
         raising = self.policy == "raise"
         key, report, error = _views.remote_deadlock(cycle, victim, site, raising)
         first = self.report(key, report)
@@ -319,6 +322,26 @@ class LockEngine(Generic[RecordT]):
         if self._decided(plan.records):
             plan.learned = True
             self._learned_plans.add(plan)
+
+    def local_chain(self, start: int, end: Holder) -> list[tuple[Holder, str]] | None:
+        """Follow the waits of this manager from a waiting holder to ``end``.
+
+        ``start`` is the ``id()`` of the holder to start from.
+
+        :return: each ``(waiter, name of the lock it waits for)``, the holder
+            of each lock being the next waiter and the last one's ``end``;
+            ``None`` if the waits do not lead to ``end``
+        """
+        with self.meta:
+            node = next((h for h in self.waiting if id(h) == start), None)
+            chain: list[tuple[Holder, str]] = []
+            while node is not None and node is not end:
+                link = _views.wait_step(node)
+                if link is None or len(chain) > len(self.waiting):
+                    return None
+                chain.append((node, link[0].name))
+                node = link[1]
+            return chain if node is end and chain else None
 
     # -- acquiring ----------------------------------------------------------------
 

@@ -416,15 +416,25 @@ class Reporter(Protocol):
     detect: bool
 
     def remote_cycle(
-        self, holder: Any, site: Any, cycle: Sequence[RemoteWait]
-    ) -> RemoteWait:
+        self, holder: Any, site: Any, cycle: Sequence[RemoteWait],
+        seen_here_only: bool = False,
+    ) -> RemoteWait:  # fmt: skip
         """Handle a wait-for cycle found in the store; return its victim.
 
         ``cycle[0]`` is ``holder``'s own wait (begun at ``site``); the holder of
         each lock of the cycle is the next waiter (the last lock's: the first).
 
         :raises DeadlockError: if ``holder`` is the victim (the youngest waiter
-            of the cycle, the same in every process) and the policy is "raise"
+            of the cycle, the same in every process; or ``holder`` if the cycle
+            runs through waits that only this process knows of,
+            ``seen_here_only``) and the policy is "raise"
+        """
+
+    def local_chain(self, start: int, end: Any) -> list[tuple[Any, str]] | None:
+        """Follow the manager's own waits from the holder ``id()`` ``start`` to ``end``.
+
+        :return: each ``(waiter, name of the lock it waits for)`` if the waits
+            lead to ``end``, else ``None``
         """
 
     def merge_order(self, edges: Sequence[SharedOrder]) -> None:

@@ -107,8 +107,10 @@ class Taken:
     retry_in: float = 0.0
     holder: RemoteHolder | None = None
     queued: bool = False  # free, but an earlier waiter is due to take it
-    # the wait-for cycle through the caller's own wait (first), if any
+    # the wait-for cycle through the caller's own wait (first), if any; or,
+    # with `home`, the chain from it to a holder of the caller's own session
     cycle: tuple[RemoteWait, ...] = ()
+    home: str | None = None
 
 
 def parse_holder(pttl: object, fields: object) -> RemoteHolder | None:
@@ -151,13 +153,14 @@ def parse_taken(reply: Any) -> Taken:
         return Taken(True, int(reply[1]), int(reply[2]) / 1e6)
     ttl = int(reply[1])
     fields = reply[2]
-    path = reply[3] if len(reply) > 3 else ()
+    path: Sequence[Any] = reply[3] if len(reply) > 3 else ()
     return Taken(
         False,
         retry_in=max(ttl, 0) / 1000 if ttl != -1 else math.inf,
         holder=parse_holder(ttl, fields) if fields else None,
         queued=not fields,
-        cycle=tuple(parse_wait(*path[i : i + 2]) for i in range(0, len(path), 2)),
+        cycle=tuple(parse_wait(*path[i : i + 2]) for i in range(0, len(path) - 1, 2)),
+        home=text(path[-1]) if len(path) % 2 else None,
     )
 
 

@@ -204,7 +204,9 @@ class LeaseSession:
                 if not waiting_since and blocking:
                     waiting_since = now
                     engine.wait_begins(holder, record)
-                if taken.cycle:  # a deadlock, even at the deadline
+                if taken.home is not None:
+                    self._cycle_through_here(holder, site, taken)
+                elif taken.cycle:  # a deadlock, even at the deadline
                     engine.remote_cycle(holder, site, taken.cycle)
                 if not blocking or now >= deadline:
                     raise engine.remote_unavailable(
@@ -223,6 +225,31 @@ class LeaseSession:
         finally:
             if waiting_since:
                 engine.wait_ends(holder, record)
+
+    def _cycle_through_here(self, holder: Any, site: Any, taken: Taken) -> None:
+        """Close a chain that ended at a holder of this session, if it can.
+
+        That holder publishes no wait: it may wait for a lock that another
+        thread or task of this process holds. If such waits lead back to
+        ``holder``, the cycle is seen here only, so ``holder`` is its victim.
+        """
+        assert taken.home is not None
+        start = int(taken.home.rpartition(".")[2], 16)
+        local = self._engine.local_chain(start, holder)
+        if local:
+            here = [
+                RemoteWait(
+                    f"{self._id}.{id(waiter):x}",
+                    lock,
+                    RemoteHolder(
+                        waiter.describe(), self._host, self._pid, None, None, None, None
+                    ),
+                )
+                for waiter, lock in local
+            ]
+            self._engine.remote_cycle(
+                holder, site, [*taken.cycle, *here], seen_here_only=True
+            )
 
     def _new_lease(self, name: str, token: str, taken: Taken, sent: float) -> None:
         lease = Lease(

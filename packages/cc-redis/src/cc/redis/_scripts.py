@@ -105,7 +105,9 @@ end
 # -> {1, fence, since_us} taken (again, for a retried call)
 # -> {0, pttl_ms, {holder, host, pid, since_us, site, fence}, cycle} held
 #    by another; cycle: {node, wait, node, wait, ...} from the caller's own
-#    wait, if the chain of waits and holders came back to it, else {}
+#    wait, if the chain of waits and holders came back to it; the same and
+#    one more node if it ended at a holder of the caller's own session that
+#    publishes no wait (the session may know what it waits for); else {}
 # -> {0, ms, {}, cycle} free, but an earlier waiter's turn lasts at most ms more
 TAKE = Script(
     HEAD
@@ -149,6 +151,10 @@ local function find_cycle(now, wait)
     seen[node] = true
     local next_wait = redis.call('HGET', KEYS[5], node)
     if not next_wait or tonumber(redis.call('ZSCORE', KEYS[6], node) or 0) <= now then
+      if string.match(node, '^[^.]+') == string.match(ARGV[8], '^[^.]+') then
+        path[#path + 1] = node  -- a holder of the caller's session: look there
+        return path
+      end
       return {}
     end
     path[#path + 1] = node
