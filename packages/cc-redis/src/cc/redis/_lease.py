@@ -349,14 +349,17 @@ class LeaseSession:
         other processes published every ``recheck_interval``.
         """
         board = self._board
-        while True:
+        read_at = monotonic() + self._recheck
+        while not self.closed:
             wake = board.prepare(SHARER)
             with self._state:
                 due = bool(self._orders)
-            if not due:
-                yield Pause(board, wake, self._recheck)
-            if self.closed:
-                return
+            now = monotonic()
+            if not due and now < read_at:
+                # Woken early (a board wakes its sleepers for any key): sleep on.
+                yield Pause(board, wake, read_at - now)
+                continue
+            read_at = now + self._recheck
             try:
                 yield from self._sync_orders()
             except LockBackendError as exc:
