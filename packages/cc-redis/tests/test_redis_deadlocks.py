@@ -464,3 +464,36 @@ def test_a_cycle_through_a_wait_inside_one_process_is_found_there(
         assert t1.join() == "acquired"
         assert tb.join() == "acquired"
     data.close()
+
+
+@pytest.mark.parametrize("policy", ["raise", "off"])
+def test_detection_adds_no_round_trip_to_a_free_lock(
+    own_redis_server: Any, namespace: str, policy: str
+) -> None:
+    # Two scripts per acquisition (take, release), detection on or off; the
+    # background work (renewal, order sharing) sends nothing meanwhile, even
+    # when its thread is woken.
+    backend = RedisLockBackend(
+        own_redis_server.url, namespace=namespace, recheck_interval=60.0
+    )
+    data = redis.Redis.from_url(own_redis_server.url)
+    with LockManager({"a": None, "b": None}, policy=policy, backend=backend) as m:  # type: ignore[arg-type]
+        with m.acquire("a"), m.acquire("b"):  # learned, and shared (or not)
+            pass
+        if policy != "off":
+            wait_until(lambda: data.xlen(f"{namespace}:order") == 1, "shared")
+        data.config_resetstat()
+        for _ in range(50):
+            with m.acquire("a"), m.acquire("b"):
+                pass
+        board = m._engine.session._board  # type: ignore[union-attr]
+        for _ in range(50):  # a thread board wakes every sleeper, for any key
+            board.wake("a")
+            time.sleep(0.002)
+        stats = data.info("commandstats")
+    calls = sum(
+        stats.get(f"cmdstat_{command}", {}).get("calls", 0)
+        for command in ("evalsha", "eval", "publish", "xadd", "xrange")
+    )
+    assert calls == 50 * 4
+    data.close()
