@@ -273,3 +273,14 @@ def test_a_cycle_through_a_wait_inside_one_manager_is_found_there() -> None:
     )
     a.close()
     b.close()
+
+
+def test_a_declared_order_violation_names_pid_and_host() -> None:
+    store = SharingMemoryStore()
+    with LockManager({"a": 1, "b": 2}, backend=store) as manager:  # type: ignore[arg-type]
+        with manager.acquire("b"), pytest.raises(LockOrderError) as caught:
+            with manager.acquire("a"):
+                pass  # pragma: no cover
+    assert str(caught.value).startswith(
+        "lock order violation: thread 'MainThread' (pid 101 on memory) asks for 'a'"
+    )

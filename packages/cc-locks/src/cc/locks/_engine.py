@@ -191,7 +191,9 @@ class LockEngine(Generic[RecordT]):
         if stack and self.checking:
             order = record._order
             if order is not None and order < holder.ceiling():
-                key, message, cycle = _views.declared_violation(record, holder, site)
+                key, message, cycle = _views.declared_violation(
+                    record, holder, site, self.where
+                )
                 self._on_inversion(key, message, cycle)
             top = stack[-1]
             if (order is None or top._order is None) and not self._graph.knows(

@@ -23,14 +23,20 @@ __all__ = [
 Report = tuple[tuple[str, ...], str, tuple[str, ...]]  # key, message, cycle
 
 
-def declared_violation(wanted: LockRecord[Any], holder: Holder, site: Site) -> Report:
-    """Describe ``holder`` asking for ``wanted`` below a declared order it holds."""
+def declared_violation(
+    wanted: LockRecord[Any], holder: Holder, site: Site, where: str = ""
+) -> Report:
+    """Describe ``holder`` asking for ``wanted`` below a declared order it holds.
+
+    ``where`` follows the holder's name (its pid and host, with a store).
+    """
     highest = max(
         (r for r in holder.stack if r.order is not None),
         key=lambda r: r.order,  # type: ignore[arg-type, return-value]
     )
     message = (
-        f"lock order violation: {holder.describe()} asks for {wanted.describe()} "
+        f"lock order violation: {holder.describe()}{where} asks for "
+        f"{wanted.describe()} "
         f"at {format_site(site)} while holding {highest.describe()}, acquired at "
         f"{format_site(highest._site)}; locks must be taken in ascending order"
     )
