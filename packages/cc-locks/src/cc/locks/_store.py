@@ -197,43 +197,57 @@ class Shielded:
 
 
 class ThreadBoard:
-    """Where threads sleep until a key (a lock's name) is woken."""
+    """Where threads sleep until a key (a lock's name) is woken.
+
+    Each key has a condition of its own (all on one lock), so that waking a
+    key wakes only the threads sleeping on it.
+    """
 
     def __init__(self) -> None:
-        self._condition = threading.Condition(threading.Lock())
-        self._wakes: dict[str, int] = {}
+        self._lock = threading.Lock()
+        # key -> [how many times it was woken, its condition]
+        self._keys: dict[str, list[Any]] = {}
         self._closed = False
+
+    def _entry(self, key: str) -> list[Any]:
+        entry = self._keys.get(key)
+        if entry is None:
+            entry = self._keys[key] = [0, threading.Condition(self._lock)]
+        return entry
 
     def prepare(self, key: str) -> tuple[str, int]:
         """Return the token to wait on for ``key``, from now on."""
-        with self._condition:
-            return key, self._wakes.setdefault(key, 0)
+        with self._lock:
+            return key, self._entry(key)[0]
 
     def wake(self, key: str) -> None:
         """Wake the tokens of ``key``."""
-        with self._condition:
-            self._wakes[key] = self._wakes.get(key, 0) + 1
-            self._condition.notify_all()
+        with self._lock:
+            entry = self._entry(key)
+            entry[0] += 1
+            entry[1].notify_all()
 
     def wake_all(self) -> None:
         """Wake every token."""
-        with self._condition:
-            for key in self._wakes:
-                self._wakes[key] += 1
-            self._condition.notify_all()
+        with self._lock:
+            for entry in self._keys.values():
+                entry[0] += 1
+                entry[1].notify_all()
 
     def close(self) -> None:
         """Wake every token, now and from now on."""
-        with self._condition:
+        with self._lock:
             self._closed = True
-            self._condition.notify_all()
+            for entry in self._keys.values():
+                entry[1].notify_all()
 
     def block(self, token: tuple[str, int], seconds: float | None) -> None:
         """Sleep until ``token`` is woken, or ``seconds`` pass."""
         key, seen = token
-        with self._condition:
-            if self._wakes[key] == seen and not self._closed:
-                self._condition.wait(seconds)
+        with self._lock:
+            entry = self._keys[key]
+            if entry[0] == seen and not self._closed:
+                entry[1].wait(seconds)
 
 
 class TaskBoard:
