@@ -19,6 +19,16 @@ generators of steps, see :mod:`cc.locks.lowlevel`):
   waiter of the lock named; after a reconnection it wakes every waiter.
 * :meth:`~LeaseSession.release` releases in one round trip and reports the
   leases that were lost.
+
+It also extends the manager's deadlock detection across processes (it is a
+:class:`~cc.locks.lowlevel.SharingSession`): each try of a waiter publishes
+its wait and follows the chain of waits and holders from it in the same
+script, so a cycle is found by the try that closes it (and by every other
+member at its next try, at most ``recheck_interval`` later); the manager
+handles it by its policy. The victim, the youngest waiter, is as a rule the
+one whose wait closed the cycle: it finds the cycle at once.
+:meth:`~LeaseSession.order_sharing` publishes the lock orders the manager
+learns and hands it those of other processes.
 """
 
 from __future__ import annotations
@@ -37,7 +47,9 @@ from cc.locks import Lease, LockBackendError
 from cc.locks.lowlevel import (
     Pause,
     RemoteHolder,
+    RemoteWait,
     Reporter,
+    SharedOrder,
     Shielded,
     Steps,
     format_site,
@@ -59,8 +71,12 @@ _MAX_SITES = 1024
 # (capped by recheck_interval itself) after each try: time enough to try
 # again while it lives; once it stops, it holds the others up no longer.
 _QUEUE_SLACK = 0.5
-# Board keys of the renewal loop and of the listener's back-off.
-RENEWER, BACKOFF = "\x00renewer", "\x00backoff"
+# Board keys of the renewal loop, the listener's back-off and order sharing.
+RENEWER, BACKOFF, SHARER = "\x00renewer", "\x00backoff", "\x00sharer"
+# Shared learned orders: as many as a manager's own order graph keeps (the
+# oldest go first), and how many are read in one round trip.
+_MAX_SHARED_ORDERS = 16_384
+_ORDER_BATCH = 1024
 _CLOSED = "its manager was closed while it was held"
 
 
@@ -96,7 +112,13 @@ class LeaseSession:
         )
         self._host = socket.gethostname()
         self._pid = os.getpid()
+        self.identity = f"pid {self._pid} on {self._host}"
         self._id = session_id
+        # A published wait lasts as long as a lease: a dead process's waits
+        # vanish with its locks.
+        self._wait_ms = max(self._lease_ms, self._queue_ms)
+        self._orders: list[SharedOrder] = []  # learned here, not yet shared
+        self._orders_read = "0-0"  # the last entry of the order stream read
         self._counter = itertools.count(1)
         # Sent on the session's own channel to stop its listener at once.
         self._stop_message = f"\x00stop {self._id}"
@@ -113,15 +135,20 @@ class LeaseSession:
         return self._held.get(name)
 
     def open(self) -> Steps[None]:
-        """Start hearing the wake channel."""
+        """Start hearing the wake channel; learn the orders shared so far."""
         yield from self._link.subscribe()
+        if self._engine.policy != "off":
+            yield from self._sync_orders()
 
     def background(self) -> list[tuple[str, Steps[None]]]:
-        """Return the listener and the renewal loop, to run until closed."""
-        return [
+        """Return the listener, the renewal and order sharing, to run until closed."""
+        work = [
             ("cc.redis lease listener", self.listen()),
             ("cc.redis lease renewal", self.renewals()),
         ]
+        if self._engine.policy != "off":
+            work.append(("cc.redis order sharing", self.order_sharing()))
+        return work
 
     def inspect(self, names: Sequence[str]) -> Steps[list[RemoteHolder | None]]:
         """Return the holder of each lock, wherever it is (``None`` if free)."""
@@ -152,6 +179,8 @@ class LeaseSession:
         queue_ms = self._queue_ms if blocking else 0
         board = self._board
         engine = self._engine
+        node = f"{self._id}.{id(holder):x}"
+        detect = 1 if blocking and engine.detect and engine.policy != "off" else 0
         waiting_since = 0.0
         # Whether the store may know this token (as a holder or queued)
         # while we are not going to hold the lock: forget it on the way out.
@@ -163,7 +192,8 @@ class LeaseSession:
                 known = True
                 taken: Taken = yield from self._link.take(
                     name, token, self._lease_ms, holder.describe(), self._host,
-                    self._pid, text, queue_ms,
+                    self._pid, text, queue_ms, node,
+                    detect * 2 if waiting_since else detect, self._wait_ms,
                 )  # fmt: skip
                 if taken.ok:
                     known = False
@@ -171,13 +201,17 @@ class LeaseSession:
                     return monotonic() - waiting_since if waiting_since else 0.0
                 known = blocking
                 now = monotonic()
+                if not waiting_since and blocking:
+                    waiting_since = now
+                    engine.wait_begins(holder, record)
+                if taken.home is not None:
+                    self._cycle_through_here(holder, site, taken)
+                elif taken.cycle:  # a deadlock, even at the deadline
+                    engine.remote_cycle(holder, site, taken.cycle)
                 if not blocking or now >= deadline:
                     raise engine.remote_unavailable(
                         record, taken.holder, taken.queued, limit, blocking
                     )
-                if not waiting_since:
-                    waiting_since = now
-                    engine.wait_begins(holder, record)
                 pause = min(deadline - now, self._recheck, taken.retry_in + 0.001)
                 yield Pause(board, wake, pause)
                 if self.closed:
@@ -186,11 +220,36 @@ class LeaseSession:
             raise
         except BaseException:
             if known and not self.closed:
-                yield from self._forget(name, token)
+                yield from self._forget(name, token, node if waiting_since else "")
             raise
         finally:
             if waiting_since:
                 engine.wait_ends(holder, record)
+
+    def _cycle_through_here(self, holder: Any, site: Any, taken: Taken) -> None:
+        """Close a chain that ended at a holder of this session, if it can.
+
+        That holder publishes no wait: it may wait for a lock that another
+        thread or task of this process holds. If such waits lead back to
+        ``holder``, the cycle is seen here only, so ``holder`` is its victim.
+        """
+        assert taken.home is not None
+        start = int(taken.home.rpartition(".")[2], 16)
+        local = self._engine.local_chain(start, holder)
+        if local:
+            here = [
+                RemoteWait(
+                    f"{self._id}.{id(waiter):x}",
+                    lock,
+                    RemoteHolder(
+                        waiter.describe(), self._host, self._pid, None, None, None, None
+                    ),
+                )
+                for waiter, lock in local
+            ]
+            self._engine.remote_cycle(
+                holder, site, [*taken.cycle, *here], seen_here_only=True
+            )
 
     def _new_lease(self, name: str, token: str, taken: Taken, sent: float) -> None:
         lease = Lease(
@@ -202,14 +261,15 @@ class LeaseSession:
         if idle:
             self._board.wake(RENEWER)
 
-    def _forget(self, name: str, token: str) -> Steps[None]:
+    def _forget(self, name: str, token: str, node: str) -> Steps[None]:
         """After a failed or cancelled take, make sure ``token`` holds nothing.
 
-        It also leaves the lock's queue, waking the next waiter. If the store
-        cannot be reached, the lease (if any) ends by itself.
+        It also leaves the lock's queue, waking the next waiter, and drops
+        the wait of ``node`` (if not ``""``). If the store cannot be reached,
+        the lease (if any) and the wait end by themselves.
         """
         with contextlib.suppress(LockBackendError, TimeoutError):
-            yield Shielded(self._link.release([name], [token]), self._lease_s)
+            yield Shielded(self._link.release([name], [token], node), self._lease_s)
 
     def release(self, names: Sequence[str]) -> Steps[list[tuple[str, str]]]:
         """Release the leases held on ``names`` in one round trip.
@@ -243,6 +303,68 @@ class LeaseSession:
             for lease, result in zip(held, results, strict=True)
             if result != 1  # still ours: whatever the renewals said, none took it
         ]
+
+    # -- detection across processes ------------------------------------------------
+
+    def share_order(self, edge: SharedOrder) -> None:
+        """Publish a learned order to the other processes soon (does not block)."""
+        with self._state:
+            if len(self._orders) >= _MAX_SHARED_ORDERS:  # the store is away
+                del self._orders[0]
+            self._orders.append(edge)
+        self._board.wake(SHARER)
+
+    def wait_graph(self) -> Steps[list[tuple[RemoteWait, str | None]]]:
+        """Return every live wait in the store, with the node holding its lock."""
+        return (yield from self._link.wait_graph())
+
+    def _sync_orders(self) -> Steps[None]:
+        """Publish the orders learned here; learn those published elsewhere."""
+        with self._state:
+            orders, self._orders = self._orders, []
+        try:
+            while True:
+                entries = yield from self._link.share_order(
+                    self._orders_read, orders, self._id, _MAX_SHARED_ORDERS,
+                    _ORDER_BATCH,
+                )  # fmt: skip
+                orders = []
+                if entries:
+                    self._orders_read = entries[-1][0]
+                    self._engine.merge_order(
+                        [edge for _, session, edge in entries if session != self._id]
+                    )
+                if len(entries) < _ORDER_BATCH:
+                    return
+        except BaseException:
+            if orders:  # not published: try again later
+                with self._state:
+                    self._orders[:0] = orders
+            raise
+
+    def order_sharing(self) -> Steps[None]:
+        """Share learned orders until closed, and hear of the others' orders.
+
+        Publishes at once when an order is learned here, and reads what the
+        other processes published every ``recheck_interval``.
+        """
+        board = self._board
+        read_at = monotonic() + self._recheck
+        while not self.closed:
+            wake = board.prepare(SHARER)
+            with self._state:
+                due = bool(self._orders)
+            now = monotonic()
+            if not due and now < read_at:
+                # Woken early (a board wakes its sleepers for any key): sleep on.
+                yield Pause(board, wake, read_at - now)
+                continue
+            read_at = now + self._recheck
+            try:
+                yield from self._sync_orders()
+            except LockBackendError as exc:
+                logger.debug("order sharing lost the store: %s", exc)
+                yield Pause(board, board.prepare(BACKOFF), self._recheck)
 
     # -- background work ----------------------------------------------------------
 
@@ -344,6 +466,8 @@ class LeaseSession:
             yield Shielded(self._goodbye(leftover), self._lease_s)
 
     def _goodbye(self, leftover: list[Lease]) -> Steps[None]:
+        if self._orders:  # learned just now: the others still hear of them
+            yield from self._sync_orders()
         if leftover:
             yield from self._link.release(
                 [lease.name for lease in leftover], [lease.token for lease in leftover]
