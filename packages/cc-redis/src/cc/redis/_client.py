@@ -204,6 +204,25 @@ class RedisLink:
                 raise self._error(exc) from exc
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def script(
+        self, script: Script, keys: Sequence[str], args: Sequence[Any]
+    ) -> Steps[Any]:
+        """Run ``script`` (retried once on a dropped connection); return its reply.
+
+        :raises LockBackendError: if the server cannot be reached or refuses it
+        """
+        return (yield from self._script(script, keys, args))
+
+    def command(self, name: str, *args: Any) -> Steps[Any]:
+        """Run the client's command ``name`` (``"get"``, ``"zrem"``...) once.
+
+        :raises LockBackendError: if the server cannot be reached or refuses it
+        """
+        try:
+            return (yield self._call(getattr(self._client, name), *args))
+        except self._errors.RedisError as exc:
+            raise self._error(exc) from exc
+
     def take(
         self, name: str, token: str, lease_ms: int, holder: str, host: str,
         pid: int, site: str, queue_ms: int,
