@@ -52,7 +52,7 @@ __all__ = [
 # KEYS: log, epoch
 # ARGV: ticket, amount, rate, period us, known epoch ('' if none), new epoch,
 #       mode (0: reserve, waiting if need be; 1: only if it fits now; 2: only say)
-# -> {granted 0/1, wait us, epoch}
+# -> {granted 0/1, wait us, epoch, grant time us}
 RESERVE = Script("""
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
@@ -79,7 +79,7 @@ if edge[2] then
   at = math.max(at, tonumber(edge[2]) + period)
 end
 if ARGV[7] == '2' or (at > now and ARGV[7] == '1') then
-  return {0, string.format('%.0f', at - now), epoch}
+  return {0, string.format('%.0f', at - now), epoch, string.format('%.0f', at)}
 end
 local members = {}
 for i = 1, amount do
@@ -88,7 +88,7 @@ for i = 1, amount do
 end
 redis.call('ZADD', KEYS[1], unpack(members))
 redis.call('PEXPIRE', KEYS[1], math.floor((at - now + period) / 1000) + 1)
-return {1, string.format('%.0f', at - now), epoch}
+return {1, string.format('%.0f', at - now), epoch, string.format('%.0f', at)}
 """)
 
 # KEYS: log; ARGV: period us -> {units granted within the last period, units

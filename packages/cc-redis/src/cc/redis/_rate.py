@@ -145,8 +145,11 @@ class RedisRateLimiter(SharedLimit):
             return amount
         return check_count("amount", amount, self._rate)
 
-    async def acquire(self, amount: int = 1) -> None:
+    async def acquire(self, amount: int = 1) -> float:
         """Wait until ``amount`` more units fit in every process's window; take them.
+
+        :return: when they were granted: a :func:`time.time` timestamp by the
+            server's clock (the caller never returns before it)
 
         :raises ValueError: for an amount below 1 or above the rate
         :raises TypeError: for an amount that is not an int
@@ -158,7 +161,7 @@ class RedisRateLimiter(SharedLimit):
         link = self._connected()
         while True:
             ticket = f"{self._session}:{next(self._tickets)}"
-            granted, wait = await self._reserve(link, ticket, value, _WAIT)
+            _, wait, at = await self._reserve(link, ticket, value, _WAIT)
             if not wait or await self._wait_for(link, ticket, value, wait):
                 break
             logger.warning(
@@ -167,19 +170,23 @@ class RedisRateLimiter(SharedLimit):
                 self._key,
             )
         self._total += value
+        return at
 
-    async def acquire_nowait(self, amount: int = 1) -> None:
+    async def acquire_nowait(self, amount: int = 1) -> float:
         """Take ``amount`` units if they fit now, without waiting.
+
+        :return: when they were granted (server clock, as for :meth:`acquire`)
 
         :raises anyio.WouldBlock: if they do not fit now, or others wait
         :raises LockBackendError: if the server cannot be reached
         """
         value = self._check_amount(amount)
         ticket = f"{self._session}:{next(self._tickets)}"
-        granted, _ = await self._reserve(self._connected(), ticket, value, _NOW)
+        granted, _, at = await self._reserve(self._connected(), ticket, value, _NOW)
         if not granted:
             raise anyio.WouldBlock
         self._total += value
+        return at
 
     async def try_acquire(self, amount: int = 1) -> bool:
         """Take ``amount`` units if they fit now; never waits. Say whether it did.
@@ -198,13 +205,13 @@ class RedisRateLimiter(SharedLimit):
         :raises LockBackendError: if the server cannot be reached
         """
         value = self._check_amount(amount)
-        _, wait = await self._reserve(self._connected(), "", value, _ASK)
+        _, wait, _ = await self._reserve(self._connected(), "", value, _ASK)
         return wait == 0
 
     async def _reserve(
         self, link: RedisLink, ticket: str, amount: int, mode: str
-    ) -> tuple[bool, float]:
-        """Run the reserve script once: (granted, seconds to wait for the grant).
+    ) -> tuple[bool, float, float]:
+        """Run the reserve script once: (granted, seconds to wait, grant time).
 
         Interrupted after the script was sent, it takes the ticket back.
         """
@@ -217,7 +224,7 @@ class RedisRateLimiter(SharedLimit):
                 await self._cancel(link, ticket, amount)
             raise
         self._epoch = as_text(reply[2])
-        return bool(int(reply[0])), int(reply[1]) / 1e6
+        return bool(int(reply[0])), int(reply[1]) / 1e6, int(reply[3]) / 1e6
 
     async def _wait_for(
         self, link: RedisLink, ticket: str, amount: int, seconds: float
