@@ -33,7 +33,9 @@ def wait_for_go() -> None:
     sys.stdin.readline()
 
 
-async def run_rate(url: str, namespace: str, rate: str, period: str, count: str) -> None:
+async def run_rate(
+    url: str, namespace: str, rate: str, period: str, count: str
+) -> None:
     clock: Any = redis.Redis.from_url(url)  # blocking calls: fine for a test
     limiter = RedisRateLimiter(int(rate), float(period), key="api", url=url,
                                namespace=namespace)  # fmt: skip

@@ -40,9 +40,13 @@ def pool(server: Any, namespace: str, total: int, **options: Any) -> Any:
 
 
 async def wait_until(predicate: Any) -> None:
-    """Check ``predicate`` (async) until true; the deadline is only a hang guard."""
+    """Check ``predicate`` (async) until true; the deadline is only a hang guard.
+
+    What it checks lives on the server (another connection's waiters), so no
+    event of this process can tell.
+    """
     with anyio.fail_after(HANG_GUARD):
-        while not await predicate():
+        while not await predicate():  # noqa: ASYNC110
             await anyio.sleep(0.01)
 
 
@@ -105,7 +109,7 @@ async def test_grants_come_first_come_first_served(
         for count, index in enumerate((2, 0, 1), start=1):
             group.start_soon(take, index)
             # each has its time before the next one asks
-            await wait_until(lambda: _reserved(limiters[0], count))
+            await wait_until(lambda count=count: _reserved(limiters[0], count))
     assert order == [2, 0, 1]
 
 
@@ -303,7 +307,7 @@ async def test_waiters_across_limiters_are_served_in_order(
         async with anyio.create_task_group() as group:
             for count, index in enumerate((3, 1, 2), start=1):
                 group.start_soon(borrow, index)
-                await wait_until(lambda: _waiting(limiters[0], count))
+                await wait_until(lambda count=count: _waiting(limiters[0], count))
             await limiters[0].release_and_wait()
     assert order == [3, 1, 2]
 

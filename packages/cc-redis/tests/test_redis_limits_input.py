@@ -25,7 +25,7 @@ DECODED = "s3cr:t-pw"
     [
         (0, ValueError, "rate must be from 1 to 1_000_000_000, got 0"),
         (-5, ValueError, "rate must be from 1 to"),
-        (HUGE, ValueError, "rate must be from 1 to 1_000_000_000, got an int of 401 digits"),
+        (HUGE, ValueError, "rate must be from 1 to .*, got an int of 401 digits"),
         (10**9 + 1, ValueError, "rate must be from 1"),
         (2.5, TypeError, "rate must be a whole number \\(int\\), not float"),
         (True, TypeError, "rate must be a whole number \\(int\\), not bool"),

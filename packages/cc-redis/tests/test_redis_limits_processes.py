@@ -97,10 +97,9 @@ def test_eight_processes_share_tokens_through_sigkills(
     redis_server: Any, namespace: str, spawn: Any, tmp_path: Path
 ) -> None:
     total, lease, iterations = 3, 2.0, 40
+    arguments = (total, lease, iterations, tmp_path)
     workers = [
-        spawn("capacity", redis_server.url, namespace, api, total, lease,
-              iterations, tmp_path)  # fmt: skip
-        for api in APIS
+        spawn("capacity", redis_server.url, namespace, api, *arguments) for api in APIS
     ]
     start_together(workers)
     random.seed(15)

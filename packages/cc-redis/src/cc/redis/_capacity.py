@@ -231,8 +231,9 @@ class RedisCapacityLimiter(SharedLimit):
     :raises ValueError: for a capacity, key or interval out of range, or a URL
         that is not a Redis URL
 
-    >>> RedisCapacityLimiter(4, key="licences", url="redis://:pw@db:6379/0")
-    <RedisCapacityLimiter 4 tokens key='licences' redis://***@db:6379/0 namespace='cc-limits' not connected>
+    >>> limiter = RedisCapacityLimiter(4, key="licences", url="redis://:pw@db/0")
+    >>> limiter  # doctest: +ELLIPSIS
+    <RedisCapacityLimiter 4 tokens key='licences' redis://***@db/0 namespace=...>
     """
 
     def __init__(
@@ -398,7 +399,8 @@ class RedisCapacityLimiter(SharedLimit):
         if state is not None:
             raise RuntimeError(
                 f"this borrower ({_Borrower(borrower).text}) is already {state} "
-                "one of this RedisCapacityLimiter's tokens; a borrower may hold only one"
+                "one of this RedisCapacityLimiter's tokens; a borrower may hold "
+                "only one"
             )
         name = f"{self._key}\x00{next(self._names)}"
         self._waiters.add(borrower)
@@ -463,7 +465,9 @@ class RedisCapacityLimiter(SharedLimit):
         if lost:
             raise _lost_error(self._key, lost[0][1])
 
-    def _send(self, link: TokenLink, lease: LeaseSession, board: TaskBoard) -> Steps[None]:
+    def _send(
+        self, link: TokenLink, lease: LeaseSession, board: TaskBoard
+    ) -> Steps[None]:
         """Background: give back what release() let go, store a new capacity."""
         while not lease.closed:
             wake = board.prepare(_OUTBOX)
@@ -492,7 +496,7 @@ class RedisCapacityLimiter(SharedLimit):
         total, waiting, found = await arun(link.inspect_pool())
         self._total = total
         holders = []
-        for token, left, info in found:
+        for _token, left, info in found:
             fence, since, who, host, pid = (text(info).split(_SEP) + [""] * 5)[:5]
             holders.append(RemoteHolder(
                 holder=who or "an unknown holder", host=host or "an unknown host",

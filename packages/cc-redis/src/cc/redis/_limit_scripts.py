@@ -26,7 +26,7 @@ server ran the scripts: first come, first served, across processes.
 * the base key: the holders, a sorted set of owner tokens scored by the
   server time (ms) at which their lease ends;
 * ``...:info``: token -> ``fencing token, since, holder, host, pid``
-  (``\\x1f``-separated);
+  (separated by the unit separator, 0x1f);
 * ``...:meta``: ``total`` (the capacity), ``epoch``, ``quiet`` (after a
   detected restart, nothing new is granted before this time: the holders
   still alive take their tokens back at their next renewal first) and

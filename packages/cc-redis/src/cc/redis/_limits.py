@@ -127,7 +127,7 @@ class SharedLimit:
                 namespace = DEFAULT_NAMESPACE
             backend = RedisLockBackend(url, namespace=namespace, **given)  # type: ignore[arg-type]
         self._key = key
-        self._backend: RedisLockBackend = backend  # type: ignore[assignment]
+        self._backend: RedisLockBackend = backend
         self._link: RedisLink | None = None
         self._session = ""
 

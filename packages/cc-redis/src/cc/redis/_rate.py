@@ -45,13 +45,14 @@ class RedisRateLimiterStatistics(RateLimiterStatistics):
 
 
 class RedisRateLimiter(SharedLimit):
-    """Allow at most ``rate`` acquisitions in any window of ``period`` seconds,
-    counted over every process that uses the same Redis server and ``key``.
+    """At most ``rate`` acquisitions in any ``period`` seconds, over every process.
 
-    The limit is exact, as :class:`cc.primitives.RateLimiter`'s is, and timed
-    by the Redis server's clock (never the clients'): the server keeps a log
-    of the units granted within the last period, and no window of ``period``
-    seconds, wherever it starts, holds more than ``rate`` of them. Each
+    Every process that uses the same Redis server, namespace and ``key``
+    counts against the same limit. The limit is exact, as
+    :class:`cc.primitives.RateLimiter`'s is, and timed by the Redis server's
+    clock (never the clients'): the server keeps a log of the units granted
+    within the last period, and no window of ``period`` seconds, wherever it
+    starts, holds more than ``rate`` of them. Each
     acquisition is one Lua script: it gives the caller the earliest time,
     not before the latest grant already made, at which its units fit, records
     them at that time, and says how long that is; the caller sleeps exactly
@@ -92,8 +93,8 @@ class RedisRateLimiter(SharedLimit):
         is not a Redis URL
 
     >>> limiter = RedisRateLimiter(100, 60.0, key="geo-api", url="redis://db:6379/0")
-    >>> limiter
-    <RedisRateLimiter 100/60s key='geo-api' redis://db:6379/0 namespace='cc-limits' not connected>
+    >>> limiter  # doctest: +ELLIPSIS
+    <RedisRateLimiter 100/60s key='geo-api' redis://db:6379/0 namespace='cc-limits' ...>
     """
 
     def __init__(
@@ -245,7 +246,9 @@ class RedisRateLimiter(SharedLimit):
         members = [f"{ticket}#{i}" for i in range(1, amount + 1)]
         with contextlib.suppress(LockBackendError, TimeoutError):
             await arun(
-                shielded(link.command("zrem", self._keys[0], *members), _CLEANUP_SECONDS)
+                shielded(
+                    link.command("zrem", self._keys[0], *members), _CLEANUP_SECONDS
+                )
             )
 
     async def statistics(self) -> RedisRateLimiterStatistics:
