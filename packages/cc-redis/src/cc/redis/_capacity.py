@@ -48,16 +48,15 @@ class TokenLink(RedisLink):
 
     keys: tuple[str, ...] = ()
     total = 1
-    epoch = ""
     lease_ms = 1
+    # "1" once the server answered: from then on, a pool found missing was
+    # lost by the server (a restart), not new.
+    seen = "0"
 
     def bind(self, keys: tuple[str, ...], total: int, lease_ms: int) -> None:
         """Say which pool the link works on, its capacity and lease."""
         self.keys, self.total, self.lease_ms = keys, total, lease_ms
         self._holders: dict[str, str] = {}  # token -> who holds it
-
-    def _epoch_args(self) -> tuple[object, ...]:
-        return (self.total, self.epoch, f"{self.channel}.{id(self)}")
 
     def take(
         self, name: str, token: str, lease_ms: int, holder: str, host: str,
@@ -68,9 +67,12 @@ class TokenLink(RedisLink):
         reply = yield from self.script(
             CAPACITY_TAKE,
             self.keys,
-            (token, lease_ms, who, *self._epoch_args(), queue_ms, name),
+            (token, lease_ms, who, self.total, self.seen, queue_ms, name),
         )
-        self.epoch = text(reply[-2])
+        self.seen = "1"
+        if isinstance(reply, int):  # the fencing token; since is 1 us before
+            self._holders[token] = who
+            return Taken(True, reply, (reply - 1) / 1e6)
         if int(reply[0]) == 1:
             self._holders[token] = who
             return Taken(True, int(reply[1]), int(reply[2]) / 1e6)
@@ -82,12 +84,12 @@ class TokenLink(RedisLink):
         self, names: Sequence[str], tokens: Sequence[str], lease_ms: int
     ) -> Steps[list[int]]:
         """Renew the tokens' leases: 1 renewed (or taken back), 0 gone."""
-        args: list[object] = [lease_ms, *self._epoch_args()]
+        args: list[object] = [lease_ms, self.total, self.seen]
         for token in tokens:
             args += (token, self._holders.get(token, "?"))
         reply = yield from self.script(CAPACITY_RENEW, self.keys[:3], args)
-        self.epoch = text(reply[0])
-        return [int(r) for r in reply[1:]]
+        self.seen = "1"
+        return [int(r) for r in reply]
 
     def release(self, names: Sequence[str], tokens: Sequence[str]) -> Steps[list[int]]:
         """Give the tokens back (or leave the queue): 1 done, 0 no longer held."""
@@ -96,22 +98,22 @@ class TokenLink(RedisLink):
         reply = yield from self.script(
             CAPACITY_RELEASE, self.keys, (self._keys.wake_prefix, *tokens)
         )
-        return [int(r) for r in reply]
+        return [reply] if isinstance(reply, int) else [int(r) for r in reply]
 
     def set_total(self, total: int) -> Steps[None]:
         """Store the pool's capacity, and wake the waiters it can now serve."""
         self.total = total
-        args = (total, self._keys.wake_prefix, self.epoch, f"{self.channel}.{id(self)}",
-                self.lease_ms)  # fmt: skip
-        self.epoch = text((yield from self.script(CAPACITY_SET_TOTAL, self.keys, args)))
+        args = (total, self._keys.wake_prefix, self.seen, self.lease_ms)
+        yield from self.script(CAPACITY_SET_TOTAL, self.keys, args)
+        self.seen = "1"
 
     def inspect_pool(self) -> Steps[Any]:
         """Return ``(total, live waiters, [(token, ms left, info)...])``."""
         reply = yield from self.script(
-            CAPACITY_INSPECT, self.keys, (*self._epoch_args(), self.lease_ms)
+            CAPACITY_INSPECT, self.keys, (self.total, self.seen, self.lease_ms)
         )
-        self.epoch = text(reply[1])
-        return int(reply[0]), int(reply[2]), reply[3]
+        self.seen = "1"
+        return int(reply[0]), int(reply[1]), reply[2]
 
 
 @dataclass(frozen=True)
@@ -257,6 +259,9 @@ class RedisCapacityLimiter(SharedLimit):
         self._lease: LeaseSession | None = None
         self._board: TaskBoard | None = None
         self._names = itertools.count(1)
+        # Names of leases given back, for reuse: the lease session's board
+        # keeps a wake-up event per name, so names must not grow forever.
+        self._free_names: list[str] = []
         self._borrowers: dict[object, str] = {}  # borrower -> its lease's name
         self._waiters: set[object] = set()
         self._outbox: list[str] = []  # released here, to give back
@@ -298,6 +303,7 @@ class RedisCapacityLimiter(SharedLimit):
         finally:
             self._borrowers.clear()
             self._outbox.clear()
+            self._free_names.clear()
             await arun(lease.disconnect())
 
     def _connected_lease(self) -> LeaseSession:
@@ -402,7 +408,8 @@ class RedisCapacityLimiter(SharedLimit):
                 "one of this RedisCapacityLimiter's tokens; a borrower may hold "
                 "only one"
             )
-        name = f"{self._key}\x00{next(self._names)}"
+        free = self._free_names
+        name = free.pop() if free else f"{self._key}\x00{next(self._names)}"
         self._waiters.add(borrower)
         try:
             await arun(
@@ -410,7 +417,11 @@ class RedisCapacityLimiter(SharedLimit):
                            None, blocking)
             )  # fmt: skip
         except LockTimeoutError:
+            free.append(name)
             raise anyio.WouldBlock from None
+        except BaseException:
+            free.append(name)
+            raise
         finally:
             self._waiters.discard(borrower)
         self._borrowers[borrower] = name
@@ -459,9 +470,10 @@ class RedisCapacityLimiter(SharedLimit):
         """
         if borrower is None:
             borrower = current_task_key()
-        name = self._give_up(borrower)
         lease = self._connected_lease()
+        name = self._give_up(borrower)
         lost = await arun(lease.release([name]))
+        self._free_names.append(name)
         if lost:
             raise _lost_error(self._key, lost[0][1])
 
@@ -485,6 +497,7 @@ class RedisCapacityLimiter(SharedLimit):
         if names:
             for _, reason in (yield from lease.release(names)):
                 logger.warning("token of %r given back late: %s", self._key, reason)
+            self._free_names += names
 
     async def statistics(self) -> RedisCapacityLimiterStatistics:
         """Return the pool as the server sees it: holders everywhere, waiters.

@@ -14,9 +14,8 @@ from cc.locks import LockBackendError
 from cc.locks.lowlevel import arun
 from cc.primitives import RateLimiterStatistics
 from cc.redis._client import RedisLink
-from cc.redis._limit_scripts import RATE_STATISTICS, RESERVE, rate_keys
+from cc.redis._limit_scripts import RATE_STATISTICS, RESERVE, rate_keys, rate_members
 from cc.redis._limits import SharedLimit, check_count, check_seconds, logger, shielded
-from cc.redis._limits import text as as_text
 
 __all__ = ["RedisRateLimiter", "RedisRateLimiterStatistics"]
 
@@ -24,6 +23,8 @@ __all__ = ["RedisRateLimiter", "RedisRateLimiterStatistics"]
 _WAIT, _NOW, _ASK = "0", "1", "2"
 # The longest a cancelled acquisition's clean-up may take.
 _CLEANUP_SECONDS = 5.0
+# Every this many acquisitions, a client drops what left the window.
+_TIDY_EVERY = 16
 
 
 @dataclass(frozen=True)
@@ -112,7 +113,7 @@ class RedisRateLimiter(SharedLimit):
         self._period_us = max(1, round(self._period * 1e6))
         super().__init__(key, url, backend, namespace)
         self._keys = rate_keys(self._backend.namespace, key)
-        self._epoch = ""  # the log's epoch as last seen: a restart changes it
+        self._seen = "0"  # "1" once the server answered: a restart is news
         self._tickets = itertools.count(1)
         self._waiting = 0
         self._total = 0
@@ -161,9 +162,9 @@ class RedisRateLimiter(SharedLimit):
         value = self._check_amount(amount)
         link = self._connected()
         while True:
-            ticket = f"{self._session}:{next(self._tickets)}"
-            _, wait, at = await self._reserve(link, ticket, value, _WAIT)
-            if not wait or await self._wait_for(link, ticket, value, wait):
+            number = next(self._tickets)
+            _, wait, at = await self._reserve(link, number, value, _WAIT)
+            if not wait or await self._wait_for(link, number, value, wait):
                 break
             logger.warning(
                 "rate limit %r: the server lost its log while this process "
@@ -182,8 +183,8 @@ class RedisRateLimiter(SharedLimit):
         :raises LockBackendError: if the server cannot be reached
         """
         value = self._check_amount(amount)
-        ticket = f"{self._session}:{next(self._tickets)}"
-        granted, _, at = await self._reserve(self._connected(), ticket, value, _NOW)
+        link = self._connected()
+        granted, _, at = await self._reserve(link, next(self._tickets), value, _NOW)
         if not granted:
             raise anyio.WouldBlock
         self._total += value
@@ -206,49 +207,53 @@ class RedisRateLimiter(SharedLimit):
         :raises LockBackendError: if the server cannot be reached
         """
         value = self._check_amount(amount)
-        _, wait, _ = await self._reserve(self._connected(), "", value, _ASK)
+        _, wait, _ = await self._reserve(self._connected(), 0, value, _ASK)
         return wait == 0
 
     async def _reserve(
-        self, link: RedisLink, ticket: str, amount: int, mode: str
+        self, link: RedisLink, number: int, amount: int, mode: str
     ) -> tuple[bool, float, float]:
         """Run the reserve script once: (granted, seconds to wait, grant time).
 
         Interrupted after the script was sent, it takes the ticket back.
         """
-        args = (ticket, amount, self._rate, self._period_us, self._epoch,
-                f"{self._session}.{ticket}", mode)  # fmt: skip
+        ticket = f"{self._session}:{number}"
+        tidy = "0" if number % _TIDY_EVERY else "1"
+        args = (ticket, amount, self._rate, self._period_us, self._seen, mode, tidy)
         try:
             reply = await arun(link.script(RESERVE, self._keys, args))
         except BaseException:
             if mode != _ASK:
                 await self._cancel(link, ticket, amount)
             raise
-        self._epoch = as_text(reply[2])
-        return bool(int(reply[0])), int(reply[1]) / 1e6, int(reply[3]) / 1e6
+        self._seen = "1"
+        if isinstance(reply, int):  # granted now
+            return True, 0.0, (reply >> 1) / 1e6
+        return reply[0] == 1, reply[1] / 1e6, reply[2] / 1e6
 
     async def _wait_for(
-        self, link: RedisLink, ticket: str, amount: int, seconds: float
+        self, link: RedisLink, number: int, amount: int, seconds: float
     ) -> bool:
         """Sleep until the grant; say whether the server still knows it."""
+        ticket = f"{self._session}:{number}"
         self._waiting += 1
         try:
             await anyio.sleep(seconds)
-            epoch = await arun(link.command("get", self._keys[1]))
+            score = await arun(
+                link.command("zscore", self._keys[0], rate_members(ticket, amount)[0])
+            )
         except BaseException:
             await self._cancel(link, ticket, amount)
             raise
         finally:
             self._waiting -= 1
-        return epoch is not None and as_text(epoch) == self._epoch
+        return score is not None
 
     async def _cancel(self, link: RedisLink, ticket: str, amount: int) -> None:
-        members = [f"{ticket}#{i}" for i in range(1, amount + 1)]
+        members = rate_members(ticket, amount)
         with contextlib.suppress(LockBackendError, TimeoutError):
             await arun(
-                shielded(
-                    link.command("zrem", self._keys[0], *members), _CLEANUP_SECONDS
-                )
+                shielded(link.command("zrem", self._keys[0], *members), _CLEANUP_SECONDS)
             )
 
     async def statistics(self) -> RedisRateLimiterStatistics:
