@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import logging
+import math
 import os
 import socket
 import threading
@@ -105,7 +106,9 @@ class LeaseSession:
         self._sites: dict[Any, str] = {}
         # Guards _held and closed (threads share the session).
         self._state = threading.Lock()
-        self._renewer_idle = False
+        # When the renewal loop wakes next (monotonic): a new lease wakes it
+        # only if it is due earlier, so a burst of short holds costs no wake.
+        self._renewer_due = math.inf
         self.closed = False
 
     def lease(self, name: str) -> Lease | None:
@@ -198,8 +201,8 @@ class LeaseSession:
         )
         with self._state:
             self._held[name] = lease
-            idle = self._renewer_idle
-        if idle:
+            early = sent + self._interval < self._renewer_due
+        if early:
             self._board.wake(RENEWER)
 
     def _forget(self, name: str, token: str) -> Steps[None]:
@@ -253,13 +256,13 @@ class LeaseSession:
             wake = board.prepare(RENEWER)
             with self._state:
                 due = [x for x in self._held.values() if x.token not in self._gone]
-                self._renewer_idle = not due
-            if not due:
-                yield Pause(board, wake, None)
-                continue
-            delay = min(lease.expires_in for lease in due) - self._lease_s
-            delay += self._interval
-            if delay > 0:
+                # Nothing held: look again in one interval (a lease taken
+                # meanwhile is due no sooner than that).
+                delay = self._interval
+                if due:
+                    delay += min(lease.expires_in for lease in due) - self._lease_s
+                self._renewer_due = monotonic() + delay
+            if delay > 0 or not due:
                 yield Pause(board, wake, delay)
                 continue
             sent = monotonic()

@@ -253,7 +253,9 @@ class RedisRateLimiter(SharedLimit):
         members = rate_members(ticket, amount)
         with contextlib.suppress(LockBackendError, TimeoutError):
             await arun(
-                shielded(link.command("zrem", self._keys[0], *members), _CLEANUP_SECONDS)
+                shielded(
+                    link.command("zrem", self._keys[0], *members), _CLEANUP_SECONDS
+                )
             )
 
     async def statistics(self) -> RedisRateLimiterStatistics:
