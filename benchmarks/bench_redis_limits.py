@@ -28,6 +28,7 @@ import uuid
 from typing import Any
 
 from bench_locks_redis import _best_async, _redis_py_async, _start_server
+
 from harness import Suite
 
 GROUP = "limits on redis"
@@ -100,8 +101,9 @@ async def _cc_capacity(url: str, ops: int) -> float:
 def collect(suite: Suite) -> None:
     """RedisRateLimiter next to limits; RedisCapacityLimiter next to redis-py's Lock."""
     try:
-        import cc.redis  # noqa: F401
         import limits.aio  # noqa: F401
+
+        import cc.redis  # noqa: F401
     except ImportError as error:
         print(f"  (skipped: {error.name} is not installed)")
         return

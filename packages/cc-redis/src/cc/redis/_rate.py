@@ -250,13 +250,9 @@ class RedisRateLimiter(SharedLimit):
         return score is not None
 
     async def _cancel(self, link: RedisLink, ticket: str, amount: int) -> None:
-        members = rate_members(ticket, amount)
+        forget = link.command("zrem", self._keys[0], *rate_members(ticket, amount))
         with contextlib.suppress(LockBackendError, TimeoutError):
-            await arun(
-                shielded(
-                    link.command("zrem", self._keys[0], *members), _CLEANUP_SECONDS
-                )
-            )
+            await arun(shielded(forget, _CLEANUP_SECONDS))
 
     async def statistics(self) -> RedisRateLimiterStatistics:
         """Return what the server says of the window now, and this process's waiters.
