@@ -8,14 +8,23 @@ must match it exactly. A block that only includes an example program (a
 ``--8<--`` snippet block, whose lines between two ``--8<--`` lines name the
 files) is checked to name programs of ``examples/``, which
 ``test_examples.py`` runs.
+
+A block that names the Redis URL ``redis://localhost:6379/0`` runs against a
+real ``redis-server`` (``CC_REDIS_SERVER``, or the one on ``PATH``) started
+for it on a free port of 127.0.0.1, whose URL replaces that one.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import shutil
+import socket
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +41,7 @@ _FENCE = re.compile(
     re.MULTILINE | re.DOTALL,
 )
 _SNIPPET_FENCE = "--8<--"
+REDIS_URL = "redis://localhost:6379/0"
 
 
 @dataclass(frozen=True)
@@ -121,6 +131,42 @@ def test_the_docs_have_python_examples() -> None:
     assert len(BLOCKS) >= 10, "the documentation should be full of examples"
 
 
+@contextlib.contextmanager
+def _redis_server(directory: Path) -> Iterator[str]:
+    """Run a redis-server (no persistence) in ``directory``; yield its URL."""
+    executable = os.environ.get("CC_REDIS_SERVER") or shutil.which("redis-server")
+    if executable is None:
+        pytest.fail(
+            "a documentation example needs redis-server: set CC_REDIS_SERVER or "
+            "run 'bash tools/system-packages.sh'"
+        )
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = subprocess.Popen(
+        [executable, "--port", str(port), "--bind", "127.0.0.1", "--dir",
+         str(directory), "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), 0.5) as sock:
+                    sock.sendall(b"PING\r\n")
+                    if sock.recv(16).startswith(b"+PONG"):
+                        break
+            except OSError:
+                pass
+            assert server.poll() is None, "redis-server exited"
+            assert time.monotonic() < deadline, "redis-server did not start"
+            time.sleep(0.02)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
 @pytest.mark.parametrize("block", BLOCKS, ids=[b.id for b in BLOCKS])
 def test_code_block_runs(block: CodeBlock, tmp_path: Path) -> None:
     included = _snippet_paths(block.code)
@@ -131,8 +177,16 @@ def test_code_block_runs(block: CodeBlock, tmp_path: Path) -> None:
                 f"{block.id}: only example programs may be included, not {path}"
             )
         return
+    if REDIS_URL in block.code:
+        with _redis_server(tmp_path) as url:
+            _run_block(block, tmp_path, block.code.replace(REDIS_URL, url))
+    else:
+        _run_block(block, tmp_path, block.code)
+
+
+def _run_block(block: CodeBlock, tmp_path: Path, code: str) -> None:
     script = tmp_path / "example.py"
-    script.write_text(block.code, encoding="utf-8")
+    script.write_text(code, encoding="utf-8")
     env = {**os.environ, "PYTHONWARNINGS": "error", "PYTHONDONTWRITEBYTECODE": "1"}
     env.pop("PYTHONPATH", None)
     completed = subprocess.run(
