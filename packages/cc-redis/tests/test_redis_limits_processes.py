@@ -6,9 +6,7 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,26 +21,9 @@ APIS = ["asyncio", "trio"] * (PROCESSES // 2)
 
 
 @pytest.fixture
-def spawn() -> Iterator[Any]:
-    """Start worker processes; every one is gone (killed if need be) at teardown."""
-    started: list[subprocess.Popen[str]] = []
-
-    def start(*args: object) -> subprocess.Popen[str]:
-        process = subprocess.Popen(
-            [sys.executable, str(WORKER), *map(str, args)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        started.append(process)
-        return process
-
-    yield start
-    for process in started:
-        if process.poll() is None:
-            process.kill()
-        process.communicate(timeout=10)
+def spawn(run_script: Any) -> Any:
+    """Start a worker process (see limits_worker.py)."""
+    return lambda *args: run_script(WORKER, *args)
 
 
 def start_together(processes: list[subprocess.Popen[str]]) -> None:
