@@ -442,3 +442,59 @@ async def test_a_restart_loses_no_holder_and_over_grants_nothing(
 
 async def _borrowed(limiter: Any, count: int) -> bool:
     return bool((await limiter.statistics()).borrowed_tokens == count)
+
+
+async def test_a_cancelled_waiter_for_several_units_takes_them_all_back(
+    redis_server: Any, namespace: str
+) -> None:
+    async with rate(redis_server, namespace, 3, 5.0).connect() as limiter:
+        await limiter.acquire(3)
+        async with anyio.create_task_group() as group:
+            group.start_soon(limiter.acquire, 2)
+            await wait_until(lambda: _reserved(limiter, 2))
+            group.cancel_scope.cancel()
+        stats = await limiter.statistics()
+        assert stats.reserved == 0 and stats.total_acquired == 3
+
+
+async def test_holders_are_named_and_fencing_tokens_keep_growing(
+    redis_server: Any, namespace: str
+) -> None:
+    import threading
+
+    import redis
+
+    async with pool(redis_server, namespace, 3).connect() as limiter:
+        await limiter.acquire_on_behalf_of(threading.current_thread())
+        await limiter.acquire_on_behalf_of(42)
+        names = sorted(h.holder for h in (await limiter.statistics()).holders)
+        assert names == ["borrower 42", f"thread {threading.current_thread().name!r}"]
+        fences = sorted(h.fencing_token for h in (await limiter.statistics()).holders)
+        # A counter ahead of the clock (after the clock went back) still grows.
+        client = redis.Redis.from_url(redis_server.url)
+        client.hset(f"{namespace}:capacity:{{pool}}:meta", "fence", 5 * 10**15)
+        client.close()
+        await limiter.acquire()
+        stats = await limiter.statistics()
+        newest = max(h.fencing_token for h in stats.holders)
+        assert newest == 5 * 10**15 + 1 > fences[-1]
+        assert all(abs(h.since - time.time()) < 5 for h in stats.holders)
+
+
+async def test_giving_back_a_token_the_server_no_longer_has_says_so(
+    redis_server: Any, namespace: str
+) -> None:
+    import redis
+
+    from cc.locks import LockLostError
+
+    async with pool(redis_server, namespace, 1).connect() as limiter:
+        await limiter.acquire()
+        client = redis.Redis.from_url(redis_server.url)
+        client.delete(f"{namespace}:capacity:{{pool}}")  # as if it had expired
+        client.close()
+        with pytest.raises(LockLostError, match="lost a token of the shared") as caught:
+            await limiter.release_and_wait()
+        assert caught.value.lock_names == ("pool",)
+        assert isinstance(caught.value, RuntimeError)
+        await limiter.acquire_nowait()  # the pool is whole again

@@ -151,11 +151,10 @@ class _Borrower:
             self.text = f"borrower {borrower!r}"
         elif isinstance(borrower, threading.Thread):
             self.text = f"thread {borrower.name!r}"
+        elif type(borrower).__name__ == "Task":  # asyncio's or trio's
+            self.text = f"task {task_name(borrower)!r}"
         else:
-            try:
-                self.text = f"task {task_name(borrower)!r}"
-            except Exception:
-                self.text = f"borrower {borrower!r}"
+            self.text = f"borrower {borrower!r}"
 
     def describe(self) -> str:
         return self.text
