@@ -176,6 +176,10 @@ class RedisLink:
     def _script(
         self, script: Script, keys: Sequence[str], args: Sequence[Any]
     ) -> Steps[Any]:
+        """Run ``script`` (retried once on a dropped connection); return its reply.
+
+        :raises LockBackendError: if the server cannot be reached or refuses it
+        """
         client = self._client
         errors = self._errors
         for attempt in (1, 2):
@@ -204,14 +208,7 @@ class RedisLink:
                 raise self._error(exc) from exc
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def script(
-        self, script: Script, keys: Sequence[str], args: Sequence[Any]
-    ) -> Steps[Any]:
-        """Run ``script`` (retried once on a dropped connection); return its reply.
-
-        :raises LockBackendError: if the server cannot be reached or refuses it
-        """
-        return (yield from self._script(script, keys, args))
+    script = _script  # public, for the shared limits
 
     def command(self, name: str, *args: Any) -> Steps[Any]:
         """Run the client's command ``name`` (``"get"``, ``"zrem"``...) once.

@@ -52,9 +52,10 @@ __all__ = [
 ]  # fmt: skip
 
 # KEYS: log, floor
-# ARGV: ticket, amount, rate, period us, seen ('1': the caller had an answer
-#       before), mode (0: reserve, waiting if need be; 1: only if it fits
-#       now; 2: only say), tidy ('1': drop what left the window)
+# ARGV: ticket, amount, rate, period us, flags: three characters, the mode
+#       (0: reserve, waiting if need be; 1: only if it fits now; 2: only
+#       say), seen (1: the caller had an answer before) and tidy (1: drop
+#       what left the window)
 # -> grant time us * 2 + 1: granted now (one integer: the common case)
 # -> {granted 0/1, wait us, grant time us}
 RESERVE = Script("""
@@ -75,7 +76,7 @@ if last[2] then
   if edge then
     at = math.max(at, tonumber(edge) + period)
   end
-  if ARGV[7] == '1' then
+  if string.sub(ARGV[5], 3, 3) == '1' then
     redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - period)
   end
 else
@@ -85,14 +86,15 @@ else
   local floor = redis.call('GET', KEYS[2])
   if not floor then
     floor = 0
-    if ARGV[5] == '1' then
+    if string.sub(ARGV[5], 2, 2) == '1' then
       floor = now + period
     end
     redis.call('SET', KEYS[2], floor)
   end
   at = math.max(at, tonumber(floor))
 end
-if ARGV[6] == '2' or (at > now and ARGV[6] == '1') then
+local mode = string.sub(ARGV[5], 1, 1)
+if mode == '2' or (at > now and mode == '1') then
   return {0, at - now, at}
 end
 if amount == 1 then

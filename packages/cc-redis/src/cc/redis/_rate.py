@@ -218,8 +218,8 @@ class RedisRateLimiter(SharedLimit):
         Interrupted after the script was sent, it takes the ticket back.
         """
         ticket = f"{self._session}:{number}"
-        tidy = "0" if number % _TIDY_EVERY else "1"
-        args = (ticket, amount, self._rate, self._period_us, self._seen, mode, tidy)
+        flags = mode + self._seen + ("0" if number % _TIDY_EVERY else "1")
+        args = (ticket, amount, self._rate, self._period_us, flags)
         try:
             reply = await arun(link.script(RESERVE, self._keys, args))
         except BaseException:
