@@ -4,7 +4,7 @@ The tokens are leases, as a lock manager's shared locks are: the
 :class:`~cc.redis._lease.LeaseSession` of the limiter takes them (queueing
 first come, first served, sleeping until woken), renews them in the
 background and gives them back; only the scripts differ, in
-:class:`TokenLink`.
+:class:`~cc.redis._tokens.TokenLink`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import contextlib
 import itertools
 import math
 import threading
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -24,96 +24,18 @@ from cc.locks import LockBackendError, LockLostError, LockTimeoutError
 from cc.locks._store import TaskBoard
 from cc.locks.lowlevel import Pause, RemoteHolder, Steps, arun
 from cc.primitives.lowlevel import current_task_key, task_name
-from cc.redis._client import RedisLink, Taken
+from cc.redis._client import RedisLink
 from cc.redis._lease import LeaseSession
 from cc.redis._limit_scripts import (
-    CAPACITY_INSPECT,
-    CAPACITY_RELEASE,
-    CAPACITY_RENEW,
-    CAPACITY_SET_TOTAL,
-    CAPACITY_TAKE,
     capacity_keys,
 )
 from cc.redis._limits import SharedLimit, check_count, logger, text
+from cc.redis._tokens import SEP, PoolReporter, TokenLink, TokenRecord
 
-__all__ = ["RedisCapacityLimiter", "RedisCapacityLimiterStatistics", "TokenLink"]
+__all__ = ["RedisCapacityLimiter", "RedisCapacityLimiterStatistics"]
 
 # The board key of the background work that sends releases and capacities.
 _OUTBOX = "\x00outbox"
-_SEP = "\x1f"
-
-
-class TokenLink(RedisLink):
-    """A link whose take, renew and release work on one limiter's token pool."""
-
-    keys: tuple[str, ...] = ()
-    total = 1
-    lease_ms = 1
-    # "1" once the server answered: from then on, a pool found missing was
-    # lost by the server (a restart), not new.
-    seen = "0"
-
-    def bind(self, keys: tuple[str, ...], total: int, lease_ms: int) -> None:
-        """Say which pool the link works on, its capacity and lease."""
-        self.keys, self.total, self.lease_ms = keys, total, lease_ms
-        self._holders: dict[str, str] = {}  # token -> who holds it
-
-    def take(
-        self, name: str, token: str, lease_ms: int, holder: str, host: str,
-        pid: int, site: str, queue_ms: int,
-    ) -> Steps[Taken]:  # fmt: skip
-        """Take a token of the pool; else queue for ``queue_ms`` (0: do not)."""
-        who = f"{holder}{_SEP}{host}{_SEP}{pid}"
-        reply = yield from self.script(
-            CAPACITY_TAKE,
-            self.keys,
-            (token, lease_ms, who, self.total, self.seen, queue_ms, name),
-        )
-        self.seen = "1"
-        if isinstance(reply, int):  # the fencing token; since is 1 us before
-            self._holders[token] = who
-            return Taken(True, reply, (reply - 1) / 1e6)
-        if int(reply[0]) == 1:
-            self._holders[token] = who
-            return Taken(True, int(reply[1]), int(reply[2]) / 1e6)
-        wait = int(reply[1])
-        return Taken(False, retry_in=wait / 1000 if wait >= 0 else math.inf,
-                     queued=True)  # fmt: skip
-
-    def renew(
-        self, names: Sequence[str], tokens: Sequence[str], lease_ms: int
-    ) -> Steps[list[int]]:
-        """Renew the tokens' leases: 1 renewed (or taken back), 0 gone."""
-        args: list[object] = [lease_ms, self.total, self.seen]
-        for token in tokens:
-            args += (token, self._holders.get(token, "?"))
-        reply = yield from self.script(CAPACITY_RENEW, self.keys[:3], args)
-        self.seen = "1"
-        return [int(r) for r in reply]
-
-    def release(self, names: Sequence[str], tokens: Sequence[str]) -> Steps[list[int]]:
-        """Give the tokens back (or leave the queue): 1 done, 0 no longer held."""
-        for token in tokens:
-            self._holders.pop(token, None)
-        reply = yield from self.script(
-            CAPACITY_RELEASE, self.keys, (self._keys.wake_prefix, *tokens)
-        )
-        return [reply] if isinstance(reply, int) else [int(r) for r in reply]
-
-    def set_total(self, total: int) -> Steps[None]:
-        """Store the pool's capacity, and wake the waiters it can now serve."""
-        self.total = total
-        args = (total, self._keys.wake_prefix, self.seen, self.lease_ms)
-        yield from self.script(CAPACITY_SET_TOTAL, self.keys, args)
-        self.seen = "1"
-
-    def inspect_pool(self) -> Steps[Any]:
-        """Return ``(total, live waiters, [(token, ms left, info)...])``."""
-        reply = yield from self.script(
-            CAPACITY_INSPECT, self.keys, (self.total, self.seen, self.lease_ms)
-        )
-        self.seen = "1"
-        return int(reply[0]), int(reply[1]), reply[2]
 
 
 @dataclass(frozen=True)
@@ -136,13 +58,6 @@ class RedisCapacityLimiterStatistics(anyio.CapacityLimiterStatistics):
     holders: tuple[RemoteHolder, ...]
 
 
-class _Record:
-    __slots__ = ("name",)
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-
 class _Borrower:
     __slots__ = ("text",)
 
@@ -158,25 +73,6 @@ class _Borrower:
 
     def describe(self) -> str:
         return self.text
-
-
-class _Reporter:
-    """What the lease session may ask of its owner (here: the limiter)."""
-
-    def report(self, key: tuple[str, ...], message: str) -> bool:
-        return True  # the session has logged it already
-
-    def remote_unavailable(
-        self, record: Any, holder: RemoteHolder | None, queued: bool,
-        timeout: float | None, blocking: bool,
-    ) -> LockTimeoutError:  # fmt: skip
-        return LockTimeoutError("no token is free", record.name, None)
-
-    def wait_begins(self, holder: Any, record: Any) -> None:
-        return None
-
-    def wait_ends(self, holder: Any, record: Any) -> None:
-        return None
 
 
 class RedisCapacityLimiter(SharedLimit):
@@ -280,7 +176,7 @@ class RedisCapacityLimiter(SharedLimit):
         link.bind(self._keys, self._total, lease_ms)
         board = TaskBoard()
         lease = LeaseSession(
-            _Reporter(), link, board, session, lease=backend.lease,
+            PoolReporter(), link, board, session, lease=backend.lease,
             renew_interval=backend.renew_interval,
             recheck_interval=backend.recheck_interval, on_lost=backend.lost,
         )  # fmt: skip
@@ -412,7 +308,7 @@ class RedisCapacityLimiter(SharedLimit):
         self._waiters.add(borrower)
         try:
             await arun(
-                lease.take(_Record(name), _Borrower(borrower), None, math.inf,
+                lease.take(TokenRecord(name), _Borrower(borrower), None, math.inf,
                            None, blocking)
             )  # fmt: skip
         except LockTimeoutError:
@@ -509,7 +405,7 @@ class RedisCapacityLimiter(SharedLimit):
         self._total = total
         holders = []
         for _token, left, info in found:
-            fence, since, who, host, pid = (text(info).split(_SEP) + [""] * 5)[:5]
+            fence, since, who, host, pid = (text(info).split(SEP) + [""] * 5)[:5]
             holders.append(RemoteHolder(
                 holder=who or "an unknown holder", host=host or "an unknown host",
                 pid=int(pid) if pid.isdigit() else None,
