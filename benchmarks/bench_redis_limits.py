@@ -22,12 +22,11 @@ prints a note and adds nothing.
 
 from __future__ import annotations
 
-import tempfile
 import time
 import uuid
 from typing import Any
 
-from bench_locks_redis import _redis_py_async, _start_server
+from bench_locks_redis import _redis_py_async, with_server
 
 from harness import BACKENDS, Suite
 
@@ -107,17 +106,7 @@ def collect(suite: Suite) -> None:
     except ImportError as error:
         print(f"  (skipped: {error.name} is not installed)")
         return
-    with tempfile.TemporaryDirectory(prefix="cc-bench-redis-") as directory:
-        started = _start_server(directory)
-        if started is None:
-            print("  (skipped: no redis-server; set CC_REDIS_SERVER or install it)")
-            return
-        process, url = started
-        try:
-            _collect(suite, url)
-        finally:
-            process.terminate()
-            process.wait(10)
+    with_server(suite, _collect)
 
 
 def _collect(suite: Suite, url: str) -> None:
