@@ -13,18 +13,25 @@ waits for a line on standard input before it starts.
   of TOTAL slots in DIRECTORY by creating ``slot-<i>`` exclusively (a
   symbolic link to this process's pid, made in one step); with every slot
   taken, more than TOTAL processes hold a token: print ``OVER`` and exit 3.
+* ``outage TOTAL LEASE SECONDS DIRECTORY HOLD``: the same for SECONDS,
+  holding each token HOLD seconds, going on through errors (the test
+  restarts the server meanwhile): print ``error``
+  for each acquisition refused with LockBackendError, ``lost`` for each
+  token whose lease was lost, and ``in <monotonic time>`` for each one held.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import anyio
 import redis
 
+from cc.locks import LockBackendError, LockLostError
 from cc.redis import RedisCapacityLimiter, RedisRateLimiter
 
 
@@ -77,9 +84,32 @@ async def run_capacity(
             await anyio.sleep(0.002)
 
 
+async def run_outage(
+    url: str, namespace: str, total: str, lease: str, seconds: str, directory: str,
+    hold: str,
+) -> None:  # fmt: skip
+    limiter = RedisCapacityLimiter(int(total), key="pool", url=url,
+                                   namespace=namespace, lease=float(lease))  # fmt: skip
+    async with limiter.connect():
+        wait_for_go()
+        deadline = time.monotonic() + float(seconds)
+        while time.monotonic() < deadline:
+            try:
+                async with limiter:
+                    print(f"in {time.monotonic()}", flush=True)
+                    slot = claim_slot(Path(directory), int(total))
+                    await anyio.sleep(float(hold))
+                    slot.unlink()
+            except LockBackendError:
+                print("error", flush=True)
+                await anyio.sleep(0.05)
+            except LockLostError:
+                print("lost", flush=True)
+
+
 def main() -> None:
     scenario, url, namespace, api, *args = sys.argv[1:]
-    func = run_rate if scenario == "rate" else run_capacity
+    func = {"rate": run_rate, "capacity": run_capacity, "outage": run_outage}[scenario]
     anyio.run(func, url, namespace, *args, backend=api)  # type: ignore[arg-type]
     print("done", flush=True)
 

@@ -123,3 +123,30 @@ def test_eight_processes_share_tokens_through_sigkills(
     # Every token came back, the killed holders' ones within one lease of
     # the last kill (plus slack for a loaded machine).
     assert anyio.run(take_every_token) <= lease + 3.0
+
+
+def test_a_server_restart_is_an_error_and_over_grants_nothing(
+    own_redis_server: Any, namespace: str, spawn: Any, tmp_path: Path
+) -> None:
+    # Tokens held for 1.5 s: the holders at the restart still hold their
+    # slots when the server comes back without any record of them.
+    total, lease, seconds, hold = 2, 1.0, 4.0, 1.5
+    arguments = (total, lease, seconds, tmp_path, hold)
+    url = own_redis_server.url
+    workers = [spawn("outage", url, namespace, api, *arguments) for api in APIS[:4]]
+    start_together(workers)
+    time.sleep(2.0)
+    own_redis_server.stop()  # every key is gone with it
+    time.sleep(0.1)
+    own_redis_server.start()
+    restarted = time.monotonic()
+    outputs = [finish(worker) for worker in workers]
+    # Never more than `total` holders (the slots), before, during and after.
+    assert not any("OVER" in out for out in outputs)
+    lines = [line for out in outputs for line in out.splitlines()]
+    # The outage was told: acquisitions refused, or tokens reported lost.
+    assert any(line in ("error", "lost") for line in lines)
+    # And the pool served again after the restart.
+    assert any(
+        line.startswith("in ") and float(line.split()[1]) > restarted for line in lines
+    )
