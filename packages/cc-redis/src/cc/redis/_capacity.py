@@ -26,9 +26,7 @@ from cc.locks.lowlevel import Pause, RemoteHolder, Steps, arun
 from cc.primitives.lowlevel import current_task_key, task_name
 from cc.redis._client import RedisLink
 from cc.redis._lease import LeaseSession
-from cc.redis._limit_scripts import (
-    capacity_keys,
-)
+from cc.redis._limit_scripts import capacity_keys
 from cc.redis._limits import SharedLimit, check_count, logger, text
 from cc.redis._tokens import SEP, PoolReporter, TokenLink, TokenRecord
 
@@ -97,9 +95,9 @@ class RedisCapacityLimiter(SharedLimit):
     If the server loses its data (a restart without persistence), a client
     that used the pool before and meets the server again makes it grant no
     new token for one lease: meanwhile the holders still alive take theirs
-    back at their next renewal, so the pool is never over-granted. Their
-    leases are still reported lost (:class:`cc.locks.LockLostError` when the
-    block ends).
+    back at their next renewal, so the pool is never over-granted. A holder
+    whose lease ran out before it could be renewed is told when it gives its
+    token back (:class:`cc.locks.LockLostError`).
 
     Use it inside ``async with limiter.connect():`` (it runs the lease renewal
     and the wake listener there); then ``async with limiter:`` borrows a token
@@ -203,7 +201,11 @@ class RedisCapacityLimiter(SharedLimit):
 
     def _connected_lease(self) -> LeaseSession:
         self._connected()
-        assert self._lease is not None
+        if self._lease is None:
+            raise RuntimeError(
+                f"RedisCapacityLimiter {self._key!r} is still connecting, or "
+                "closing: use it inside 'async with limiter.connect():'"
+            )
         return self._lease
 
     # -- the capacity ------------------------------------------------------------
@@ -304,7 +306,7 @@ class RedisCapacityLimiter(SharedLimit):
                 "only one"
             )
         free = self._free_names
-        name = free.pop() if free else f"{self._key}\x00{next(self._names)}"
+        name = free.pop() if free else f"{self._key}#{next(self._names)}"
         self._waiters.add(borrower)
         try:
             await arun(
