@@ -174,9 +174,12 @@ class RedisLink:
         return LockBackendError(f"Redis at {self.where} failed: {text}")
 
     def _script(
-        self, script: Script, keys: Sequence[str], args: Sequence[Any]
+        self, script: Script | str, keys: Sequence[str], args: Sequence[Any]
     ) -> Steps[Any]:
-        """Run ``script`` (retried once on a dropped connection); return its reply.
+        """Run ``script`` on ``keys`` and ``args``; return the reply.
+
+        ``script`` is a Lua script, or the name of one of the client's
+        commands (``"zscore"``...). A dropped connection is tried once more.
 
         :raises LockBackendError: if the server cannot be reached or refuses it
         """
@@ -184,6 +187,8 @@ class RedisLink:
         errors = self._errors
         for attempt in (1, 2):
             try:
+                if isinstance(script, str):
+                    return (yield self._call(getattr(client, script), *keys, *args))
                 try:
                     return (
                         yield self._call(
@@ -209,16 +214,6 @@ class RedisLink:
         raise AssertionError("unreachable")  # pragma: no cover
 
     script = _script  # public, for the shared limits
-
-    def command(self, name: str, *args: Any) -> Steps[Any]:
-        """Run the client's command ``name`` (``"get"``, ``"zrem"``...) once.
-
-        :raises LockBackendError: if the server cannot be reached or refuses it
-        """
-        try:
-            return (yield self._call(getattr(self._client, name), *args))
-        except self._errors.RedisError as exc:
-            raise self._error(exc) from exc
 
     def take(
         self, name: str, token: str, lease_ms: int, holder: str, host: str,

@@ -239,9 +239,8 @@ class RedisRateLimiter(SharedLimit):
         self._waiting += 1
         try:
             await anyio.sleep(seconds)
-            score = await arun(
-                link.command("zscore", self._keys[0], rate_members(ticket, amount)[0])
-            )
+            member = rate_members(ticket, amount)[0]
+            score = await arun(link.script("zscore", self._keys[:1], (member,)))
         except BaseException:
             await self._cancel(link, ticket, amount)
             raise
@@ -250,7 +249,7 @@ class RedisRateLimiter(SharedLimit):
         return score is not None
 
     async def _cancel(self, link: RedisLink, ticket: str, amount: int) -> None:
-        forget = link.command("zrem", self._keys[0], *rate_members(ticket, amount))
+        forget = link.script("zrem", self._keys[:1], rate_members(ticket, amount))
         with contextlib.suppress(LockBackendError, TimeoutError):
             await arun(shielded(forget, _CLEANUP_SECONDS))
 
