@@ -252,6 +252,11 @@ def collect(suite: Suite) -> None:
     except ImportError:
         print("  (skipped: cc-redis is not installed: pip install cc-redis)")
         return
+    with_server(suite, _collect)
+
+
+def with_server(suite: Suite, collect: Any) -> None:
+    """Run ``collect(suite, url)`` against a redis-server of its own, then stop it."""
     with tempfile.TemporaryDirectory(prefix="cc-bench-redis-") as directory:
         started = _start_server(directory)
         if started is None:
@@ -259,7 +264,7 @@ def collect(suite: Suite) -> None:
             return
         process, url = started
         try:
-            _collect(suite, url)
+            collect(suite, url)
         finally:
             process.terminate()
             process.wait(10)

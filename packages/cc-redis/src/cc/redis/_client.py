@@ -229,12 +229,21 @@ class RedisLink:
         return LockBackendError(f"Redis at {self.where} failed: {text}")
 
     def _script(
-        self, script: Script, keys: Sequence[str], args: Sequence[Any]
+        self, script: Script | str, keys: Sequence[str], args: Sequence[Any]
     ) -> Steps[Any]:
+        """Run ``script`` on ``keys`` and ``args``; return the reply.
+
+        ``script`` is a Lua script, or the name of one of the client's
+        commands (``"zscore"``...). A dropped connection is tried once more.
+
+        :raises LockBackendError: if the server cannot be reached or refuses it
+        """
         client = self._client
         errors = self._errors
         for attempt in (1, 2):
             try:
+                if isinstance(script, str):
+                    return (yield self._call(getattr(client, script), *keys, *args))
                 try:
                     return (
                         yield self._call(
@@ -258,6 +267,8 @@ class RedisLink:
             except errors.RedisError as exc:
                 raise self._error(exc) from exc
         raise AssertionError("unreachable")  # pragma: no cover
+
+    script = _script  # public, for the shared limits
 
     def take(
         self, name: str, token: str, lease_ms: int, holder: str, host: str,

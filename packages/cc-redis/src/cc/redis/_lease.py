@@ -36,12 +36,15 @@ from __future__ import annotations
 import contextlib
 import itertools
 import logging
+import math
 import os
 import socket
 import threading
 from collections.abc import Callable, Sequence
 from time import monotonic
 from typing import Any
+
+import anyio
 
 from cc.locks import Lease, LockBackendError
 from cc.locks.lowlevel import (
@@ -52,11 +55,13 @@ from cc.locks.lowlevel import (
     SharedOrder,
     Shielded,
     Steps,
+    arun,
     format_site,
+    run,
 )
 from cc.redis._client import RedisLink, Taken
 
-__all__ = ["LeaseSession"]
+__all__ = ["LeaseSession", "Protected"]
 
 logger = logging.getLogger(__name__.rpartition(".")[0])  # "cc.redis"
 
@@ -78,6 +83,29 @@ RENEWER, BACKOFF, SHARER = "\x00renewer", "\x00backoff", "\x00sharer"
 _MAX_SHARED_ORDERS = 16_384
 _ORDER_BATCH = 1024
 _CLOSED = "its manager was closed while it was held"
+
+
+class Protected:
+    """A step: run ``steps`` to the end even if the caller is cancelled.
+
+    :class:`~cc.locks.lowlevel.Shielded` without a time limit, in one cancel
+    scope instead of two: releases, on every hold, are bounded by the
+    client's socket timeout instead.
+    """
+
+    __slots__ = ("steps",)
+
+    def __init__(self, steps: Steps[Any]) -> None:
+        self.steps = steps
+
+    def block(self) -> Any:
+        """Run the steps (a thread)."""
+        return run(self.steps)
+
+    async def wait(self) -> Any:
+        """Run the steps in a shielded cancel scope (a task)."""
+        with anyio.CancelScope(shield=True):
+            return await arun(self.steps)
 
 
 def _release_reason(result: int) -> str:
@@ -127,7 +155,9 @@ class LeaseSession:
         self._sites: dict[Any, str] = {}
         # Guards _held and closed (threads share the session).
         self._state = threading.Lock()
-        self._renewer_idle = False
+        # When the renewal loop wakes next (monotonic): a new lease wakes it
+        # only if it is due earlier, so a burst of short holds costs no wake.
+        self._renewer_due = math.inf
         self.closed = False
 
     def lease(self, name: str) -> Lease | None:
@@ -257,8 +287,8 @@ class LeaseSession:
         )
         with self._state:
             self._held[name] = lease
-            idle = self._renewer_idle
-        if idle:
+            early = sent + self._interval < self._renewer_due
+        if early:
             self._board.wake(RENEWER)
 
     def _forget(self, name: str, token: str, node: str) -> Steps[None]:
@@ -290,7 +320,7 @@ class LeaseSession:
         tokens = [lease.token for lease in held]
         try:
             # A dead store is bounded by the client's socket timeout.
-            results = yield Shielded(self._link.release(names, tokens), None)
+            results = yield Protected(self._link.release(names, tokens))
         except LockBackendError as exc:
             return [
                 (lease.name, lease.lost_reason or f"its release could not be "
@@ -375,13 +405,13 @@ class LeaseSession:
             wake = board.prepare(RENEWER)
             with self._state:
                 due = [x for x in self._held.values() if x.token not in self._gone]
-                self._renewer_idle = not due
-            if not due:
-                yield Pause(board, wake, None)
-                continue
-            delay = min(lease.expires_in for lease in due) - self._lease_s
-            delay += self._interval
-            if delay > 0:
+                # Nothing held: look again in one interval (a lease taken
+                # meanwhile is due no sooner than that).
+                delay = self._interval
+                if due:
+                    delay += min(lease.expires_in for lease in due) - self._lease_s
+                self._renewer_due = monotonic() + delay
+            if delay > 0 or not due:
                 yield Pause(board, wake, delay)
                 continue
             sent = monotonic()

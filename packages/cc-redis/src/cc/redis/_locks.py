@@ -197,11 +197,14 @@ class RedisLockBackend:
             return Endpoint(f"unix://{kwargs['path']}")
         return Endpoint(f"redis://{kwargs.get('host', '?')}:{kwargs.get('port', '?')}")
 
-    def connect(self, session: str, *, tasks: bool) -> RedisLink:
+    def connect(
+        self, session: str, *, tasks: bool, link_type: type[RedisLink] = RedisLink
+    ) -> RedisLink:
         """Return a link to the server for the session ``session``.
 
         Threads use redis-py's blocking client; tasks on asyncio its asyncio
         client; tasks elsewhere (trio) the blocking client in worker threads.
+        ``link_type`` is the kind of link (the shared limits use their own).
 
         :raises TypeError: for a client of your own of the wrong kind
         """
@@ -223,7 +226,7 @@ class RedisLockBackend:
                 f"a redis.Redis client or a URL, not {type(client).__name__} "
                 "(redis.asyncio clients work only on asyncio)"
             )
-        return RedisLink(
+        return link_type(
             client, self._keys, session, self._where(), owned=owned, mode=mode
         )
 
