@@ -4,7 +4,8 @@ Applications do not need this module. A store gives each manager a
 :class:`StoreSession` whose operations are generators of steps
 (:class:`Call`, :class:`Pause`, :class:`Shielded`): the thread manager
 blocks on them and the task manager awaits them, so a store writes each
-operation once. :func:`run` and :func:`arun` drive steps in a thread or a task.
+operation once. :func:`run` and :func:`arun` drive steps in a thread or a task;
+:class:`TaskBoard` is where tasks sleep until a store wakes a key.
 A session that is also a :class:`SharingSession` extends the managers'
 deadlock detection across processes (:class:`RemoteWait`, :class:`SharedOrder`).
 """
@@ -25,6 +26,7 @@ from cc.locks._store import (
     Shielded,
     Steps,
     StoreSession,
+    TaskBoard,
     arun,
     run,
 )
@@ -32,5 +34,5 @@ from cc.locks._store import (
 __all__ = [
     "AWAIT", "DIRECT", "IN_THREAD", "Call", "LockStore", "Pause", "RemoteHolder",
     "RemoteWait", "Reporter", "SharedOrder", "SharingSession", "Shielded", "Steps",
-    "StoreSession", "arun", "format_site", "run",
+    "StoreSession", "TaskBoard", "arun", "format_site", "run",
 ]  # fmt: skip

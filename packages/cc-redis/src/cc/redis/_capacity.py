@@ -21,8 +21,7 @@ from typing import Any
 import anyio
 
 from cc.locks import LockBackendError, LockLostError, LockTimeoutError
-from cc.locks._store import TaskBoard
-from cc.locks.lowlevel import Pause, RemoteHolder, Steps, arun
+from cc.locks.lowlevel import Pause, RemoteHolder, Steps, TaskBoard, arun
 from cc.primitives.lowlevel import current_task_key, task_name
 from cc.redis._client import RedisLink
 from cc.redis._lease import LeaseSession

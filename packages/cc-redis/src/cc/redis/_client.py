@@ -193,10 +193,10 @@ def _release_args(
 
 
 class RedisLink:
-    """A session's operations on Redis (see :class:`cc.locks._store.StoreLink`).
+    """A session's operations on Redis (see :class:`cc.locks.lowlevel.StoreSession`).
 
     One class for every client: each operation is a generator of steps, and
-    each call to redis-py is a :class:`~cc.locks._store.Call` step that the
+    each call to redis-py is a :class:`~cc.locks.lowlevel.Call` step that the
     manager's driver runs as it must (``mode``): a plain call (threads), an
     await (redis.asyncio), or a call in a worker thread (tasks off asyncio).
     """

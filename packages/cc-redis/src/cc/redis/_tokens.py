@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from cc.locks import LockTimeoutError
-from cc.locks.lowlevel import RemoteHolder, Steps
+from cc.locks.lowlevel import RemoteHolder, RemoteWait, SharedOrder, Steps
 from cc.redis._client import RedisLink, Taken
 from cc.redis._limit_scripts import (
     CAPACITY_INSPECT,
@@ -44,9 +44,14 @@ class TokenLink(RedisLink):
 
     def take(
         self, name: str, token: str, lease_ms: int, holder: str, host: str,
-        pid: int, site: str, queue_ms: int,
+        pid: int, site: str, queue_ms: int, node: str = "", detect: int = 0,
+        wait_ms: int = 0,
     ) -> Steps[Taken]:  # fmt: skip
-        """Take a token of the pool; else queue for ``queue_ms`` (0: do not)."""
+        """Take a token of the pool; else queue for ``queue_ms`` (0: do not).
+
+        A pool has no wait-for graph: ``node``, ``detect`` and ``wait_ms`` (what
+        a lock's take publishes for deadlock detection) are not used.
+        """
         who = f"{holder}{SEP}{host}{SEP}{pid}"
         reply = yield from self.script(
             CAPACITY_TAKE,
@@ -75,8 +80,13 @@ class TokenLink(RedisLink):
         self.seen = "1"
         return [int(r) for r in reply]
 
-    def release(self, names: Sequence[str], tokens: Sequence[str]) -> Steps[list[int]]:
-        """Give the tokens back (or leave the queue): 1 done, 0 no longer held."""
+    def release(
+        self, names: Sequence[str], tokens: Sequence[str], node: str = ""
+    ) -> Steps[list[int]]:
+        """Give the tokens back (or leave the queue): 1 done, 0 no longer held.
+
+        ``node`` (a published wait to drop) is not used: a pool publishes none.
+        """
         for token in tokens:
             self._holders.pop(token, None)
         reply = yield from self.script(
@@ -110,7 +120,14 @@ class TokenRecord:
 
 
 class PoolReporter:
-    """What the lease session may ask of its owner (here: the limiter)."""
+    """What the lease session may ask of its owner (here: the limiter).
+
+    A pool takes part in no lock order and no wait-for graph: nothing is
+    learned or shared (policy "off"), and no cycle is looked for.
+    """
+
+    policy = "off"
+    detect = False
 
     def report(self, key: tuple[str, ...], message: str) -> bool:
         return True  # the session has logged it already
@@ -125,4 +142,16 @@ class PoolReporter:
         return None
 
     def wait_ends(self, holder: Any, record: Any) -> None:
+        return None
+
+    def remote_cycle(
+        self, holder: Any, site: Any, cycle: Sequence[RemoteWait],
+        seen_here_only: bool = False,
+    ) -> RemoteWait:  # fmt: skip
+        raise AssertionError("a token pool publishes no wait, so it has no cycle")
+
+    def local_chain(self, start: int, end: Any) -> list[tuple[Any, str]] | None:
+        return None
+
+    def merge_order(self, edges: Sequence[SharedOrder]) -> None:
         return None
