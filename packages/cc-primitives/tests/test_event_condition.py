@@ -171,7 +171,8 @@ async def test_cancelled_wait_reacquires_lock_before_propagating() -> None:
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(waiter)
-        await anyio.wait_all_tasks_blocked()
+        while cond.statistics().tasks_waiting != 1:  # in wait(), lock given up
+            await checkpoint()
         async with cond:
             tg.cancel_scope.cancel()
             await checkpoint()
