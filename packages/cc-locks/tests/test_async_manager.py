@@ -288,7 +288,9 @@ async def test_one_deadline_covers_the_whole_set(recorded: list[str]) -> None:
         await slow_lock.acquire()
         await rest_lock.acquire()
         held.set()
-        await anyio.sleep(0.1)
+        slow_record = manager.get_lock_info_nowait("slow")
+        while not slow_record.waiters:  # the main task waits for it: let it go
+            await anyio.lowlevel.checkpoint()
         slow_lock.release()
         await done.wait()
         rest_lock.release()
@@ -297,7 +299,7 @@ async def test_one_deadline_covers_the_whole_set(recorded: list[str]) -> None:
         tg.start_soon(other)
         await held.wait()
         with pytest.raises(LockTimeoutError, match="'rest'"):
-            async with manager.acquire("slow", "rest", timeout=0.3):
+            async with manager.acquire("slow", "rest", timeout=1.0):
                 pytest.fail("acquired a held lock")  # pragma: no cover
         done.set()
     # both waits ran under the same absolute deadline
