@@ -227,8 +227,14 @@ async def test_a_waiter_cancelled_then_notified_passes_the_notification_on() -> 
             tg.start_soon(waiter, "second")
             await anyio.wait_all_tasks_blocked()
             doomed.cancel_scope.cancel()
-            async with cond:  # taken at once: the waiters released it
+            # Taken at once, without a checkpoint (the waiters released it):
+            # this task is inside the cancelled scope too, and must notify
+            # before it yields, whatever the checkpoint rule's count.
+            cond.acquire_nowait()
+            try:
                 cond.notify(1)  # to "first", cancelled but not yet resumed
+            finally:
+                cond.release()
         await anyio.wait_all_tasks_blocked()
         assert woken == ["second"]
     assert not cond.locked()
