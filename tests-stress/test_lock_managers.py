@@ -51,6 +51,7 @@ from cc.locks import (
     LockOrderError,
     LockTimeoutError,
 )
+from cc.primitives.lowlevel import checkpoint_due
 
 ORDERED = {f"L{i}": (i + 1) * 10 for i in range(10)}
 THREADS = 16
@@ -348,24 +349,42 @@ async def _task_worker(
         await checkpoint()
 
 
+def _no_checkpoint_for_a_while() -> None:
+    """Spend the thread's checkpoint budget up to its due call, included.
+
+    cc's rule makes every CHECKPOINT_INTERVAL-th call on a thread that does
+    not wait a checkpoint; which call that is depends on everything that ran
+    before. After this, the next CHECKPOINT_INTERVAL - 1 calls are known not
+    to yield.
+    """
+    while not checkpoint_due():
+        pass
+
+
 @pytest.mark.anyio
 async def test_task_timeout_names_the_task_the_lock_was_handed_to(kit: Any) -> None:
     """A lock handed to a waiting task that has not run yet: name that task."""
     manager = AsyncLockManager({"a": 1})
+    ran: list[str] = []
 
     async def next_in_line() -> None:
         async with manager.acquire("a", timeout=None):
-            pass
+            ran.append("next-in-line")
 
     async with anyio.create_task_group() as tg:
         async with manager.acquire("a"):
             tg.start_soon(next_in_line, name="next-in-line")
             while (await manager.get_lock_status())["a"]["waiters"] == 0:
                 await checkpoint()
+            # Neither the release nor the attempt below may be the call that
+            # yields: next-in-line must not run in between.
+            _no_checkpoint_for_a_while()
         # Released: handed to next-in-line, which has not run since.
         with pytest.raises(LockTimeoutError) as caught:
             async with manager.acquire("a", blocking=False):
                 pass
+        assert ran == [], "next-in-line ran before the attempt: nothing was proven"
+    assert ran == ["next-in-line"]
     assert caught.value.holder == "task 'next-in-line'", str(caught.value)
     kit.report.check("a timeout names the task a lock was handed to")
 

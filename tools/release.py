@@ -138,26 +138,45 @@ def _set_version(package: Package, version: str) -> None:
     )
 
 
-def _repin(dependent: Package, released: str, version: str) -> str | None:
-    """Raise ``dependent``'s pin on ``released``; return the new pin if it moved.
+@dataclass(frozen=True)
+class _Pin:
+    """A requirement line of a dependent that a release moved."""
 
-    The meta-package always moves to the new version; another dependent only
+    extra: str  # "" for a dependency, else the extra that names it
+    old: str
+    new: str
+
+    def describe(self) -> str:
+        """Return the new line, with the extra it belongs to (``... [redis]``)."""
+        return f"{self.new} [{self.extra}]" if self.extra else self.new
+
+
+def _repin(dependent: Package, released: str, version: str) -> list[_Pin]:
+    """Raise ``dependent``'s pins on ``released``; return those that moved.
+
+    Every line naming ``released`` moves, a dependency or an extra's
+    (``cc-concurrency[redis]`` pins cc-redis): a pin is a pin, and a stale one
+    in an extra makes the extra uninstallable with the new release. The
+    meta-package always moves to the new version; another dependent only
     when the version falls outside the range it declares.
     """
     pyproject = dependent.path / "pyproject.toml"
     text = pyproject.read_text(encoding="utf-8")
-    for line in dependent.requirements:
+    moved: list[_Pin] = []
+    for extra, line in dependent.pins(extras=True):
         if requirement_name(line) != released:
             continue
         inside = Requirement(line).specifier.contains(Version(version))
         if inside and dependent.dist != META_PACKAGE:
-            return None
+            continue
         new_line = f"{released}{compatible_range(version)}"
         if line == new_line:
-            return None
-        pyproject.write_text(text.replace(f'"{line}"', f'"{new_line}"'), "utf-8")
-        return new_line
-    return None
+            continue
+        text = text.replace(f'"{line}"', f'"{new_line}"')
+        moved.append(_Pin(extra, line, new_line))
+    if moved:
+        pyproject.write_text(text, "utf-8")
+    return moved
 
 
 def _dependent_bump(old_pins: Sequence[str], new_pins: Sequence[str]) -> str:
@@ -233,33 +252,32 @@ def _cascade(
         dependent = packages[name]
         if name in released:
             continue
-        moved: list[tuple[str, str, _Release]] = []
-        for sibling in dependent.siblings(packages):
+        moved: list[tuple[_Pin, _Release]] = []
+        for sibling in dependent.siblings(packages, extras=True):
             if sibling not in released:
                 continue
-            old_pin = next(
-                r for r in dependent.requirements if requirement_name(r) == sibling
-            )
-            new_pin = _repin(dependent, sibling, released[sibling].new)
-            if new_pin is not None:
-                log(f"{name}: {old_pin} -> {new_pin}")
-                moved.append((old_pin, new_pin, released[sibling]))
+            for pin in _repin(dependent, sibling, released[sibling].new):
+                where = f" (extra {pin.extra!r})" if pin.extra else ""
+                log(f"{name}: {pin.old} -> {pin.new}{where}")
+                moved.append((pin, released[sibling]))
         if not moved:
             continue
-        bump = _dependent_bump([m[0] for m in moved], [m[1] for m in moved])
+        bump = _dependent_bump([m[0].old for m in moved], [m[0].new for m in moved])
         if f"{dependent.tag_prefix}{dependent.version}" not in tags:
             bump = dependent.version
         follow = _Release(
             dependent, dependent.version,
             next_version(dependent.version, bump, released=bump in _BUMPS),
-            " (requires " + ", ".join(m[1] for m in moved) + ")",
+            " (requires " + ", ".join(m[0].describe() for m in moved) + ")",
         )  # fmt: skip
         folder = dependent.path / changelog.FRAGMENTS_DIR
         folder.mkdir(exist_ok=True)
-        for _, new_pin, cause in moved:
-            fragment = folder / f"+{cause.package.dist}-{cause.new}.changed.md"
+        for pin, cause in moved:
+            what = f"The `{pin.extra}` extra requires" if pin.extra else "Requires"
+            suffix = f"-{pin.extra}" if pin.extra else ""
+            fragment = folder / f"+{cause.package.dist}-{cause.new}{suffix}.changed.md"
             fragment.write_text(
-                f"Requires `{new_pin}` ({cause.package.dist} {cause.new}).\n",
+                f"{what} `{pin.new}` ({cause.package.dist} {cause.new}).\n",
                 encoding="utf-8",
             )
         released[name] = follow
@@ -267,10 +285,10 @@ def _cascade(
 
 
 def closure_order(packages: dict[str, Package]) -> list[str]:
-    """Return every package, each after the siblings it depends on."""
+    """Return every package, each after the siblings it pins (extras included)."""
     order: list[str] = []
     for name in packages:
-        for needed in closure(name, packages):
+        for needed in closure(name, packages, extras=True):
             if needed not in order:
                 order.append(needed)
     return order

@@ -160,13 +160,36 @@ class Package:
         """Tags of this package's releases are ``<dist>-v<version>``."""
         return f"{self.dist}-v"
 
-    def siblings(self, names: set[str] | dict[str, Package]) -> list[str]:
-        """Return the workspace distributions among this package's dependencies."""
-        return [
-            name
-            for name in (requirement_name(r) for r in self.requirements)
-            if name in names
-        ]
+    def pins(self, *, extras: bool = False) -> list[tuple[str, str]]:
+        """Return ``(extra, requirement)`` for each requirement line.
+
+        ``extra`` is ``""`` for a dependency; with ``extras=True`` the lines
+        of every ``[project.optional-dependencies]`` extra follow, named.
+        """
+        lines = [("", line) for line in self.requirements]
+        if extras:
+            lines += [
+                (extra, line)
+                for extra, requirements in sorted(self.optional.items())
+                for line in requirements
+            ]
+        return lines
+
+    def siblings(
+        self, names: set[str] | dict[str, Package], *, extras: bool = False
+    ) -> list[str]:
+        """Return the workspace distributions among this package's dependencies.
+
+        With ``extras=True``, also those that an extra names
+        (``cc-concurrency[redis]``: cc-redis), once each: what a release of
+        the package pins, as opposed to what installing it brings.
+        """
+        found: list[str] = []
+        for _, line in self.pins(extras=extras):
+            name = requirement_name(line)
+            if name in names and name not in found:
+                found.append(name)
+        return found
 
     def test_extras_valid(self) -> None:
         """Check that every test extra is an extra this package declares."""
@@ -190,14 +213,19 @@ def load_packages(root: Path = ROOT) -> dict[str, Package]:
     return {package.dist: package for package in sorted(found, key=lambda p: p.dist)}
 
 
-def closure(dist: str, packages: dict[str, Package]) -> list[str]:
-    """``dist`` and every sibling it needs, dependencies first."""
+def closure(
+    dist: str, packages: dict[str, Package], *, extras: bool = False
+) -> list[str]:
+    """``dist`` and every sibling it needs, dependencies first.
+
+    With ``extras=True``, siblings named by extras count as needed too.
+    """
     order: list[str] = []
 
     def visit(name: str, path: tuple[str, ...]) -> None:
         if name in path:
             raise WorkspaceError(f"dependency cycle: {' -> '.join((*path, name))}")
-        for sibling in packages[name].siblings(packages):
+        for sibling in packages[name].siblings(packages, extras=extras):
             visit(sibling, (*path, name))
         if name not in order:
             order.append(name)

@@ -96,7 +96,7 @@ def test_a_new_range_releases_every_dependent_whose_pin_moves(repo: Path) -> Non
     tags = release.prepare(repo, "cc-primitives", "minor", date="2026-01-02")
     packages = workspace.load_packages(repo)
     # Every dependent's range <0.2 excluded 0.2.0: each moves to a new minor,
-    # the meta-package last (it depends on all of them).
+    # the meta-package last (it pins all of them, cc-redis in its extra).
     assert tags[0] == "cc-primitives-v0.2.0"
     assert tags[-1] == "cc-concurrency-v0.2.0"
     assert sorted(tags) == sorted(
@@ -104,10 +104,30 @@ def test_a_new_range_releases_every_dependent_whose_pin_moves(repo: Path) -> Non
         for dist, package in packages.items()
         if dist == "cc-primitives" or "cc-primitives" in package.siblings(packages)
     )
-    for dist in packages:
-        for line in packages[dist].requirements:
-            if line.startswith("cc-primitives"):
-                assert line == "cc-primitives>=0.2.0,<0.3", (dist, line)
+    released = {tag.rsplit("-v", 1)[0] for tag in tags}
+    for dist, package in packages.items():
+        for _, line in package.pins(extras=True):
+            if workspace.requirement_name(line) in released:
+                assert line.endswith(">=0.2.0,<0.3"), (dist, line)
+    # An extra's pin is a pin: cc-concurrency[redis] must install with the
+    # cc-redis released alongside, not the 0.1 line that excludes cc-primitives 0.2.
+    assert packages["cc-concurrency"].optional["redis"] == ("cc-redis>=0.2.0,<0.3",)
+    meta_log = (repo / "packages/cc-concurrency/CHANGELOG.md").read_text()
+    assert "The `redis` extra requires `cc-redis>=0.2.0,<0.3` (cc-redis 0.2.0)." in (
+        meta_log
+    )
+
+
+def test_a_release_of_a_sibling_named_by_an_extra_moves_the_meta_package(
+    repo: Path,
+) -> None:
+    _change(repo, "cc-redis")
+    tags = release.prepare(repo, "cc-redis", "patch", date="2026-01-02")
+    assert tags == ["cc-redis-v0.1.1", "cc-concurrency-v0.1.1"]
+    packages = workspace.load_packages(repo)
+    assert packages["cc-concurrency"].optional["redis"] == ("cc-redis>=0.1.1,<0.2",)
+    assert "cc-redis" not in packages["cc-concurrency"].siblings(packages)
+    assert _git(repo, "status", "--porcelain") == ""
 
 
 def test_prepare_refuses_a_dirty_tree_and_missing_notes(repo: Path) -> None:

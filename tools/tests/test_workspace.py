@@ -25,12 +25,23 @@ def test_the_install_script_reads_the_same_list() -> None:
     assert "apt-get install" in script
 
 
-def test_the_meta_package_needs_every_sibling_first() -> None:
-    order = workspace.closure(workspace.META_PACKAGE, PACKAGES)
+@pytest.mark.parametrize("extras", [False, True], ids=["installed", "pinned"])
+def test_the_meta_package_needs_every_sibling_first(extras: bool) -> None:
+    order = workspace.closure(workspace.META_PACKAGE, PACKAGES, extras=extras)
     assert order[-1] == workspace.META_PACKAGE
     for position, name in enumerate(order):
-        for sibling in PACKAGES[name].siblings(PACKAGES):
+        for sibling in PACKAGES[name].siblings(PACKAGES, extras=extras):
             assert order.index(sibling) < position
+    # Installing the meta-package brings no extra; releasing it pins them too.
+    assert ("cc-redis" in order) is extras
+
+
+def test_pins_list_dependencies_then_each_extra(tmp_path: Path) -> None:
+    package = workspace.Package.load(_package(tmp_path, ""))
+    assert package.pins() == []
+    assert package.pins(extras=True) == [("redis", "redis")]
+    assert package.siblings({"redis"}) == []
+    assert package.siblings({"redis"}, extras=True) == ["redis"]
 
 
 def _package(tmp_path: Path, tests_table: str) -> Path:

@@ -15,6 +15,12 @@ from cc.core_helpers import AsyncMap, ValidationError, async_map
 
 pytestmark = pytest.mark.anyio
 
+# A call that must still be running when the test cancels it sleeps forever:
+# no delay, however long, is safe on a loaded machine. Deadlines below are
+# hang guards only, far above what any run needs (and below pytest's timeout).
+FOREVER = math.inf
+HANG_GUARD = 30.0
+
 
 class Calls:
     """An async function to map that records what happens to every call.
@@ -62,7 +68,7 @@ class Calls:
 
 
 async def wait_until(predicate: Callable[[], bool]) -> None:
-    with anyio.fail_after(5):
+    with anyio.fail_after(HANG_GUARD):
         while not predicate():
             await anyio.lowlevel.checkpoint()
 
@@ -130,7 +136,7 @@ async def test_awaited_limit_caps_the_calls_in_flight(limit: int) -> None:
         # Before releasing call k, exactly `limit` calls (or all that are
         # left) are in flight: never more, and the pool keeps up.
         for k in range(count):
-            with anyio.fail_after(5):
+            with anyio.fail_after(HANG_GUARD):
                 while not (
                     len(calls.finished) == k
                     and len(calls.started) == min(k + limit, count)
@@ -139,7 +145,7 @@ async def test_awaited_limit_caps_the_calls_in_flight(limit: int) -> None:
             assert calls.now == min(limit, count - k)
             gates[k].set()
 
-    with anyio.fail_after(10):
+    with anyio.fail_after(HANG_GUARD):
         async with anyio.create_task_group() as tg:
             tg.start_soon(release_in_order)
             results = await async_map(calls, range(count), limit=limit)
@@ -167,7 +173,7 @@ async def test_awaited_keeps_limit_calls_in_flight_all_the_time() -> None:
             others_done.set()
         return n
 
-    with anyio.fail_after(5):
+    with anyio.fail_after(HANG_GUARD):
         assert await async_map(call, range(20), limit=3) == list(range(20))
     assert finished[-1] == 0
 
@@ -257,7 +263,7 @@ async def test_breaking_out_early_leaves_nothing_running() -> None:
     assert calls.now == 0
     assert calls.cancelled == []
     assert source.taken == 5
-    with anyio.fail_after(5):
+    with anyio.fail_after(HANG_GUARD):
         await anyio.sleep(0.001)
 
 
@@ -315,7 +321,7 @@ async def test_next_without_aiter() -> None:
 async def test_awaited_failure_cancels_calls_in_flight_and_propagates_as_itself() -> (
     None
 ):
-    calls = Calls({n: 10 for n in range(5)} | {2: 0})
+    calls = Calls({n: FOREVER for n in range(5)} | {2: 0})
     boom = ValueError("boom")
     calls.fail_on[2] = boom
     calls.wait_until[2] = lambda: len(calls.started) == 5
@@ -328,7 +334,7 @@ async def test_awaited_failure_cancels_calls_in_flight_and_propagates_as_itself(
 
 
 async def test_iterated_failure_cancels_the_window_and_ends_the_iteration() -> None:
-    calls = Calls({4: 10, 5: 0})
+    calls = Calls({4: FOREVER, 5: 0})
     calls.fail_on[5] = KeyError("five")
     calls.wait_until[5] = lambda: 3 in calls.finished
     results = async_map(calls, range(20), limit=3)
@@ -399,7 +405,7 @@ async def test_a_failing_source_propagates_even_with_return_exceptions() -> None
 
 
 async def test_cancelling_the_caller_cancels_the_calls() -> None:
-    calls = Calls({n: 10 for n in range(10)})
+    calls = Calls(dict.fromkeys(range(10), FOREVER))
     with anyio.CancelScope() as scope:
         async with anyio.create_task_group() as tg:
             tg.start_soon(cancel_once, scope, lambda: len(calls.started) == 4)
@@ -410,7 +416,7 @@ async def test_cancelling_the_caller_cancels_the_calls() -> None:
 
 
 async def test_cancelled_iteration_is_over() -> None:
-    calls = Calls({n: 10 for n in range(10)})
+    calls = Calls(dict.fromkeys(range(10), FOREVER))
     results = async_map(calls, range(10), limit=2)
     with anyio.CancelScope() as scope:
         async with anyio.create_task_group() as tg:

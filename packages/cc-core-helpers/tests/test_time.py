@@ -13,6 +13,7 @@ import anyio.lowlevel
 import pytest
 
 from cc.core_helpers import ValidationError, async_sleep, async_wait_for
+from cc.primitives.lowlevel import CHECKPOINT_INTERVAL, checkpoint_due
 
 pytestmark = pytest.mark.anyio
 
@@ -238,8 +239,26 @@ async def test_closing_a_suspended_caller_closes_the_work() -> None:
             raise
 
     # Drive the caller by hand and close it while it waits, as happens to a
-    # coroutine that is garbage collected.
+    # coroutine that is garbage collected. Spend the thread's checkpoint
+    # budget up to its due call first, so that the caller runs straight into
+    # the work (on the rule's checkpoint it would stop before starting it).
+    while not checkpoint_due():
+        pass
     caller = async_wait_for(waits(), 5)
     caller.send(None)
     caller.close()
     assert closed
+
+    # And closed on the rule's checkpoint, before the work started: the
+    # work is closed too (never awaited, and never a warning about it).
+    while not checkpoint_due():
+        pass
+    for _ in range(CHECKPOINT_INTERVAL - 1):
+        checkpoint_due()
+    closed = False
+    work = waits()
+    caller = async_wait_for(work, 5)
+    caller.send(None)
+    caller.close()
+    assert inspect.getcoroutinestate(work) == inspect.CORO_CLOSED
+    assert not closed  # closed before it ever ran

@@ -91,10 +91,19 @@ class MemoryStore:
                     results.append(1)
                 else:
                     results.append(0 if entry is None else -1)
+        return results
+
+    def wake(self, names: Sequence[str]) -> None:
+        """Wake the waiters of ``names`` in every session.
+
+        Called by the sessions' steps after a release, never inside a
+        :class:`Call`: a task manager's board belongs to its event loop, and
+        an ``IN_THREAD`` call runs in a worker thread (trio refuses to set an
+        event from there, asyncio would not wake its loop).
+        """
         for board in list(self.boards):
             for name in names:
                 board.wake(name)
-        return results
 
     def inspect(self, names: Sequence[str]) -> list[RemoteHolder | None]:
         self.check()
@@ -183,7 +192,9 @@ class MemorySession:
         ]
 
     def _release(self, names: Sequence[str], tokens: Sequence[str]) -> Steps[list[int]]:
-        return (yield self.call(self.store.release, names, tokens))
+        results: list[int] = yield self.call(self.store.release, names, tokens)
+        self.store.wake(names)
+        return results
 
     def lease(self, name: str) -> Lease | None:
         return self.held.get(name)

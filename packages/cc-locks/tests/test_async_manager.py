@@ -22,6 +22,7 @@ from cc.locks import (
     get_async_lock_manager,
 )
 from cc.primitives import ConcurrencyError, Lock
+from cc.primitives.lowlevel import CHECKPOINT_INTERVAL, checkpoint_due
 
 pytestmark = pytest.mark.anyio
 
@@ -240,6 +241,38 @@ async def test_timeout_names_the_lock_and_its_holder() -> None:
     assert stats.timeouts == 1 and stats.acquisitions == 1
 
 
+async def test_a_task_the_status_names_as_waiting_is_in_line() -> None:
+    """Once a task shows among the waiters, a release hands it the lock.
+
+    The manager applies cc's checkpoint rule once per acquisition; its own
+    local lock used to apply it again where the task starts to wait, so when
+    the rule fell due just there the task showed as waiting but was not in
+    line yet, and a release let a newcomer take the lock. The budget is set
+    here so that the due call would be exactly the waiter's wait.
+    """
+    manager = AsyncLockManager({"a": 1})
+    record = manager.get_lock_info_nowait("a")
+    lock = await manager.get_lock("a")
+    got: list[str] = []
+
+    async def waiter() -> None:
+        async with manager.acquire("a", timeout=None):
+            got.append("waiter")
+
+    async with anyio.create_task_group() as tg:
+        async with manager.acquire("a"):
+            tg.start_soon(waiter, name="waiter")
+            while not checkpoint_due():  # spend up to the due call...
+                pass
+            for _ in range(CHECKPOINT_INTERVAL - 2):  # ...and all but two more:
+                checkpoint_due()  # the waiter's acquire(), then its wait
+            while not record.waiters:  # no cc call here: nothing spent
+                await anyio.lowlevel.checkpoint()
+        # Released: handed to the waiter (a try that spends nothing).
+        assert not lock.acquire_nowait(), "a newcomer barged past the waiter"
+    assert got == ["waiter"]
+
+
 async def test_one_deadline_covers_the_whole_set(recorded: list[str]) -> None:
     manager = AsyncLockManager()
     slow = RecordingLock("slow", recorded)
@@ -255,7 +288,9 @@ async def test_one_deadline_covers_the_whole_set(recorded: list[str]) -> None:
         await slow_lock.acquire()
         await rest_lock.acquire()
         held.set()
-        await anyio.sleep(0.1)
+        slow_record = manager.get_lock_info_nowait("slow")
+        while not slow_record.waiters:  # the main task waits for it: let it go
+            await anyio.lowlevel.checkpoint()
         slow_lock.release()
         await done.wait()
         rest_lock.release()
@@ -264,7 +299,7 @@ async def test_one_deadline_covers_the_whole_set(recorded: list[str]) -> None:
         tg.start_soon(other)
         await held.wait()
         with pytest.raises(LockTimeoutError, match="'rest'"):
-            async with manager.acquire("slow", "rest", timeout=0.3):
+            async with manager.acquire("slow", "rest", timeout=1.0):
                 pytest.fail("acquired a held lock")  # pragma: no cover
         done.set()
     # both waits ran under the same absolute deadline

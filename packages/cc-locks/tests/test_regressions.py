@@ -11,6 +11,7 @@ import pytest
 from anyio.lowlevel import checkpoint
 
 from cc.locks import AsyncLockManager, LockManager, LockTimeoutError
+from cc.primitives.lowlevel import checkpoint_due
 
 
 @pytest.mark.parametrize("how", ["manager.acquire", "ManagedLock.acquire"])
@@ -54,6 +55,11 @@ async def test_timeout_names_the_task_a_lock_was_handed_to() -> None:
             tg.start_soon(next_in_line, name="next-in-line")
             while (await manager.get_lock_status())["a"]["waiters"] == 0:
                 await checkpoint()
+            # Neither the release nor the attempt below may be the checkpoint
+            # rule's due call (next-in-line would run in between): spend the
+            # thread's budget up to that call.
+            while not checkpoint_due():
+                pass
         # released: handed to next-in-line, which has not run yet
         with pytest.raises(LockTimeoutError) as caught:
             async with manager.acquire("a", blocking=False):

@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import pytest
 
 from cc.locks import (
@@ -208,11 +209,21 @@ async def test_tasks_share_locks_through_the_store(store: MemoryStore) -> None:
                     pass  # pragma: no cover
             status = (await second.get_lock_status())["a"]
             assert status["owner"] == "task 'holder' (pid 1 on memory)"
-            tg.start_soon(lambda: anyio.sleep(0.02))
+            got: list[bool] = []
+
+            async def take() -> None:
+                async with second.acquire("b", "a", timeout=JOIN):
+                    assert second.lease("b").fencing_token > 0
+                    got.append((await second.get_lock_status())["a"]["held_here"])
+
+            tg.start_soon(take, name="taker")
+            # The taker sleeps on its manager's board when the holder lets go:
+            # the release (in a worker thread with IN_THREAD) must wake it
+            # from the task that released, on that task's event loop.
+            while not (await second.get_lock_status())["a"]["waiting"]:
+                await anyio.lowlevel.checkpoint()
             let_go.set()
-            async with second.acquire("b", "a", timeout=JOIN):
-                assert second.lease("b").fencing_token > 0
-                assert (await second.get_lock_status())["a"]["held_here"]
+        assert got == [True]
         assert second.statistics()["a"].timeouts == 2
 
 

@@ -349,25 +349,27 @@ def test_timeout_names_the_lock_and_its_holder(start_thread: Any) -> None:
     assert manager.statistics()["a"].timeouts == 1
 
 
-def test_one_deadline_covers_the_whole_set() -> None:
+def test_one_deadline_covers_the_whole_set(wait_until: Any) -> None:
     log: list[str] = []
     manager = LockManager()
     slow = RecordingLock("slow", log)
     rest = RecordingLock("rest", log)
     manager.register_lock("slow", 1, lock=slow)  # type: ignore[arg-type]
     manager.register_lock("rest", 2, lock=rest)  # type: ignore[arg-type]
-    # Another thread holds "slow" for 0.1 s and "rest" throughout.
+    # Another thread holds "slow" until the main thread waits for it, and
+    # "rest" throughout.
     held = threading.Event()
     done = threading.Event()
-    held_at: list[float] = []
+    released_at: list[float] = []
 
     def other() -> None:
         slow_lock, rest_lock = manager.get_lock("slow"), manager.get_lock("rest")
         slow_lock.acquire()
         rest_lock.acquire()
-        held_at.append(time.monotonic())
         held.set()
-        time.sleep(0.1)
+        wait_until(lambda: manager.get_lock_info("slow").waiters == 1)
+        time.sleep(0.1)  # part of the one deadline goes by
+        released_at.append(time.monotonic())
         slow_lock.release()
         assert done.wait(10)
         rest_lock.release()
@@ -389,10 +391,10 @@ def test_one_deadline_covers_the_whole_set() -> None:
     # The wait for "rest" got only what was left of the one deadline.
     main_waits = [slow.timeouts[-1], rest.timeouts[-1]]
     assert main_waits[0] <= 0.5
-    # "rest" was asked for only once "slow" came free, at least 0.1 s after
-    # held_at: whatever the scheduling delays, its wait is bounded by what was
-    # left of the one deadline at that point.
-    left_at_best = 0.5 - (held_at[0] + 0.1 - asked_at)
+    # "rest" was asked for only once "slow" came free: whatever the
+    # scheduling delays, its wait is bounded by what was left of the one
+    # deadline at that point.
+    left_at_best = 0.5 - (released_at[0] - asked_at)
     assert main_waits[1] <= left_at_best + 0.005
 
 

@@ -171,7 +171,8 @@ async def test_cancelled_wait_reacquires_lock_before_propagating() -> None:
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(waiter)
-        await anyio.wait_all_tasks_blocked()
+        while cond.statistics().tasks_waiting != 1:  # in wait(), lock given up
+            await checkpoint()
         async with cond:
             tg.cancel_scope.cancel()
             await checkpoint()
@@ -226,8 +227,14 @@ async def test_a_waiter_cancelled_then_notified_passes_the_notification_on() -> 
             tg.start_soon(waiter, "second")
             await anyio.wait_all_tasks_blocked()
             doomed.cancel_scope.cancel()
-            async with cond:  # taken at once: the waiters released it
+            # Taken at once, without a checkpoint (the waiters released it):
+            # this task is inside the cancelled scope too, and must notify
+            # before it yields, whatever the checkpoint rule's count.
+            cond.acquire_nowait()
+            try:
                 cond.notify(1)  # to "first", cancelled but not yet resumed
+            finally:
+                cond.release()
         await anyio.wait_all_tasks_blocked()
         assert woken == ["second"]
     assert not cond.locked()

@@ -1,13 +1,35 @@
+"""RateLimiter: validation, the exact sliding window, first-in first-out waiters.
+
+Every async test runs on asyncio and trio with a virtual clock (the
+``virtual_time_backend`` fixture of the root conftest): the clock stands
+still while a task runs and jumps to the next timer when all wait, so each
+bound below is checked exactly, however loaded the machine is.
+"""
+
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import Any
 
 import anyio
+import anyio.lowlevel
 import pytest
 
 from cc.primitives import RateLimiter
 
 pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend(virtual_time_backend: Any) -> Any:
+    return virtual_time_backend
+
+
+async def until(predicate: Callable[[], bool]) -> None:
+    """Let other tasks run until ``predicate()`` holds (no time passes)."""
+    while not predicate():
+        await anyio.lowlevel.checkpoint()
 
 
 @pytest.mark.parametrize(
@@ -75,12 +97,12 @@ async def test_burst_up_to_rate_then_waits_for_the_window() -> None:
     start = anyio.current_time()
     for _ in range(5):
         await limiter.acquire()
-    assert anyio.current_time() - start < 0.1  # the burst did not wait
+    assert anyio.current_time() == start  # the burst did not wait at all
     assert not limiter.has_capacity()
     assert not limiter.try_acquire()
     await limiter.acquire()
-    # the sixth waited until the first left the window
-    assert anyio.current_time() - start >= 0.2 * 0.99
+    # the sixth waited exactly until the first left the window
+    assert anyio.current_time() - start == pytest.approx(0.2)
     assert limiter.statistics().total_acquired == 6
 
 
@@ -100,10 +122,16 @@ async def test_never_more_than_rate_in_any_window() -> None:
             tg.start_soon(worker)
     assert len(stamps) == 30
     observed = sorted(stamps)
-    # The (k*rate)-th acquisition cannot happen before began + k * period:
-    # the exact bound, robust to scheduling delays on a loaded machine.
-    for k in range(1, 3):
-        assert observed[k * rate] - began >= k * period * 0.99, (k, observed)
+    # No window of `period` holds more than `rate`: any rate+1 acquisitions
+    # in a row span a full period (exactly, on the virtual clock)...
+    for first, last in zip(observed, observed[rate:], strict=False):
+        assert last - first >= period - 1e-9, observed
+    # ...and the limiter wastes none: the k-th batch of `rate` goes through
+    # exactly k periods after the start.
+    for k in range(3):
+        assert observed[k * rate : (k + 1) * rate] == pytest.approx(
+            [began + k * period] * rate
+        )
     assert limiter.statistics().total_acquired == 30
 
 
@@ -140,15 +168,15 @@ async def test_amount_waits_for_enough_old_acquisitions_to_expire() -> None:
     await anyio.sleep(0.03)
     await limiter.acquire(2)
     start = anyio.current_time()
-    await limiter.acquire(2)  # needs both the 1 (at 0.1) and the 2 (at 0.13)
+    await limiter.acquire(2)  # needs both the 1 (made at 0) and the 2 (at 0.03)
     waited = anyio.current_time() - start
-    assert waited >= 0.09  # until the second entry leaves, 0.1 after it was made
+    assert waited == pytest.approx(0.1)  # until the 2 leaves, 0.1 after it was made
 
 
 async def test_waiters_are_fifo() -> None:
-    # the window stays full for 0.2 s (plenty, even on a loaded machine),
+    # the window stays full while the waiters queue up (no time passes),
     # then frees all at once: the queue alone decides the order
-    limiter = RateLimiter(5, period=0.2)
+    limiter = RateLimiter(5, period=60)
     await limiter.acquire(5)
     order: list[int] = []
 
@@ -159,15 +187,15 @@ async def test_waiters_are_fifo() -> None:
     async with anyio.create_task_group() as tg:
         for n in range(5):
             tg.start_soon(worker, n)
-            await anyio.wait_all_tasks_blocked()
-        assert limiter.statistics().tasks_waiting == 5
+            await until(lambda n=n: limiter.statistics().tasks_waiting == n + 1)
+        assert anyio.current_time() < 60
         # a newcomer cannot jump the queue, even with try_acquire
         assert not limiter.try_acquire()
     assert order == [0, 1, 2, 3, 4]
 
 
 async def test_cancelled_waiter_consumes_nothing_and_unblocks_the_queue() -> None:
-    limiter = RateLimiter(1, period=0.05)
+    limiter = RateLimiter(1, period=60)
     await limiter.acquire()
     total_before = limiter.statistics().total_acquired
     done: list[str] = []
@@ -185,10 +213,10 @@ async def test_cancelled_waiter_consumes_nothing_and_unblocks_the_queue() -> Non
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(cancellable_head)
-        await anyio.wait_all_tasks_blocked()
+        await until(lambda: limiter.statistics().tasks_waiting == 1)
         tg.start_soon(second)
-        await anyio.wait_all_tasks_blocked()
-        assert limiter.statistics().tasks_waiting == 2
+        await until(lambda: limiter.statistics().tasks_waiting == 2)
+        assert anyio.current_time() < 60  # the window is still full
         scopes[0].cancel()  # the head leaves; the second becomes the head
     assert done == ["second"]
     assert limiter.statistics().total_acquired == total_before + 1

@@ -112,8 +112,10 @@ async def test_token_handed_to_cancelled_waiter_is_returned() -> None:
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(waiter)
-        await anyio.sleep(0.01)
+        while sem.statistics().tasks_waiting != 1:  # parked, not just started
+            await checkpoint()
         sem.release()  # hands the token to the waiter
+        assert sem.value == 0  # handed over, not put back
         scope_box[0].cancel()
     assert sem.value == 1
     assert sem.statistics().tasks_waiting == 0

@@ -12,6 +12,7 @@ import anyio
 import pytest
 from anyio.lowlevel import checkpoint
 
+from cc.primitives.lowlevel import CHECKPOINT_INTERVAL, checkpoint_due
 from cc.queues import BoundedQueue, QueueConfig, QueueStateError, QueueStatus, WorkQueue
 
 pytestmark = pytest.mark.anyio
@@ -153,17 +154,31 @@ async def test_a_sync_error_handler_stops_the_workers_with_one_type_error(
 
 
 async def test_process_with_a_sync_worker_func_raises_one_type_error() -> None:
-    sync = SyncWork()
-    queue = WorkQueue[int](maxsize=8, concurrency_limit=4, rate_limit=100)
-    with pytest.raises(TypeError, match=r"\bworker_func\b"):
-        async with queue:
-            await queue.process(sync)  # type: ignore[arg-type]
-            for item in range(6):
-                await queue.put(item)
-            await queue.join()
-    assert sync.calls == [0]
-    assert sorted(queue.unprocessed) == list(range(1, queue.metrics["enqueued"]))
-    assert queue.metrics["errors"] == 1
+    # Where cc's checkpoint rule falls decides which worker's start-rate turn
+    # comes first; on one offset a worker's turn came just after another's
+    # misuse had stopped the work, and it called the function again (a second
+    # TypeError). So: every offset of the thread's budget, one by one.
+    for offset in range(CHECKPOINT_INTERVAL):
+        while not checkpoint_due():
+            pass
+        for _ in range(offset):
+            checkpoint_due()
+        sync = SyncWork()
+        queue = WorkQueue[int](maxsize=8, concurrency_limit=4, rate_limit=100)
+        with pytest.raises(TypeError, match=r"\bworker_func\b"):
+            async with queue:
+                await queue.process(sync)  # type: ignore[arg-type]
+                for item in range(6):
+                    await queue.put(item)
+                await queue.join()
+        # One call, then the work stopped: a worker whose item waited for its
+        # start-rate turn meanwhile hands it back untouched (whichever
+        # worker's turn came first made the one call).
+        assert len(sync.calls) == 1, (offset, sync.calls)
+        enqueued = range(queue.metrics["enqueued"])
+        expected = [i for i in enqueued if i not in sync.calls]
+        assert sorted(queue.unprocessed) == expected, offset
+        assert queue.metrics["errors"] == 1, offset
 
 
 @pytest.mark.parametrize("misuse", ["worker_func", "error_handler"])

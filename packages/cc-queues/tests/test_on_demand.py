@@ -1,4 +1,10 @@
-"""Workers on demand: they start as items wait, up to the cap, and retire when idle."""
+"""Workers on demand: they start as items wait, up to the cap, and retire when idle.
+
+Idle periods are timers: every test runs on asyncio and trio with a virtual
+clock (the root conftest's ``virtual_time_backend``), which moves only when
+every task waits, so "idle now, not retired yet" and "retired after the idle
+period" hold exactly, however loaded the machine is.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +18,11 @@ from anyio.lowlevel import checkpoint
 from cc.queues import BoundedQueue, WorkQueue
 
 pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend(virtual_time_backend: Any) -> Any:
+    return virtual_time_backend
 
 
 async def settle(rounds: int = 20) -> None:

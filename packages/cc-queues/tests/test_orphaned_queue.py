@@ -8,7 +8,7 @@ every item it did not process.
 from __future__ import annotations
 
 import logging
-from typing import Any
+import sys
 
 import anyio
 import pytest
@@ -133,16 +133,22 @@ async def test_the_warning_names_the_class_and_uses_the_public_logger(
     assert "BoundedQueue" not in message
 
 
+# Bare tasks exist on asyncio only: this test runs on its loops, not on trio.
+_ASYNCIO_BACKENDS = [pytest.param(("asyncio", {}), id="asyncio")]
+if sys.platform != "win32":  # uvloop does not exist on Windows
+    _ASYNCIO_BACKENDS.append(
+        pytest.param(("asyncio", {"use_uvloop": True}), id="asyncio+uvloop")
+    )
+
+
+@pytest.mark.parametrize("anyio_backend", _ASYNCIO_BACKENDS)
 async def test_the_supervisor_notices_a_bare_asyncio_host(
-    anyio_backend: Any, caplog: pytest.LogCaptureFixture
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     # A host outside any anyio task group (a bare asyncio task, as web
     # frameworks create for requests): the backend does not cancel the
     # workers, so the queue's supervisor notices, within its watch period,
     # with nobody calling the queue.
-    name, _ = anyio_backend
-    if name != "asyncio":
-        pytest.skip("bare tasks exist on asyncio only")
     import asyncio
 
     caplog.set_level(logging.WARNING, logger="cc.queues")

@@ -163,7 +163,12 @@ class AsyncLockManager(ManagerBase[AsyncLockInfo]):
 
     def _new_record(self, *entry: Any) -> AsyncLockInfo:
         name, order, description, lock, long_hold = entry
-        raw = Lock() if lock is None else lock
+        # The manager applies cc's checkpoint rule itself, once per operation
+        # (before it takes anything); its own local locks must not apply it
+        # again where a task starts to wait: a checkpoint there would let the
+        # lock go to another task while the status already names this one
+        # among the waiters, and would spend the budget twice.
+        raw = Lock(fast_acquire=True) if lock is None else lock
         record = AsyncLockInfo(name, order, description, raw, long_hold)
         record.set_handle(AsyncManagedLock(self, record))
         return record

@@ -11,7 +11,7 @@ from typing import Any, Generic, TypeVar
 from cc.primitives import RateLimiter
 from cc.queues._bounded import BoundedQueue
 from cc.queues._pool import Brief, ErrorHandler, WorkerFunc
-from cc.queues._validation import NotAwaitableError
+from cc.queues._validation import NotAwaitableError, NotStartedError
 
 __all__ = ["BatchState", "BatchSummary", "ProgressCallback", "feed", "rate_limited"]
 
@@ -125,13 +125,20 @@ class BatchState(Generic[T, R]):
 
 
 def rate_limited(
-    window: RateLimiter, worker_func: WorkerFunc[T]
+    window: RateLimiter, worker_func: WorkerFunc[T], may_start: Callable[[], bool]
 ) -> Callable[[T], Awaitable[Any]]:
-    """Wrap ``worker_func`` so that each call first waits for its turn."""
+    """Wrap ``worker_func`` so that each call first waits for its turn.
+
+    When the turn comes, ``may_start()`` says whether the work still goes on:
+    if not (a misuse stopped it while the item waited), the item is not
+    started and :class:`NotStartedError` hands it back.
+    """
 
     @functools.wraps(worker_func)
     async def wait_then_work(item: T) -> Any:
         await window.acquire()
+        if not may_start():
+            raise NotStartedError
         return await worker_func(item)
 
     return wait_then_work

@@ -30,7 +30,7 @@ from anyio.abc import TaskGroup
 from cc.primitives.lowlevel import checkpoint, checkpoint_due
 from cc.queues._buffer import CLOSED, Buffer
 from cc.queues._status import QueueStatus
-from cc.queues._validation import NotAwaitableError
+from cc.queues._validation import NotAwaitableError, NotStartedError
 
 __all__ = ["NO_HOST", "Brief", "Crew", "ErrorHandler", "Pool", "WorkerFunc"]
 
@@ -204,6 +204,10 @@ class Pool(Buffer[T]):
                 self._workers_gone = None
                 gone.set()
 
+    def _unfailed(self) -> bool:
+        """Whether no misuse has stopped the work (new items may start)."""
+        return self._failure is None
+
     def _fail(self, misuse: NotAwaitableError) -> TypeError:
         """Stop the work after a misuse: take no new item, refuse new ones.
 
@@ -237,6 +241,11 @@ class Pool(Buffer[T]):
             item = self._take()
             try:
                 await worker_func(item)
+            except NotStartedError:
+                # Another worker's misuse stopped the work while this item
+                # waited for its start-rate turn: handed back, untouched.
+                self._interrupted.append(item)
+                return
             except Exception as exc:
                 self._errors += 1
                 try:

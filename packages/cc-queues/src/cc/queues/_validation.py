@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 __all__ = [
     "NotAwaitableError",
+    "NotStartedError",
     "brief",
     "check_async_callable",
     "check_bool",
@@ -125,6 +126,14 @@ class NotAwaitableError(TypeError):
     Raised by the adapter of :func:`check_async_callable`. It is a misuse of
     the API, not a failure of one item, so the queue's workers never report
     it to an error handler: they stop the work and raise it to the caller.
+    """
+
+
+class NotStartedError(Exception):
+    """An item's turn came after the work was stopped by a misuse: hand it back.
+
+    Raised by the start-rate wrapper of a :class:`WorkQueue` (before the
+    worker function is called, so the item is untouched); never seen by users.
     """
 
 

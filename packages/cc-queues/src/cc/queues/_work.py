@@ -264,7 +264,7 @@ class WorkQueue(QueueBase[T]):
         if error_handler is not None:
             error_handler = check_async_callable("error_handler", error_handler)
         if self._window is not None:
-            worker_func = rate_limited(self._window, worker_func)
+            worker_func = rate_limited(self._window, worker_func, self._unfailed)
         if checkpoint_due():  # the toolkit's one checkpoint rule
             await checkpoint()
         if not self._running():
