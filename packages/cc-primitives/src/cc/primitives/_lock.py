@@ -83,7 +83,7 @@ class Lock:
         return f"<{type(self).__name__} {state} waiting={self._waiters.parked}>"
 
     async def __aenter__(self) -> None:
-        if self._due():
+        if next(self._due):
             self._due = await take_checkpoint(self._due)
         task = current_task_key()
         if self._owner is None:  # the common case, without a call

@@ -98,7 +98,7 @@ class Semaphore:
         )
 
     async def __aenter__(self: _S) -> _S:
-        if self._due():
+        if next(self._due):
             self._due = await take_checkpoint(self._due)
         if self._value > 0:
             self._value -= 1
