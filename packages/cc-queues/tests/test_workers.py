@@ -12,6 +12,7 @@ import anyio
 import pytest
 from anyio.lowlevel import checkpoint
 
+from cc.primitives.lowlevel import CHECKPOINT_INTERVAL
 from cc.queues import BoundedQueue, QueueStateError, QueueStatus
 
 if sys.version_info < (3, 11):  # pragma: no cover - depends on the Python
@@ -471,7 +472,7 @@ async def test_a_worker_that_feeds_its_own_queue_does_not_starve_others() -> Non
         await queue.put(0)
         await queue.join()
         assert queue.metrics["processed"] == 2001
-        assert ticks - before >= 2000 // 64  # the chain yielded regularly
+        assert ticks - before >= 2000 // CHECKPOINT_INTERVAL  # the chain yielded regularly
         tg.cancel_scope.cancel()
 
 
