@@ -101,8 +101,12 @@ class Holder:
 
     def ceiling(self) -> float:
         """Return the highest declared order held, or ``-inf``."""
-        orders = [r._order for r in self.stack if r._order is not None]
-        return max(orders, default=-math.inf)
+        highest = -math.inf  # a plain loop: no list, no extra frame
+        for record in self.stack:
+            order = record._order
+            if order is not None and order > highest:
+                highest = order
+        return highest
 
 
 def thread_holder() -> Holder:
