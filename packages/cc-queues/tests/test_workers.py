@@ -472,7 +472,8 @@ async def test_a_worker_that_feeds_its_own_queue_does_not_starve_others() -> Non
         await queue.put(0)
         await queue.join()
         assert queue.metrics["processed"] == 2001
-        assert ticks - before >= 2000 // CHECKPOINT_INTERVAL  # the chain yielded regularly
+        # the chain yielded regularly
+        assert ticks - before >= 2000 // CHECKPOINT_INTERVAL
         tg.cancel_scope.cancel()
 
 

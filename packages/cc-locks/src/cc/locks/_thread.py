@@ -322,9 +322,10 @@ class LockManager(ManagerBase[LockInfo]):
         ``None``: the calling thread, which must hold the first of them.
         """
         if holder is None:
-            holder = getattr(self._local, "holder", None)
-            if holder is None or records[0]._owner is not holder:
-                holder = self._caller_holding(records[0])  # raises: not ours
+            mine: Holder | None = getattr(self._local, "holder", None)
+            if mine is None or records[0]._owner is not mine:
+                mine = self._caller_holding(records[0])  # raises: not ours
+            holder = mine
         if self._backend is None:
             foreign = release_levels(records, holder, monotonic())
             if foreign:
