@@ -7,15 +7,21 @@ by a fenced ``text`` block titled ``Output``, the program's standard output
 must match it exactly. A block that only includes an example program (a
 ``--8<--`` snippet block, whose lines between two ``--8<--`` lines name the
 files) is checked to name programs of ``examples/``, which
-``test_examples.py`` runs.
+``test_examples.py`` runs. A block that names ``redis://localhost:6379/0``
+runs against a redis-server of its own (``CC_REDIS_SERVER`` or the one on
+PATH) on a free port of 127.0.0.1, started for the first such block.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import shutil
+import socket
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 EXAMPLES = ROOT / "examples"
 BLOCK_TIMEOUT = 20.0  # generous: a block is meant to take well under a second
+REDIS_URL = "redis://localhost:6379/0"  # what the pages show
 
 _FENCE = re.compile(
     r"^(?P<indent>[ \t]*)(?P<fence>`{3,})(?P<info>[^\n`]*)\n"
@@ -116,13 +123,43 @@ def _snippet_paths(code: str) -> list[str] | None:
     return None
 
 
+@pytest.fixture(scope="module")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A redis-server without persistence on a free port, for this module."""
+    executable = os.environ.get("CC_REDIS_SERVER") or shutil.which("redis-server")
+    assert executable, "the Redis examples need redis-server (or CC_REDIS_SERVER)"
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = subprocess.Popen(
+        [executable, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+         "--appendonly", "no", "--dir", str(tmp_path_factory.mktemp("redis"))],
+        stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + BLOCK_TIMEOUT
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), 0.5).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "redis-server did not start"
+                time.sleep(0.02)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        server.terminate()
+        server.wait(BLOCK_TIMEOUT)
+
+
 def test_the_docs_have_python_examples() -> None:
     assert PAGES, f"no Markdown pages under {DOCS}"
     assert len(BLOCKS) >= 10, "the documentation should be full of examples"
 
 
 @pytest.mark.parametrize("block", BLOCKS, ids=[b.id for b in BLOCKS])
-def test_code_block_runs(block: CodeBlock, tmp_path: Path) -> None:
+def test_code_block_runs(
+    block: CodeBlock, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
     included = _snippet_paths(block.code)
     if included is not None:
         for path in included:
@@ -131,8 +168,11 @@ def test_code_block_runs(block: CodeBlock, tmp_path: Path) -> None:
                 f"{block.id}: only example programs may be included, not {path}"
             )
         return
+    code = block.code
+    if REDIS_URL in code:
+        code = code.replace(REDIS_URL, request.getfixturevalue("redis_url"))
     script = tmp_path / "example.py"
-    script.write_text(block.code, encoding="utf-8")
+    script.write_text(code, encoding="utf-8")
     env = {**os.environ, "PYTHONWARNINGS": "error", "PYTHONDONTWRITEBYTECODE": "1"}
     env.pop("PYTHONPATH", None)
     completed = subprocess.run(

@@ -26,7 +26,8 @@ CONTRACT = {
         "async_gather", "async_run", "async_sleep", "async_wait_for",
         "async_map", "ValidationError",
     ],
-    "cc.redis": ["RedisLockBackend"],  # installed with cc-concurrency[redis]
+    # installed with cc-concurrency[redis]
+    "cc.redis": ["RedisLockBackend", "RedisRateLimiter", "RedisCapacityLimiter"],
 }  # fmt: skip
 # Public submodules, for sibling packages (everything else is private).
 PUBLIC_SUBMODULES = {"cc.primitives": ["lowlevel"], "cc.locks": ["lowlevel"]}

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from cc.locks import Lease, LockBackendError
+from cc.locks import Lease, LockBackendError, LockTimeoutError
 from cc.locks.lowlevel import (
     AWAIT,
     DIRECT,
@@ -21,7 +21,9 @@ from cc.locks.lowlevel import (
     Call,
     Pause,
     RemoteHolder,
+    RemoteWait,
     Reporter,
+    SharedOrder,
     Shielded,
     Steps,
     format_site,
@@ -209,4 +211,134 @@ class MemorySession:
         yield self.call(time.monotonic)
 
 
-__all__ = ["AWAIT", "DIRECT", "IN_THREAD", "MemoryStore"]
+class SharingMemoryStore(MemoryStore):
+    """A memory store whose sessions share waits and learned orders.
+
+    Each session stands for a process of its own (``pid`` 101, 102...): it
+    publishes each wait, finds wait-for cycles through its own wait and
+    shares learned orders, at once, with the other sessions.
+    """
+
+    def __init__(self, mode: int = DIRECT, lease: float = 60.0) -> None:
+        super().__init__(mode, lease)
+        self.waits: dict[str, RemoteWait] = {}
+        self.nodes: dict[str, str] = {}  # lock name -> the node holding it
+        self.orders: list[tuple[Any, SharedOrder]] = []
+        self.sessions: list[SharingMemorySession] = []
+
+    def session(
+        self, reporter: Reporter, board: Any, *, tasks: bool
+    ) -> SharingMemorySession:
+        session = SharingMemorySession(
+            self, reporter, board, self.mode if tasks else DIRECT
+        )
+        self.sessions.append(session)
+        return session
+
+    def cycle(self, node: str) -> tuple[list[RemoteWait], str | None]:
+        """The cycle of waits and holders through ``node``'s wait, or [].
+
+        Also the node where the chain ended, if it is of ``node``'s session.
+        """
+        path = [self.waits[node]]
+        holder = self.nodes.get(path[0].lock)
+        while holder is not None and holder != node and holder in self.waits:
+            if any(wait.node == holder for wait in path):
+                return [], None
+            path.append(self.waits[holder])
+            holder = self.nodes.get(path[-1].lock)
+        if holder == node:
+            return path, None
+        if holder is not None and holder.split(".")[0] == node.split(".")[0]:
+            return path, holder
+        return [], None
+
+
+class SharingMemorySession(MemorySession):
+    """A session of a :class:`SharingMemoryStore`: a process of its own."""
+
+    store: SharingMemoryStore
+
+    def __init__(self, store: SharingMemoryStore, *args: Any) -> None:
+        super().__init__(store, *args)
+        self.pid = 101 + len(store.sessions)
+        self.identity = f"pid {self.pid} on memory"
+
+    def open(self) -> Steps[None]:
+        yield from super().open()
+        self.reporter.merge_order(
+            [edge for session, edge in self.store.orders if session is not self]
+        )
+
+    def share_order(self, edge: SharedOrder) -> None:
+        self.store.orders.append((self, edge))
+        for session in self.store.sessions:
+            if session is not self and not session.closed:
+                session.reporter.merge_order([edge])
+
+    def look_for_a_cycle(self, holder: Any, site: Any, node: str) -> None:
+        cycle, home = self.store.cycle(node)
+        if home is None:
+            if cycle:
+                self.reporter.remote_cycle(holder, site, cycle)
+            return
+        local = self.reporter.local_chain(int(home.split(".")[1], 16), holder)
+        if local:
+            cycle += [
+                RemoteWait(
+                    f"{self.pid}.{id(waiter):x}",
+                    lock,
+                    RemoteHolder(
+                        waiter.describe(), "memory", self.pid, None, None, None, None
+                    ),
+                )
+                for waiter, lock in local
+            ]
+            self.reporter.remote_cycle(holder, site, cycle, seen_here_only=True)
+
+    def _release(self, names: Sequence[str], tokens: Sequence[str]) -> Steps[list[int]]:
+        for name in names:
+            self.store.nodes.pop(name, None)
+        return (yield from super()._release(names, tokens))
+
+    def wait_graph(self) -> Steps[list[tuple[RemoteWait, str | None]]]:
+        yield self.call(self.store.check)
+        return [(w, self.store.nodes.get(w.lock)) for w in self.store.waits.values()]
+
+    def take(
+        self, record: Any, holder: Any, site: Any, deadline: float,
+        timeout: float | None, blocking: bool,
+    ) -> Steps[float]:  # fmt: skip
+        store, node = self.store, f"{self.pid}.{id(holder):x}"
+        detect = self.reporter.detect and self.reporter.policy != "off"
+        waited = False
+        try:
+            while True:
+                if waited and detect:
+                    self.look_for_a_cycle(holder, site, node)
+                steps = super().take(record, holder, site, time.monotonic(), timeout,
+                                     False)  # fmt: skip
+                try:
+                    got = yield from steps
+                except LockTimeoutError:
+                    if not blocking or time.monotonic() >= deadline:
+                        raise
+                else:
+                    store.nodes[record.name] = node
+                    return got
+                if not waited:
+                    waited = True
+                    self.reporter.wait_begins(holder, record)
+                    who = RemoteHolder(
+                        holder.describe(), "memory", self.pid, time.time(),
+                        format_site(site), None, None,
+                    )  # fmt: skip
+                    store.waits[node] = RemoteWait(node, record.name, who)
+                yield Pause(self.board, self.board.prepare(record.name), 0.01)
+        finally:
+            store.waits.pop(node, None)
+            if waited:
+                self.reporter.wait_ends(holder, record)
+
+
+__all__ = ["AWAIT", "DIRECT", "IN_THREAD", "MemoryStore", "SharingMemoryStore"]

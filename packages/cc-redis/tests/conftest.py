@@ -6,6 +6,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -159,3 +160,27 @@ def own_redis_server(tmp_path: Path) -> Iterator[RedisServer]:
 def namespace() -> str:
     """A namespace no other test uses."""
     return f"test-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def run_script() -> Iterator[Callable[..., subprocess.Popen[str]]]:
+    """Start ``python <script> <args...>`` processes (pipes for stdin, stdout
+    and stderr); every one is gone (killed if need be) at teardown."""
+    started: list[subprocess.Popen[str]] = []
+
+    def start(script: Path, *args: object) -> subprocess.Popen[str]:
+        process = subprocess.Popen(
+            [sys.executable, str(script), *map(str, args)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+        process.communicate(timeout=10)

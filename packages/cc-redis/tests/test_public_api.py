@@ -17,22 +17,33 @@ MODULES = sorted(
 )
 
 
+PUBLIC = [
+    "RedisCapacityLimiter",
+    "RedisCapacityLimiterStatistics",
+    "RedisLockBackend",
+    "RedisRateLimiter",
+    "RedisRateLimiterStatistics",
+]
+
+
 def test_all_names_exist_and_are_shown_as_public() -> None:
-    assert cc.redis.__all__ == ["RedisLockBackend"]
-    assert cc.redis.RedisLockBackend.__module__ == "cc.redis"
+    assert cc.redis.__all__ == PUBLIC
+    for name in PUBLIC:
+        assert getattr(cc.redis, name).__module__ == "cc.redis"
     assert isinstance(cc.redis.__version__, str)
     assert all(name.rpartition(".")[2].startswith("_") for name in MODULES)
 
 
-def test_every_public_method_has_a_docstring() -> None:
-    backend = cc.redis.RedisLockBackend
-    assert backend.__doc__
-    for attr, member in inspect.getmembers(backend):
+@pytest.mark.parametrize("name", PUBLIC)
+def test_every_public_method_has_a_docstring(name: str) -> None:
+    public = getattr(cc.redis, name)
+    assert public.__doc__
+    for attr, member in inspect.getmembers(public):
         if attr.startswith("_") or not (
             callable(member) or isinstance(member, property)
         ):
             continue
-        assert member.__doc__, f"RedisLockBackend.{attr} has no docstring"
+        assert member.__doc__, f"{name}.{attr} has no docstring"
 
 
 def test_it_is_a_lock_store_of_cc_locks() -> None:

@@ -5,9 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +21,8 @@ HIERARCHY = {"counter": 1, "a": 10, "b": 20, "victim": 30}
 
 
 @pytest.fixture
-def spawn() -> Iterator[Any]:
-    """Start worker processes; every one is gone (killed if need be) at teardown."""
-    started: list[subprocess.Popen[str]] = []
+def spawn(run_script: Any) -> Any:
+    """Start a worker process (see redis_worker.py)."""
 
     def start(
         url: str,
@@ -35,21 +32,12 @@ def spawn() -> Iterator[Any]:
         iterations: int = 0,
         lease: float = 2.0,
     ) -> subprocess.Popen[str]:
-        command = [sys.executable, str(WORKER), url, namespace, scenario, api]
-        process = subprocess.Popen(
-            [*command, str(iterations), str(lease)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
+        process: subprocess.Popen[str] = run_script(
+            WORKER, url, namespace, scenario, api, iterations, lease
         )
-        started.append(process)
         return process
 
-    yield start
-    for process in started:
-        if process.poll() is None:
-            process.kill()
-        process.communicate(timeout=10)
+    return start
 
 
 def finish(process: subprocess.Popen[str]) -> None:
@@ -112,8 +100,8 @@ def test_a_killed_holder_blocks_others_only_until_its_lease_ends(
 def test_readme_examples_with_a_server(redis_server: Any) -> None:
     text = README.read_text()
     blocks = [part.split("```", 1)[0] for part in text.split("```python\n")[1:]]
-    shared = [b for b in blocks if "RedisLockBackend" in b]
-    assert shared
+    shared = [b for b in blocks if "from cc.redis import" in b]
+    assert len(shared) == 2
     for block in shared:
         assert "redis://localhost:6379/0" in block
         code = block.replace("redis://localhost:6379/0", redis_server.url)

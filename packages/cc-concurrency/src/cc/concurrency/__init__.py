@@ -82,7 +82,13 @@ except ImportError as error:  # reported by python -m cc.concurrency
 # The optional cc-redis (the "redis" extra): its names are there when it is.
 _with_redis = False
 try:
-    from cc.redis import RedisLockBackend
+    from cc.redis import (
+        RedisCapacityLimiter,
+        RedisCapacityLimiterStatistics,
+        RedisLockBackend,
+        RedisRateLimiter,
+        RedisRateLimiterStatistics,
+    )
 except ModuleNotFoundError as error:
     if error.name not in ("cc", "cc.redis"):  # installed, but broken
         _record_failure("cc-redis", error)
@@ -144,13 +150,27 @@ __all__ = [
     "LockBackendError",
 ]
 if _with_redis:
-    __all__ += ["RedisLockBackend"]
+    __all__ += [
+        "RedisLockBackend",
+        "RedisRateLimiter",
+        "RedisCapacityLimiter",
+        "RedisRateLimiterStatistics",
+        "RedisCapacityLimiterStatistics",
+    ]
+# What a program may ask for without cc-redis (told how to install it).
+_REDIS_NAMES = (
+    "RedisLockBackend",
+    "RedisRateLimiter",
+    "RedisCapacityLimiter",
+    "RedisRateLimiterStatistics",
+    "RedisCapacityLimiterStatistics",
+)
 
 
 if not TYPE_CHECKING:  # type checkers see the imports above, never this
 
     def __getattr__(name: str) -> object:
-        if name == "RedisLockBackend":
+        if name in _REDIS_NAMES:
             raise AttributeError(
                 f"module {__name__!r} has no attribute {name!r}: it comes from "
                 'cc-redis, which is not installed (pip install "cc-concurrency[redis]")'

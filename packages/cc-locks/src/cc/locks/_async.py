@@ -117,7 +117,7 @@ class AsyncLockManager(ManagerBase[AsyncLockInfo]):
             raise
         self._task_group = anyio.create_task_group()
         await self._task_group.__aenter__()
-        self._engine.session = session
+        self._engine.attach(session)
         for name, work in session.background():
             self._task_group.start_soon(arun, work, name=name)
         return self
@@ -376,7 +376,12 @@ class AsyncLockManager(ManagerBase[AsyncLockInfo]):
         """Describe every deadlock risk the manager knows of, one per string.
 
         As :meth:`LockManager.detect_potential_deadlocks`: long holds, live
-        wait-for cycles, then the recorded reports.
+        wait-for cycles (across processes too, with a backend that shares
+        them), then the recorded reports.
+
+        :raises LockBackendError: (with a backend) if the store cannot be reached
         """
         await pace()
-        return self._potential_deadlocks()
+        sharing = self._sharing()
+        waits = [] if sharing is None else await arun(sharing.wait_graph())
+        return self._potential_deadlocks(waits)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Generic, TypeVar
 
 from cc.locks._engine import LockEngine, retired_error
@@ -13,8 +14,8 @@ from cc.locks._hierarchy import (
     parse_hierarchy,
 )
 from cc.locks._records import Holder, LockRecord, LockUsageStatistics, Plan
-from cc.locks._store import Lease, LockStore
-from cc.locks._views import potential_deadlocks, status
+from cc.locks._store import Lease, LockStore, RemoteWait, SharingSession
+from cc.locks._views import potential_deadlocks, remote_cycles, status
 
 __all__ = ["ManagedLockBase", "ManagerBase"]
 
@@ -182,9 +183,17 @@ class ManagerBase(Generic[RecordT]):
     def _status(self) -> dict[str, dict[str, Any]]:
         return status(self._engine.records.values(), self._engine.meta)
 
-    def _potential_deadlocks(self) -> list[str]:
+    def _potential_deadlocks(
+        self, waits: Sequence[tuple[RemoteWait, str | None]] = ()
+    ) -> list[str]:
         engine = self._engine
         return potential_deadlocks(
             engine.records.values(), engine.waiting, engine.reports, engine.meta,
-            engine.long_hold,
+            engine.long_hold, engine.where, remote_cycles(waits),
         )  # fmt: skip
+
+    def _sharing(self) -> SharingSession | None:
+        """Return the open session if it shares waits across processes."""
+        sharing = self._engine.sharing
+        session = self._engine.session
+        return None if session is None or session.closed else sharing

@@ -34,11 +34,14 @@ MAX_INVERSIONS = 1_024
 
 
 class Edge(NamedTuple):
-    """Where the learned order ``before -> after`` was first seen."""
+    """Where the learned order ``before -> after`` was first seen.
+
+    Sites of an order learned in another process come formatted (str).
+    """
 
     holder: str
-    before_site: Site | None
-    after_site: Site | None
+    before_site: Site | str | None
+    after_site: Site | str | None
 
 
 #: A chain of edges ``(before, after, where it was seen)``; ``None`` for a

@@ -42,10 +42,12 @@ def caller_site(depth: int) -> Site:
     return (frame.f_code, frame.f_lasti)
 
 
-def format_site(site: Site | None) -> str:
-    """Render a :data:`Site` as ``file:line in function``."""
+def format_site(site: Site | str | None) -> str:
+    """Render a :data:`Site` as ``file:line in function`` (a str is one already)."""
     if site is None:
         return "an unknown place"
+    if isinstance(site, str):
+        return site
     code, offset = site
     line = next(
         (n for start, end, n in code.co_lines() if start <= offset < end and n),

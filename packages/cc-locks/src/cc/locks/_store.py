@@ -11,7 +11,10 @@ A manager's locks live in its process by default: each lock's local lock is
 the whole lock. With ``backend=``, a store outside the process (Redis, in
 cc-redis) holds a shared half: its :class:`StoreSession` takes each lock with
 an owner token and a lease, renews the leases, releases by owner only, wakes
-its waiters when a lock frees and reports holders.
+its waiters when a lock frees and reports holders. A store may also share
+what the managers' checks need across processes (a :class:`SharingSession`):
+who waits for what (each waiter publishes its wait, and the store finds the
+wait-for cycles that span processes) and the learned lock order.
 """
 
 from __future__ import annotations
@@ -30,8 +33,9 @@ from cc.locks._errors import LockTimeoutError, lost_error
 
 __all__ = [
     "AWAIT", "DIRECT", "IN_THREAD", "Call", "Lease", "LockStore", "Pause",
-    "RemoteHolder", "Reporter", "Shielded", "Steps", "StoreSession", "TaskBoard",
-    "ThreadBoard", "WaitLocal", "arun", "run",
+    "RemoteHolder", "RemoteWait", "Reporter", "SharedOrder", "SharingSession",
+    "Shielded", "Steps", "StoreSession", "TaskBoard", "ThreadBoard", "WaitLocal",
+    "arun", "run",
 ]  # fmt: skip
 
 T = TypeVar("T")
@@ -193,43 +197,57 @@ class Shielded:
 
 
 class ThreadBoard:
-    """Where threads sleep until a key (a lock's name) is woken."""
+    """Where threads sleep until a key (a lock's name) is woken.
+
+    Each key has a condition of its own (all on one lock), so that waking a
+    key wakes only the threads sleeping on it.
+    """
 
     def __init__(self) -> None:
-        self._condition = threading.Condition(threading.Lock())
-        self._wakes: dict[str, int] = {}
+        self._lock = threading.Lock()
+        # key -> [how many times it was woken, its condition]
+        self._keys: dict[str, list[Any]] = {}
         self._closed = False
+
+    def _entry(self, key: str) -> list[Any]:
+        entry = self._keys.get(key)
+        if entry is None:
+            entry = self._keys[key] = [0, threading.Condition(self._lock)]
+        return entry
 
     def prepare(self, key: str) -> tuple[str, int]:
         """Return the token to wait on for ``key``, from now on."""
-        with self._condition:
-            return key, self._wakes.setdefault(key, 0)
+        with self._lock:
+            return key, self._entry(key)[0]
 
     def wake(self, key: str) -> None:
         """Wake the tokens of ``key``."""
-        with self._condition:
-            self._wakes[key] = self._wakes.get(key, 0) + 1
-            self._condition.notify_all()
+        with self._lock:
+            entry = self._entry(key)
+            entry[0] += 1
+            entry[1].notify_all()
 
     def wake_all(self) -> None:
         """Wake every token."""
-        with self._condition:
-            for key in self._wakes:
-                self._wakes[key] += 1
-            self._condition.notify_all()
+        with self._lock:
+            for entry in self._keys.values():
+                entry[0] += 1
+                entry[1].notify_all()
 
     def close(self) -> None:
         """Wake every token, now and from now on."""
-        with self._condition:
+        with self._lock:
             self._closed = True
-            self._condition.notify_all()
+            for entry in self._keys.values():
+                entry[1].notify_all()
 
     def block(self, token: tuple[str, int], seconds: float | None) -> None:
         """Sleep until ``token`` is woken, or ``seconds`` pass."""
         key, seen = token
-        with self._condition:
-            if self._wakes[key] == seen and not self._closed:
-                self._condition.wait(seconds)
+        with self._lock:
+            entry = self._keys[key]
+            if entry[0] == seen and not self._closed:
+                entry[1].wait(seconds)
 
 
 class TaskBoard:
@@ -285,6 +303,38 @@ class RemoteHolder:
     def describe(self) -> str:
         """Return e.g. ``task 'w1' (pid 4242 on db-7)``."""
         return f"{self.holder} (pid {self.pid} on {self.host})"
+
+
+@dataclass(frozen=True)
+class RemoteWait:
+    """A waiter of a wait-for chain kept in a store (any process, any host).
+
+    :ivar node: the waiter's identity in the store, unique among live holders
+    :ivar lock: the name of the lock it waits for
+    :ivar waiter: who waits: its ``since`` is when it began waiting for
+        ``lock`` (a :func:`time.time` timestamp by the store's clock), its
+        ``site`` where it asked
+    """
+
+    node: str
+    lock: str
+    waiter: RemoteHolder
+
+
+@dataclass(frozen=True)
+class SharedOrder:
+    """A learned lock order shared through a store: ``after`` taken holding ``before``.
+
+    :ivar holder: who did it, with its pid and host
+    :ivar before_site: where ``before`` was taken (``file:line in function``)
+    :ivar after_site: where ``after`` was taken
+    """
+
+    before: str
+    after: str
+    holder: str
+    before_site: str | None
+    after_site: str | None
 
 
 class Lease:
@@ -371,6 +421,39 @@ class Reporter(Protocol):
     def wait_ends(self, holder: Any, record: Any) -> None:
         """Note that ``holder`` no longer waits for ``record``."""
 
+    # What a SharingSession reads and calls; a plain StoreSession need not.
+
+    #: ``"raise"``, ``"warn"`` or ``"off"``: what an order violation does
+    #: (``"off"``: nothing is learned, so nothing is shared either)
+    policy: str
+    #: whether wait-for cycles are looked for (with a policy other than "off")
+    detect: bool
+
+    def remote_cycle(
+        self, holder: Any, site: Any, cycle: Sequence[RemoteWait],
+        seen_here_only: bool = False,
+    ) -> RemoteWait:  # fmt: skip
+        """Handle a wait-for cycle found in the store; return its victim.
+
+        ``cycle[0]`` is ``holder``'s own wait (begun at ``site``); the holder of
+        each lock of the cycle is the next waiter (the last lock's: the first).
+
+        :raises DeadlockError: if ``holder`` is the victim (the youngest waiter
+            of the cycle, the same in every process; or ``holder`` if the cycle
+            runs through waits that only this process knows of,
+            ``seen_here_only``) and the policy is "raise"
+        """
+
+    def local_chain(self, start: int, end: Any) -> list[tuple[Any, str]] | None:
+        """Follow the manager's own waits from the holder ``id()`` ``start`` to ``end``.
+
+        :return: each ``(waiter, name of the lock it waits for)`` if the waits
+            lead to ``end``, else ``None``
+        """
+
+    def merge_order(self, edges: Sequence[SharedOrder]) -> None:
+        """Learn the orders other processes published; report inversions."""
+
 
 class StoreSession(Protocol):
     """A manager's connection to a store; operations are generators of steps.
@@ -411,6 +494,27 @@ class StoreSession(Protocol):
 
     def disconnect(self) -> Steps[None]:
         """Let the connection go (after :meth:`close`, once the work stopped)."""
+
+
+@runtime_checkable
+class SharingSession(Protocol):
+    """What a store session may offer beyond :class:`StoreSession`: detection.
+
+    Such a session publishes each wait while it lasts (with an expiry tied
+    to the lease, so that a dead process's waits vanish), looks for a cycle
+    whenever its waiter checks again and hands what it finds to
+    :meth:`Reporter.remote_cycle`; it publishes the orders the manager
+    learns and gives those of other processes to :meth:`Reporter.merge_order`.
+    """
+
+    #: e.g. ``"pid 4242 on db-7"``: where this session's holders run
+    identity: str
+
+    def share_order(self, edge: SharedOrder) -> None:
+        """Publish ``edge`` to the other processes soon (must not block)."""
+
+    def wait_graph(self) -> Steps[list[tuple[RemoteWait, str | None]]]:
+        """Return every live wait in the store, with the node holding its lock."""
 
 
 @runtime_checkable

@@ -143,7 +143,7 @@ class LockManager(ManagerBase[LockInfo]):
                 except BaseException:
                     run(session.disconnect())
                     raise
-                self._engine.session = session
+                self._engine.attach(session)
                 for name, work in session.background():
                     worker = threading.Thread(
                         target=run, args=(work,), name=name, daemon=True
@@ -358,7 +358,14 @@ class LockManager(ManagerBase[LockInfo]):
 
         Locks held longer than ``long_hold_threshold`` now; live wait-for
         cycles (only with ``detect_deadlocks`` off, or a lock used outside the
-        manager); then order violations, learned-order inversions and averted
-        deadlocks, as recorded.
+        manager); with a backend that shares waits (``RedisLockBackend``), the
+        live wait-for cycles across processes; then order violations,
+        learned-order inversions (those of other processes included) and
+        averted deadlocks, as recorded. With such a backend every holder is
+        named with its pid and host.
+
+        :raises LockBackendError: (with a backend) if the store cannot be reached
         """
-        return self._potential_deadlocks()
+        sharing = self._sharing()
+        waits = [] if sharing is None else run(sharing.wait_graph())
+        return self._potential_deadlocks(waits)

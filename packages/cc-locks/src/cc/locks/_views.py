@@ -3,33 +3,40 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from threading import RLock
 from typing import Any
 
 from cc.locks._errors import DeadlockError
 from cc.locks._order import Path
 from cc.locks._records import Holder, LockRecord, Site, format_site
-from cc.locks._store import RemoteHolder
+from cc.locks._store import RemoteHolder, RemoteWait, SharedOrder
 from cc.locks._waits import all_cycles
 
 __all__ = [
     "deadlock", "declared_violation", "describe_cycle", "inversion",
-    "local_held", "merge_remote", "potential_deadlocks", "remote_held",
-    "status", "wait_step",
+    "local_held", "merge_remote", "potential_deadlocks", "remote_cycles",
+    "remote_deadlock", "remote_held", "shared_inversion", "status", "wait_step",
+    "youngest",
 ]  # fmt: skip
 
 Report = tuple[tuple[str, ...], str, tuple[str, ...]]  # key, message, cycle
 
 
-def declared_violation(wanted: LockRecord[Any], holder: Holder, site: Site) -> Report:
-    """Describe ``holder`` asking for ``wanted`` below a declared order it holds."""
+def declared_violation(
+    wanted: LockRecord[Any], holder: Holder, site: Site, where: str = ""
+) -> Report:
+    """Describe ``holder`` asking for ``wanted`` below a declared order it holds.
+
+    ``where`` follows the holder's name (its pid and host, with a store).
+    """
     highest = max(
         (r for r in holder.stack if r.order is not None),
         key=lambda r: r.order,  # type: ignore[arg-type, return-value]
     )
     message = (
-        f"lock order violation: {holder.describe()} asks for {wanted.describe()} "
+        f"lock order violation: {holder.describe()}{where} asks for "
+        f"{wanted.describe()} "
         f"at {format_site(site)} while holding {highest.describe()}, acquired at "
         f"{format_site(highest._site)}; locks must be taken in ascending order"
     )
@@ -39,9 +46,30 @@ def declared_violation(wanted: LockRecord[Any], holder: Holder, site: Site) -> R
 
 def inversion(
     before: LockRecord[Any], after: LockRecord[Any], holder: Holder, site: Site,
+    path: Path, kind: str, where: str = "",
+) -> Report:  # fmt: skip
+    """Describe taking ``after`` while holding ``before`` against a learned path.
+
+    ``where`` follows the holder's name (its pid and host, with a store).
+    """
+    return _inversion(
+        f"{holder.describe()}{where} takes", before.name, after.name,
+        format_site(before._site), format_site(site), path, kind,
+    )  # fmt: skip
+
+
+def shared_inversion(shared: SharedOrder, path: Path, kind: str) -> Report:
+    """Describe an order another process published against a path learned here."""
+    return _inversion(
+        f"{shared.holder} took", shared.before, shared.after,
+        format_site(shared.before_site), format_site(shared.after_site), path, kind,
+    )  # fmt: skip
+
+
+def _inversion(
+    who_takes: str, before: str, after: str, before_site: str, after_site: str,
     path: Path, kind: str,
 ) -> Report:  # fmt: skip
-    """Describe taking ``after`` while holding ``before`` against a learned path."""
     steps = "; then ".join(
         f"{a!r} is declared before {b!r}"
         if seen is None
@@ -50,12 +78,11 @@ def inversion(
         for a, b, seen in path
     )
     message = (
-        f"potential deadlock: {holder.describe()} takes {after.name!r} at "
-        f"{format_site(site)} while holding {before.name!r} (taken at "
-        f"{format_site(before._site)}), but the opposite order was seen before: "
-        f"{steps}. Two {kind}s doing both at the same time would deadlock"
+        f"potential deadlock: {who_takes} {after!r} at {after_site} while holding "
+        f"{before!r} (taken at {before_site}), but the opposite order was seen "
+        f"before: {steps}. Two {kind}s doing both at the same time would deadlock"
     )
-    cycle = (before.name, after.name, *(b for _, b, _ in path))
+    cycle = (before, after, *(b for _, b, _ in path))
     return ("learned", *sorted(cycle[:-1])), message, cycle
 
 
@@ -66,11 +93,15 @@ def wait_step(holder: Holder) -> tuple[LockRecord[Any], Holder] | None:
     return None if owner is None else (record, owner)  # type: ignore[return-value]
 
 
-def describe_cycle(start: Holder, path: list[tuple[LockRecord[Any], Holder]]) -> str:
+def describe_cycle(
+    start: Holder, path: list[tuple[LockRecord[Any], Holder]], where: str = ""
+) -> str:
     """Describe a wait-for cycle from ``start``, one link at a time."""
-    parts = [f"{start.describe()} waits for {path[0][0].name!r}"]
+    parts = [f"{start.describe()}{where} waits for {path[0][0].name!r}"]
     for index, (lock, owner) in enumerate(path):
-        held = f"held by {owner.describe()} (acquired at {format_site(lock._site)})"
+        held = (
+            f"held by {owner.describe()}{where} (acquired at {format_site(lock._site)})"
+        )
         if index + 1 < len(path):
             held += f", which waits for {path[index + 1][0].name!r}"
         parts.append(held)
@@ -78,10 +109,11 @@ def describe_cycle(start: Holder, path: list[tuple[LockRecord[Any], Holder]]) ->
 
 
 def deadlock(
-    holder: Holder, path: list[tuple[LockRecord[Any], Holder]], site: Site
-) -> tuple[tuple[str, ...], str, DeadlockError]:
+    holder: Holder, path: list[tuple[LockRecord[Any], Holder]], site: Site,
+    where: str = "",
+) -> tuple[tuple[str, ...], str, DeadlockError]:  # fmt: skip
     """Return the report key, the report and the error of an averted deadlock."""
-    text = describe_cycle(holder, path)
+    text = describe_cycle(holder, path, where)
     names = tuple(lock.name for lock, _ in path)
     error = DeadlockError(
         f"deadlock: {text}. {holder.describe()} asked at {format_site(site)}; "
@@ -90,6 +122,70 @@ def deadlock(
         tuple(owner.describe() for _, owner in path),
     )
     return ("deadlock", *sorted(names)), f"deadlock averted: {text}", error
+
+
+def youngest(cycle: Sequence[RemoteWait]) -> RemoteWait:
+    """Return the victim of a cycle across processes: its youngest waiter.
+
+    The one that began waiting last (ties: the greatest node), by the
+    store's clock: every process that finds the cycle picks the same one.
+    """
+    return max(cycle, key=lambda wait: (wait.waiter.since or 0.0, wait.node))
+
+
+def describe_remote_cycle(cycle: Sequence[RemoteWait]) -> str:
+    """Describe a wait-for cycle of waiters anywhere, from ``cycle[0]``."""
+    parts = [f"{cycle[0].waiter.describe()} waits for {cycle[0].lock!r}"]
+    for index in range(1, len(cycle) + 1):
+        wait = cycle[index % len(cycle)]
+        held = f"held by {wait.waiter.describe()}"
+        if index < len(cycle):
+            held += f", which waits for {wait.lock!r}"
+        parts.append(held)
+    return ", ".join(parts)
+
+
+def remote_deadlock(
+    cycle: Sequence[RemoteWait], victim: RemoteWait, site: Site, raising: bool
+) -> tuple[tuple[str, ...], str, DeadlockError]:
+    """Return the report key, the report and the victim's error of a cycle.
+
+    ``cycle[0]`` is the wait of the caller, which began at ``site``;
+    ``raising``: whether the victim raises (policy "raise").
+    """
+    text = describe_remote_cycle(cycle)
+    names = tuple(wait.lock for wait in cycle)
+    who = victim.waiter.describe()
+    error = DeadlockError(
+        f"deadlock across processes: {text}. {cycle[0].waiter.describe()} asked "
+        f"at {format_site(site)} and is the youngest waiter of the cycle, so it "
+        "gives up the wait and rolls back; the others go on waiting",
+        (*names, names[0]),
+        tuple(cycle[(i + 1) % len(cycle)].waiter.describe() for i in range(len(cycle))),
+    )
+    report = (
+        f"deadlock across processes averted: {text}; {who}, the youngest "
+        "waiter, gave up its wait"
+        if raising
+        else f"deadlock across processes: {text}; each of them waits until its "
+        f"timeout (the youngest waiter is {who})"
+    )
+    return ("deadlock", *sorted(names)), report, error
+
+
+def remote_cycles(waits: Sequence[tuple[RemoteWait, str | None]]) -> list[str]:
+    """Describe the live cycles of a store's wait graph (waits, holder nodes)."""
+    by_node = {wait.node: (wait, holder) for wait, holder in waits}
+
+    def step(node: str) -> tuple[RemoteWait, str] | None:
+        wait, holder = by_node[node]
+        return None if holder is None or holder not in by_node else (wait, holder)
+
+    found = []
+    for _, path in all_cycles(list(by_node), step):
+        cycle = [wait for wait, _ in path]
+        found.append(f"live deadlock across processes: {describe_remote_cycle(cycle)}")
+    return found
 
 
 def local_held(record: LockRecord[Any]) -> tuple[str | None, str]:
@@ -174,8 +270,12 @@ def merge_remote(
 def potential_deadlocks(
     records: Collection[LockRecord[Any]], waiting: Collection[Holder],
     reports: Mapping[Any, str], meta: RLock, long_hold: float,
+    where: str = "", remote: Sequence[str] = (),
 ) -> list[str]:  # fmt: skip
     """Describe long holds, live wait-for cycles, then the recorded reports.
+
+    ``where`` follows each holder's name (its pid and host); ``remote`` are
+    the live cycles across processes that the store found.
 
     The manager's lock is held only to copy the waiters and the reports, and
     to confirm each cycle found; the search (one pass, linear in waiters plus
@@ -184,7 +284,7 @@ def potential_deadlocks(
     now = time.monotonic()
     cutoff = now - long_hold
     found = [
-        f"long hold: {r.describe()} has been held by {r.owner} for "
+        f"long hold: {r.describe()} has been held by {r.owner}{where} for "
         f"{now - r._acquired_at:.3f} s (threshold {long_hold:g} s), acquired at "
         f"{format_site(r._site)}"
         for r in list(records)
@@ -196,5 +296,5 @@ def potential_deadlocks(
         nodes = [start] + [owner for _, owner in path[:-1]]
         with meta:  # the walk ran unlocked: is the cycle still there?
             if all(wait_step(a) == b for a, b in zip(nodes, path, strict=True)):
-                found.append(f"live deadlock: {describe_cycle(start, path)}")
-    return found + recorded
+                found.append(f"live deadlock: {describe_cycle(start, path, where)}")
+    return found + list(remote) + recorded

@@ -5,6 +5,8 @@ Applications do not need this module. A store gives each manager a
 (:class:`Call`, :class:`Pause`, :class:`Shielded`): the thread manager
 blocks on them and the task manager awaits them, so a store writes each
 operation once. :func:`run` and :func:`arun` drive steps in a thread or a task.
+A session that is also a :class:`SharingSession` extends the managers'
+deadlock detection across processes (:class:`RemoteWait`, :class:`SharedOrder`).
 """
 
 from cc.locks._records import format_site
@@ -16,7 +18,10 @@ from cc.locks._store import (
     LockStore,
     Pause,
     RemoteHolder,
+    RemoteWait,
     Reporter,
+    SharedOrder,
+    SharingSession,
     Shielded,
     Steps,
     StoreSession,
@@ -26,5 +31,6 @@ from cc.locks._store import (
 
 __all__ = [
     "AWAIT", "DIRECT", "IN_THREAD", "Call", "LockStore", "Pause", "RemoteHolder",
-    "Reporter", "Shielded", "Steps", "StoreSession", "arun", "format_site", "run",
+    "RemoteWait", "Reporter", "SharedOrder", "SharingSession", "Shielded", "Steps",
+    "StoreSession", "arun", "format_site", "run",
 ]  # fmt: skip

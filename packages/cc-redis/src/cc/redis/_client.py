@@ -11,6 +11,7 @@ differ only in how they wait. Credentials never show: :class:`Endpoint`.
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -21,8 +22,25 @@ import anyio
 
 import redis.exceptions
 from cc.locks import LockBackendError
-from cc.locks.lowlevel import AWAIT, IN_THREAD, Call, RemoteHolder, Steps
-from cc.redis._scripts import INSPECT, RELEASE, RENEW, TAKE, Keys, Script
+from cc.locks.lowlevel import (
+    AWAIT,
+    IN_THREAD,
+    Call,
+    RemoteHolder,
+    RemoteWait,
+    SharedOrder,
+    Steps,
+)
+from cc.redis._scripts import (
+    INSPECT,
+    RELEASE,
+    RENEW,
+    SHARE_ORDER,
+    TAKE,
+    WAIT_GRAPH,
+    Keys,
+    Script,
+)
 
 __all__ = ["Endpoint", "RedisLink", "Taken"]
 
@@ -89,6 +107,10 @@ class Taken:
     retry_in: float = 0.0
     holder: RemoteHolder | None = None
     queued: bool = False  # free, but an earlier waiter is due to take it
+    # the wait-for cycle through the caller's own wait (first), if any; or,
+    # with `home`, the chain from it to a holder of the caller's own session
+    cycle: tuple[RemoteWait, ...] = ()
+    home: str | None = None
 
 
 def parse_holder(pttl: object, fields: object) -> RemoteHolder | None:
@@ -108,29 +130,62 @@ def parse_holder(pttl: object, fields: object) -> RemoteHolder | None:
     )
 
 
+def parse_wait(node: object, wait: object) -> RemoteWait:
+    """Build a :class:`RemoteWait` from a node and its wait, as the scripts keep it."""
+    lock, since, holder, host, pid, site = json.loads(text(wait) or "")
+    return RemoteWait(
+        node=text(node) or "",
+        lock=lock,
+        waiter=RemoteHolder(
+            holder=holder,
+            host=host,
+            pid=int(pid) if pid else None,
+            since=int(since) / 1e6,
+            site=site or None,
+            fencing_token=None,
+            expires_in=None,
+        ),
+    )
+
+
 def parse_taken(reply: Any) -> Taken:
     if int(reply[0]) == 1:
         return Taken(True, int(reply[1]), int(reply[2]) / 1e6)
     ttl = int(reply[1])
     fields = reply[2]
+    path: Sequence[Any] = reply[3] if len(reply) > 3 else ()
     return Taken(
         False,
         retry_in=max(ttl, 0) / 1000 if ttl != -1 else math.inf,
         holder=parse_holder(ttl, fields) if fields else None,
         queued=not fields,
+        cycle=tuple(parse_wait(*path[i : i + 2]) for i in range(0, len(path) - 1, 2)),
+        home=text(path[-1]) if len(path) % 2 else None,
     )
 
 
-def _take_keys(keys: Keys, name: str) -> tuple[str, str, str, str]:
+def parse_order(fields: Sequence[Any]) -> tuple[str | None, SharedOrder]:
+    """Build the session and the :class:`SharedOrder` of an order stream entry."""
+    values = {text(fields[i]): text(fields[i + 1]) for i in range(0, len(fields), 2)}
+    return values.get("session"), SharedOrder(
+        before=values.get("before") or "",
+        after=values.get("after") or "",
+        holder=values.get("holder") or "an unknown holder",
+        before_site=values.get("before_site") or None,
+        after_site=values.get("after_site") or None,
+    )
+
+
+def _take_keys(keys: Keys, name: str) -> tuple[str, ...]:
     lock, queue, queued = keys.queue(name)
-    return lock, f"{lock}:fence", queue, queued
+    return lock, f"{lock}:fence", queue, queued, keys.waits, keys.wait_times
 
 
 def _release_args(
-    keys: Keys, names: Sequence[str], tokens: Sequence[str]
+    keys: Keys, names: Sequence[str], tokens: Sequence[str], node: str
 ) -> tuple[list[str], list[str]]:
-    script_keys: list[str] = []
-    args = [keys.wake_prefix]
+    script_keys = [keys.waits, keys.wait_times]
+    args = [keys.wake_prefix, node]
     for name, token in zip(names, tokens, strict=True):
         script_keys += keys.queue(name)
         args += (token, name)
@@ -174,12 +229,21 @@ class RedisLink:
         return LockBackendError(f"Redis at {self.where} failed: {text}")
 
     def _script(
-        self, script: Script, keys: Sequence[str], args: Sequence[Any]
+        self, script: Script | str, keys: Sequence[str], args: Sequence[Any]
     ) -> Steps[Any]:
+        """Run ``script`` on ``keys`` and ``args``; return the reply.
+
+        ``script`` is a Lua script, or the name of one of the client's
+        commands (``"zscore"``...). A dropped connection is tried once more.
+
+        :raises LockBackendError: if the server cannot be reached or refuses it
+        """
         client = self._client
         errors = self._errors
         for attempt in (1, 2):
             try:
+                if isinstance(script, str):
+                    return (yield self._call(getattr(client, script), *keys, *args))
                 try:
                     return (
                         yield self._call(
@@ -204,22 +268,59 @@ class RedisLink:
                 raise self._error(exc) from exc
         raise AssertionError("unreachable")  # pragma: no cover
 
+    script = _script  # public, for the shared limits
+
     def take(
         self, name: str, token: str, lease_ms: int, holder: str, host: str,
-        pid: int, site: str, queue_ms: int,
+        pid: int, site: str, queue_ms: int, node: str, detect: int, wait_ms: int,
     ) -> Steps[Taken]:  # fmt: skip
-        """Try to take ``name`` once; else queue for ``queue_ms`` (0: do not)."""
+        """Try to take ``name`` once; else queue for ``queue_ms`` (0: do not).
+
+        ``node`` is the caller's identity; with ``detect`` 1 a queued caller
+        publishes its wait for ``wait_ms`` and gets the cycle through it, if
+        any; with 2 also, and a caller that takes the lock drops its wait.
+        """
         reply = yield from self._script(
             TAKE,
             _take_keys(self._keys, name),
-            (token, lease_ms, holder, host, pid, site, queue_ms),
-        )
+            (token, lease_ms, holder, host, pid, site, queue_ms, node, detect, name,
+             self._keys.prefix, wait_ms),
+        )  # fmt: skip
         return parse_taken(reply)
 
-    def release(self, names: Sequence[str], tokens: Sequence[str]) -> Steps[list[int]]:
-        """Release each ``(name, token)``: 1 done, 0 expired, -1 taken over."""
-        keys, args = _release_args(self._keys, names, tokens)
+    def release(
+        self, names: Sequence[str], tokens: Sequence[str], node: str = ""
+    ) -> Steps[list[int]]:
+        """Release each ``(name, token)``: 1 done, 0 expired, -1 taken over.
+
+        ``node``: a waiter whose published wait is dropped too.
+        """
+        keys, args = _release_args(self._keys, names, tokens, node)
         return [int(r) for r in (yield from self._script(RELEASE, keys, args))]
+
+    def wait_graph(self) -> Steps[list[tuple[RemoteWait, str | None]]]:
+        """Return every live wait, with the node that holds the lock it waits for."""
+        keys = (self._keys.waits, self._keys.wait_times)
+        replies = yield from self._script(WAIT_GRAPH, keys, (self._keys.prefix,))
+        return [
+            (parse_wait(node, wait), text(holder) or None)
+            for node, wait, holder in replies
+        ]
+
+    def share_order(
+        self, last_id: str, edges: Sequence[SharedOrder], session: str,
+        keep: int, count: int,
+    ) -> Steps[list[tuple[str, str | None, SharedOrder]]]:  # fmt: skip
+        """Add ``edges`` to the order stream; return up to ``count`` after ``last_id``.
+
+        Each entry read is ``(id, session that added it, order)``.
+        """
+        args: list[Any] = [last_id, keep, count, session]
+        for edge in edges:
+            args += (edge.before, edge.after, edge.holder, edge.before_site or "",
+                     edge.after_site or "")  # fmt: skip
+        replies = yield from self._script(SHARE_ORDER, (self._keys.order,), args)
+        return [(text(entry) or "", *parse_order(fields)) for entry, fields in replies]
 
     def renew(
         self, names: Sequence[str], tokens: Sequence[str], lease_ms: int

@@ -19,6 +19,16 @@ generators of steps, see :mod:`cc.locks.lowlevel`):
   waiter of the lock named; after a reconnection it wakes every waiter.
 * :meth:`~LeaseSession.release` releases in one round trip and reports the
   leases that were lost.
+
+It also extends the manager's deadlock detection across processes (it is a
+:class:`~cc.locks.lowlevel.SharingSession`): each try of a waiter publishes
+its wait and follows the chain of waits and holders from it in the same
+script, so a cycle is found by the try that closes it (and by every other
+member at its next try, at most ``recheck_interval`` later); the manager
+handles it by its policy. The victim, the youngest waiter, is as a rule the
+one whose wait closed the cycle: it finds the cycle at once.
+:meth:`~LeaseSession.order_sharing` publishes the lock orders the manager
+learns and hands it those of other processes.
 """
 
 from __future__ import annotations
@@ -26,6 +36,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import logging
+import math
 import os
 import socket
 import threading
@@ -33,18 +44,24 @@ from collections.abc import Callable, Sequence
 from time import monotonic
 from typing import Any
 
+import anyio
+
 from cc.locks import Lease, LockBackendError
 from cc.locks.lowlevel import (
     Pause,
     RemoteHolder,
+    RemoteWait,
     Reporter,
+    SharedOrder,
     Shielded,
     Steps,
+    arun,
     format_site,
+    run,
 )
 from cc.redis._client import RedisLink, Taken
 
-__all__ = ["LeaseSession"]
+__all__ = ["LeaseSession", "Protected"]
 
 logger = logging.getLogger(__name__.rpartition(".")[0])  # "cc.redis"
 
@@ -59,9 +76,36 @@ _MAX_SITES = 1024
 # (capped by recheck_interval itself) after each try: time enough to try
 # again while it lives; once it stops, it holds the others up no longer.
 _QUEUE_SLACK = 0.5
-# Board keys of the renewal loop and of the listener's back-off.
-RENEWER, BACKOFF = "\x00renewer", "\x00backoff"
+# Board keys of the renewal loop, the listener's back-off and order sharing.
+RENEWER, BACKOFF, SHARER = "\x00renewer", "\x00backoff", "\x00sharer"
+# Shared learned orders: as many as a manager's own order graph keeps (the
+# oldest go first), and how many are read in one round trip.
+_MAX_SHARED_ORDERS = 16_384
+_ORDER_BATCH = 1024
 _CLOSED = "its manager was closed while it was held"
+
+
+class Protected:
+    """A step: run ``steps`` to the end even if the caller is cancelled.
+
+    :class:`~cc.locks.lowlevel.Shielded` without a time limit, in one cancel
+    scope instead of two: releases, on every hold, are bounded by the
+    client's socket timeout instead.
+    """
+
+    __slots__ = ("steps",)
+
+    def __init__(self, steps: Steps[Any]) -> None:
+        self.steps = steps
+
+    def block(self) -> Any:
+        """Run the steps (a thread)."""
+        return run(self.steps)
+
+    async def wait(self) -> Any:
+        """Run the steps in a shielded cancel scope (a task)."""
+        with anyio.CancelScope(shield=True):
+            return await arun(self.steps)
 
 
 def _release_reason(result: int) -> str:
@@ -96,7 +140,13 @@ class LeaseSession:
         )
         self._host = socket.gethostname()
         self._pid = os.getpid()
+        self.identity = f"pid {self._pid} on {self._host}"
         self._id = session_id
+        # A published wait lasts as long as a lease: a dead process's waits
+        # vanish with its locks.
+        self._wait_ms = max(self._lease_ms, self._queue_ms)
+        self._orders: list[SharedOrder] = []  # learned here, not yet shared
+        self._orders_read = "0-0"  # the last entry of the order stream read
         self._counter = itertools.count(1)
         # Sent on the session's own channel to stop its listener at once.
         self._stop_message = f"\x00stop {self._id}"
@@ -105,7 +155,9 @@ class LeaseSession:
         self._sites: dict[Any, str] = {}
         # Guards _held and closed (threads share the session).
         self._state = threading.Lock()
-        self._renewer_idle = False
+        # When the renewal loop wakes next (monotonic): a new lease wakes it
+        # only if it is due earlier, so a burst of short holds costs no wake.
+        self._renewer_due = math.inf
         self.closed = False
 
     def lease(self, name: str) -> Lease | None:
@@ -113,15 +165,20 @@ class LeaseSession:
         return self._held.get(name)
 
     def open(self) -> Steps[None]:
-        """Start hearing the wake channel."""
+        """Start hearing the wake channel; learn the orders shared so far."""
         yield from self._link.subscribe()
+        if self._engine.policy != "off":
+            yield from self._sync_orders()
 
     def background(self) -> list[tuple[str, Steps[None]]]:
-        """Return the listener and the renewal loop, to run until closed."""
-        return [
+        """Return the listener, the renewal and order sharing, to run until closed."""
+        work = [
             ("cc.redis lease listener", self.listen()),
             ("cc.redis lease renewal", self.renewals()),
         ]
+        if self._engine.policy != "off":
+            work.append(("cc.redis order sharing", self.order_sharing()))
+        return work
 
     def inspect(self, names: Sequence[str]) -> Steps[list[RemoteHolder | None]]:
         """Return the holder of each lock, wherever it is (``None`` if free)."""
@@ -152,6 +209,8 @@ class LeaseSession:
         queue_ms = self._queue_ms if blocking else 0
         board = self._board
         engine = self._engine
+        node = f"{self._id}.{id(holder):x}"
+        detect = 1 if blocking and engine.detect and engine.policy != "off" else 0
         waiting_since = 0.0
         # Whether the store may know this token (as a holder or queued)
         # while we are not going to hold the lock: forget it on the way out.
@@ -163,7 +222,8 @@ class LeaseSession:
                 known = True
                 taken: Taken = yield from self._link.take(
                     name, token, self._lease_ms, holder.describe(), self._host,
-                    self._pid, text, queue_ms,
+                    self._pid, text, queue_ms, node,
+                    detect * 2 if waiting_since else detect, self._wait_ms,
                 )  # fmt: skip
                 if taken.ok:
                     known = False
@@ -171,13 +231,17 @@ class LeaseSession:
                     return monotonic() - waiting_since if waiting_since else 0.0
                 known = blocking
                 now = monotonic()
+                if not waiting_since and blocking:
+                    waiting_since = now
+                    engine.wait_begins(holder, record)
+                if taken.home is not None:
+                    self._cycle_through_here(holder, site, taken)
+                elif taken.cycle:  # a deadlock, even at the deadline
+                    engine.remote_cycle(holder, site, taken.cycle)
                 if not blocking or now >= deadline:
                     raise engine.remote_unavailable(
                         record, taken.holder, taken.queued, limit, blocking
                     )
-                if not waiting_since:
-                    waiting_since = now
-                    engine.wait_begins(holder, record)
                 pause = min(deadline - now, self._recheck, taken.retry_in + 0.001)
                 yield Pause(board, wake, pause)
                 if self.closed:
@@ -186,11 +250,36 @@ class LeaseSession:
             raise
         except BaseException:
             if known and not self.closed:
-                yield from self._forget(name, token)
+                yield from self._forget(name, token, node if waiting_since else "")
             raise
         finally:
             if waiting_since:
                 engine.wait_ends(holder, record)
+
+    def _cycle_through_here(self, holder: Any, site: Any, taken: Taken) -> None:
+        """Close a chain that ended at a holder of this session, if it can.
+
+        That holder publishes no wait: it may wait for a lock that another
+        thread or task of this process holds. If such waits lead back to
+        ``holder``, the cycle is seen here only, so ``holder`` is its victim.
+        """
+        assert taken.home is not None
+        start = int(taken.home.rpartition(".")[2], 16)
+        local = self._engine.local_chain(start, holder)
+        if local:
+            here = [
+                RemoteWait(
+                    f"{self._id}.{id(waiter):x}",
+                    lock,
+                    RemoteHolder(
+                        waiter.describe(), self._host, self._pid, None, None, None, None
+                    ),
+                )
+                for waiter, lock in local
+            ]
+            self._engine.remote_cycle(
+                holder, site, [*taken.cycle, *here], seen_here_only=True
+            )
 
     def _new_lease(self, name: str, token: str, taken: Taken, sent: float) -> None:
         lease = Lease(
@@ -198,18 +287,19 @@ class LeaseSession:
         )
         with self._state:
             self._held[name] = lease
-            idle = self._renewer_idle
-        if idle:
+            early = sent + self._interval < self._renewer_due
+        if early:
             self._board.wake(RENEWER)
 
-    def _forget(self, name: str, token: str) -> Steps[None]:
+    def _forget(self, name: str, token: str, node: str) -> Steps[None]:
         """After a failed or cancelled take, make sure ``token`` holds nothing.
 
-        It also leaves the lock's queue, waking the next waiter. If the store
-        cannot be reached, the lease (if any) ends by itself.
+        It also leaves the lock's queue, waking the next waiter, and drops
+        the wait of ``node`` (if not ``""``). If the store cannot be reached,
+        the lease (if any) and the wait end by themselves.
         """
         with contextlib.suppress(LockBackendError, TimeoutError):
-            yield Shielded(self._link.release([name], [token]), self._lease_s)
+            yield Shielded(self._link.release([name], [token], node), self._lease_s)
 
     def release(self, names: Sequence[str]) -> Steps[list[tuple[str, str]]]:
         """Release the leases held on ``names`` in one round trip.
@@ -230,7 +320,7 @@ class LeaseSession:
         tokens = [lease.token for lease in held]
         try:
             # A dead store is bounded by the client's socket timeout.
-            results = yield Shielded(self._link.release(names, tokens), None)
+            results = yield Protected(self._link.release(names, tokens))
         except LockBackendError as exc:
             return [
                 (lease.name, lease.lost_reason or f"its release could not be "
@@ -244,6 +334,68 @@ class LeaseSession:
             if result != 1  # still ours: whatever the renewals said, none took it
         ]
 
+    # -- detection across processes ------------------------------------------------
+
+    def share_order(self, edge: SharedOrder) -> None:
+        """Publish a learned order to the other processes soon (does not block)."""
+        with self._state:
+            if len(self._orders) >= _MAX_SHARED_ORDERS:  # the store is away
+                del self._orders[0]
+            self._orders.append(edge)
+        self._board.wake(SHARER)
+
+    def wait_graph(self) -> Steps[list[tuple[RemoteWait, str | None]]]:
+        """Return every live wait in the store, with the node holding its lock."""
+        return (yield from self._link.wait_graph())
+
+    def _sync_orders(self) -> Steps[None]:
+        """Publish the orders learned here; learn those published elsewhere."""
+        with self._state:
+            orders, self._orders = self._orders, []
+        try:
+            while True:
+                entries = yield from self._link.share_order(
+                    self._orders_read, orders, self._id, _MAX_SHARED_ORDERS,
+                    _ORDER_BATCH,
+                )  # fmt: skip
+                orders = []
+                if entries:
+                    self._orders_read = entries[-1][0]
+                    self._engine.merge_order(
+                        [edge for _, session, edge in entries if session != self._id]
+                    )
+                if len(entries) < _ORDER_BATCH:
+                    return
+        except BaseException:
+            if orders:  # not published: try again later
+                with self._state:
+                    self._orders[:0] = orders
+            raise
+
+    def order_sharing(self) -> Steps[None]:
+        """Share learned orders until closed, and hear of the others' orders.
+
+        Publishes at once when an order is learned here, and reads what the
+        other processes published every ``recheck_interval``.
+        """
+        board = self._board
+        read_at = monotonic() + self._recheck
+        while not self.closed:
+            wake = board.prepare(SHARER)
+            with self._state:
+                due = bool(self._orders)
+            now = monotonic()
+            if not due and now < read_at:
+                # Woken early (a board wakes its sleepers for any key): sleep on.
+                yield Pause(board, wake, read_at - now)
+                continue
+            read_at = now + self._recheck
+            try:
+                yield from self._sync_orders()
+            except LockBackendError as exc:
+                logger.debug("order sharing lost the store: %s", exc)
+                yield Pause(board, board.prepare(BACKOFF), self._recheck)
+
     # -- background work ----------------------------------------------------------
 
     def renewals(self) -> Steps[None]:
@@ -253,13 +405,13 @@ class LeaseSession:
             wake = board.prepare(RENEWER)
             with self._state:
                 due = [x for x in self._held.values() if x.token not in self._gone]
-                self._renewer_idle = not due
-            if not due:
-                yield Pause(board, wake, None)
-                continue
-            delay = min(lease.expires_in for lease in due) - self._lease_s
-            delay += self._interval
-            if delay > 0:
+                # Nothing held: look again in one interval (a lease taken
+                # meanwhile is due no sooner than that).
+                delay = self._interval
+                if due:
+                    delay += min(lease.expires_in for lease in due) - self._lease_s
+                self._renewer_due = monotonic() + delay
+            if delay > 0 or not due:
                 yield Pause(board, wake, delay)
                 continue
             sent = monotonic()
@@ -344,6 +496,8 @@ class LeaseSession:
             yield Shielded(self._goodbye(leftover), self._lease_s)
 
     def _goodbye(self, leftover: list[Lease]) -> Steps[None]:
+        if self._orders:  # learned just now: the others still hear of them
+            yield from self._sync_orders()
         if leftover:
             yield from self._link.release(
                 [lease.name for lease in leftover], [lease.token for lease in leftover]

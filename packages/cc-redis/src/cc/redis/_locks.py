@@ -41,6 +41,17 @@ class RedisLockBackend:
     again at least every ``recheck_interval`` seconds and when the holder's
     lease would run out.
 
+    The managers' deadlock checks span the processes too (unless their
+    ``policy`` is ``"off"`` or ``detect_deadlocks`` false): each waiter
+    publishes its wait (for as long as a lease), and each try follows the
+    chain of waits and holders in Redis, so a wait-for cycle between
+    processes is found by the try that closes it, by every other member
+    within ``recheck_interval``, and handled by the manager's policy (with
+    ``"raise"``, only the cycle's youngest waiter gets
+    :class:`cc.locks.DeadlockError`). The orders the managers learn are
+    shared as well, read again every ``recheck_interval``; reports name each
+    holder with its pid and host.
+
     What one Redis server guarantees, and what it does not:
 
     * Mutual exclusion holds while the server keeps its data and the
@@ -73,7 +84,9 @@ class RedisLockBackend:
     :param renew_interval: seconds between renewals of the held leases (one
         round trip for all of them); a third of ``lease`` by default
     :param recheck_interval: the longest a waiter sleeps before trying
-        again without having been told of a release
+        again without having been told of a release (and looking for a
+        deadlock again), and how often a manager reads the lock orders that
+        other processes learned
     :param on_lost: called with the :class:`cc.locks.Lease` when a held lease is
         found lost (from the renewal task or thread; it must not block)
     :raises ValueError: for a bad interval or an empty namespace
@@ -184,11 +197,14 @@ class RedisLockBackend:
             return Endpoint(f"unix://{kwargs['path']}")
         return Endpoint(f"redis://{kwargs.get('host', '?')}:{kwargs.get('port', '?')}")
 
-    def connect(self, session: str, *, tasks: bool) -> RedisLink:
+    def connect(
+        self, session: str, *, tasks: bool, link_type: type[RedisLink] = RedisLink
+    ) -> RedisLink:
         """Return a link to the server for the session ``session``.
 
         Threads use redis-py's blocking client; tasks on asyncio its asyncio
         client; tasks elsewhere (trio) the blocking client in worker threads.
+        ``link_type`` is the kind of link (the shared limits use their own).
 
         :raises TypeError: for a client of your own of the wrong kind
         """
@@ -210,7 +226,7 @@ class RedisLockBackend:
                 f"a redis.Redis client or a URL, not {type(client).__name__} "
                 "(redis.asyncio clients work only on asyncio)"
             )
-        return RedisLink(
+        return link_type(
             client, self._keys, session, self._where(), owned=owned, mode=mode
         )
 

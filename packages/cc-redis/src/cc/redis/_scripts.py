@@ -23,19 +23,39 @@ lock's name on the channel ``<namespace>:wake:<session>`` of the waiter's
 session (the first part of its token), so that a release wakes one process,
 not all of them, and an uncontended release costs no message.
 
+Deadlock detection across processes uses three more keys per namespace:
+
+* ``<namespace>:waits``: a hash, the wait of each waiting holder (its
+  ``node``: the session and the thread or task): the lock it waits for,
+  since when (server time in microseconds), who it is (holder, host, pid)
+  and where it asked, as a JSON array; ``...:waits:until``, a sorted set of
+  the same nodes scored by the server time (ms) until which each wait holds
+  (a lease's length, renewed at each try), so that the waits of a dead
+  process vanish with its leases. The lock's hash names its holder's
+  ``node``: the wait-for chain runs waiter, lock, holder, its wait, ...
+* ``<namespace>:order``: a stream of the lock orders the managers learned
+  (``before``, ``after``, who and where), capped at the size of a manager's
+  own order graph; each manager reads what others added.
+
 Each step is one Lua script, so it is atomic on the server: take (set the
-hash if the lock is free and no earlier waiter is due, else queue and report
-the holder and its remaining TTL), renew (extend the TTL of the hashes whose
-token still matches), release (delete the hashes whose token still matches,
-leave the queue, and wake the next waiter) and inspect (holders and TTLs for
-``get_lock_status()``).
+hash if the lock is free and no earlier waiter is due, else queue, publish
+the wait, follow the wait-for chain from it and report the holder, its
+remaining TTL and the cycle if the chain came back), renew (extend the TTL
+of the hashes whose token still matches), release (delete the hashes whose
+token still matches, leave the queue and the waits, and wake the next
+waiter), inspect (holders
+and TTLs for ``get_lock_status()``), the wait graph (for
+``detect_potential_deadlocks()``) and order sharing (add, then read on).
 """
 
 from __future__ import annotations
 
 import hashlib
 
-__all__ = ["INSPECT", "RELEASE", "RENEW", "TAKE", "Keys", "Script"]
+__all__ = [
+    "INSPECT", "RELEASE", "RENEW", "SHARE_ORDER", "TAKE", "WAIT_GRAPH", "Keys",
+    "Script",
+]  # fmt: skip
 
 
 class Script:
@@ -70,19 +90,86 @@ local function live_head(queue, times, now)
     redis.call('ZREM', times, head)
   end
 end
+local function drop_wait(waits, times, node)
+  if node ~= '' and redis.call('HDEL', waits, node) == 1 then
+    redis.call('ZREM', times, node)
+  end
+end
 """
 
-# KEYS: lock, fence, queue, check-in times
-# ARGV: token, lease ms, holder, host, pid, site, queue ms (0: do not queue)
+# KEYS: lock, fence, queue, check-in times, waits, wait times
+# ARGV: token, lease ms, holder, host, pid, site, queue ms (0: do not queue),
+#       node, detect ('0': no; '1': publish the wait and follow the chain;
+#       '2': as '1', and drop the node's wait once taken), name,
+#       lock key prefix, wait ms
 # -> {1, fence, since_us} taken (again, for a retried call)
-# -> {0, pttl_ms, {holder, host, pid, since_us, site, fence}} held by another
-# -> {0, ms, {}} free, but an earlier waiter's turn lasts at most ms more
+# -> {0, pttl_ms, {holder, host, pid, since_us, site, fence}, cycle} held
+#    by another; cycle: {node, wait, node, wait, ...} from the caller's own
+#    wait, if the chain of waits and holders came back to it; the same and
+#    one more node if it ended at a holder of the caller's own session that
+#    publishes no wait (the session may know what it waits for); else {}
+# -> {0, ms, {}, cycle} free, but an earlier waiter's turn lasts at most ms more
 TAKE = Script(
     HEAD
     + """
+local function publish_wait(now)
+  local node, name = ARGV[8], ARGV[10]
+  local wait = redis.call('HGET', KEYS[5], node)
+  if not wait or cjson.decode(wait)[1] ~= name then
+    local time = redis.call('TIME')
+    local since = time[1] .. string.format('%06d', tonumber(time[2]))
+    wait = cjson.encode({name, since, ARGV[3], ARGV[4], ARGV[5], ARGV[6]})
+    redis.call('HSET', KEYS[5], node, wait)
+  end
+  local wait_ms = tonumber(ARGV[12])
+  redis.call('ZADD', KEYS[6], now + wait_ms, node)
+  for k = 5, 6 do
+    if redis.call('PTTL', KEYS[k]) < wait_ms then
+      redis.call('PEXPIRE', KEYS[k], wait_ms)
+    end
+  end
+  -- A few waits of processes that died, gone for good.
+  for _, lapsed in ipairs(redis.call('ZRANGEBYSCORE', KEYS[6], '-inf', now,
+      'LIMIT', 0, 8)) do
+    drop_wait(KEYS[5], KEYS[6], lapsed)
+  end
+  return wait
+end
+local function find_cycle(now, wait)
+  local path, seen = {ARGV[8], wait}, {}
+  local node = redis.call('HGET', KEYS[1], 'node')
+  for _ = 1, 64 do
+    if not node then
+      return {}
+    end
+    if node == ARGV[8] then
+      return path
+    end
+    if seen[node] then
+      return {}
+    end
+    seen[node] = true
+    local next_wait = redis.call('HGET', KEYS[5], node)
+    if not next_wait or tonumber(redis.call('ZSCORE', KEYS[6], node) or 0) <= now then
+      if string.match(node, '^[^.]+') == string.match(ARGV[8], '^[^.]+') then
+        path[#path + 1] = node  -- a holder of the caller's session: look there
+        return path
+      end
+      return {}
+    end
+    path[#path + 1] = node
+    path[#path + 1] = next_wait
+    node = redis.call('HGET', ARGV[11] .. '{' .. cjson.decode(next_wait)[1] .. '}',
+      'node')
+  end
+  return {}
+end
 local current = redis.call('HGET', KEYS[1], 'token')
 if current == ARGV[1] then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  if ARGV[9] == '2' then
+    drop_wait(KEYS[5], KEYS[6], ARGV[8])
+  end
   return {1, redis.call('HGET', KEYS[1], 'fence'), redis.call('HGET', KEYS[1], 'since')}
 end
 local now = false
@@ -93,6 +180,7 @@ if redis.call('EXISTS', KEYS[3]) == 1 then
 end
 if current or (head and head ~= ARGV[1]) then
   local queue_ms = tonumber(ARGV[7])
+  local cycle = {}
   if queue_ms > 0 then
     now = now or now_ms()
     if not redis.call('ZSCORE', KEYS[4], ARGV[1]) then
@@ -104,16 +192,23 @@ if current or (head and head ~= ARGV[1]) then
         redis.call('PEXPIRE', KEYS[q], queue_ms)
       end
     end
+    if ARGV[9] ~= '0' then
+      cycle = find_cycle(now, publish_wait(now))
+    end
   end
   if current then
     return {0, redis.call('PTTL', KEYS[1]),
-      redis.call('HMGET', KEYS[1], 'holder', 'host', 'pid', 'since', 'site', 'fence')}
+      redis.call('HMGET', KEYS[1], 'holder', 'host', 'pid', 'since', 'site', 'fence'),
+      cycle}
   end
-  return {0, head_ms, {}}
+  return {0, head_ms, {}, cycle}
 end
 if head then
   redis.call('LPOP', KEYS[3])
   redis.call('ZREM', KEYS[4], head)
+end
+if ARGV[9] == '2' then
+  drop_wait(KEYS[5], KEYS[6], ARGV[8])
 end
 local time = redis.call('TIME')
 local since = time[1] .. string.format('%06d', tonumber(time[2]))
@@ -123,7 +218,8 @@ if not last or tonumber(last) < tonumber(since) then
 end
 local fence = redis.call('INCR', KEYS[2])
 redis.call('HSET', KEYS[1], 'token', ARGV[1], 'fence', fence, 'since', since,
-  'holder', ARGV[3], 'host', ARGV[4], 'pid', ARGV[5], 'site', ARGV[6])
+  'holder', ARGV[3], 'host', ARGV[4], 'pid', ARGV[5], 'site', ARGV[6],
+  'node', ARGV[8])
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return {1, fence, since}
 """
@@ -138,9 +234,10 @@ return {1, fence, since}
 RELEASE = Script(
     HEAD
     + """
+drop_wait(KEYS[1], KEYS[2], ARGV[2])
 local result = {}
-for i = 1, #KEYS, 3 do
-  local token = ARGV[(i - 1) / 3 * 2 + 2]
+for i = 3, #KEYS, 3 do
+  local token = ARGV[(i - 3) / 3 * 2 + 3]
   local current = redis.call('HGET', KEYS[i], 'token')
   if current == token then
     redis.call('DEL', KEYS[i])
@@ -159,7 +256,7 @@ for i = 1, #KEYS, 3 do
       local head = live_head(KEYS[i + 1], KEYS[i + 2], now_ms())
       if head then
         redis.call('PUBLISH', ARGV[1] .. string.match(head, '^[^:]+'),
-          ARGV[(i - 1) / 3 * 2 + 3])
+          ARGV[(i - 3) / 3 * 2 + 4])
       end
     end
   end
@@ -186,6 +283,36 @@ end
 return result
 """)
 
+# KEYS: waits, wait times; ARGV: lock key prefix
+# -> {node, wait, holder node ('' if none)} for each live wait
+WAIT_GRAPH = Script(
+    HEAD
+    + """
+local result = {}
+for _, node in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '(' .. now_ms(), '+inf')) do
+  local wait = redis.call('HGET', KEYS[1], node)
+  if wait then
+    local lock = ARGV[1] .. '{' .. cjson.decode(wait)[1] .. '}'
+    result[#result + 1] = {node, wait, redis.call('HGET', lock, 'node') or ''}
+  end
+end
+return result
+"""
+)
+
+# KEYS: the order stream
+# ARGV: last id read, most entries kept, most entries returned, session,
+#       then before, after, holder, before site, after site of each new order
+# -> the entries after the last id read: {id, {field, value, ...}}, ...
+SHARE_ORDER = Script("""
+for i = 5, #ARGV, 5 do
+  redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', 'before', ARGV[i],
+    'after', ARGV[i + 1], 'holder', ARGV[i + 2], 'before_site', ARGV[i + 3],
+    'after_site', ARGV[i + 4], 'session', ARGV[4])
+end
+return redis.call('XRANGE', KEYS[1], '(' .. ARGV[1], '+', 'COUNT', ARGV[3])
+""")
+
 # KEYS: locks -> per lock {pttl_ms, {holder, host, pid, since_us, site, fence}}
 INSPECT = Script("""
 local result = {}
@@ -200,11 +327,14 @@ return result
 class Keys:
     """The key names of one namespace."""
 
-    __slots__ = ("prefix", "wake_prefix")
+    __slots__ = ("order", "prefix", "wait_times", "waits", "wake_prefix")
 
     def __init__(self, namespace: str) -> None:
         self.prefix = f"{namespace}:lock:"
         self.wake_prefix = f"{namespace}:wake:"
+        self.waits = f"{namespace}:waits"
+        self.wait_times = f"{namespace}:waits:until"
+        self.order = f"{namespace}:order"
 
     def lock(self, name: str) -> str:
         """Return the key of the lock ``name`` (a hash while it is held)."""
