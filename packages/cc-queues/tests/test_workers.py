@@ -13,7 +13,7 @@ import pytest
 from anyio.lowlevel import checkpoint
 
 from cc.primitives.lowlevel import CHECKPOINT_INTERVAL
-from cc.queues import BoundedQueue, QueueStateError, QueueStatus
+from cc.queues import BoundedQueue, QueueStateError, QueueStatus, WorkQueue
 
 if sys.version_info < (3, 11):  # pragma: no cover - depends on the Python
     from exceptiongroup import BaseExceptionGroup
@@ -469,6 +469,39 @@ async def test_a_worker_that_feeds_its_own_queue_does_not_starve_others() -> Non
         await settle()
         before = ticks
         await queue.start_workers(work, num_workers=1)
+        await queue.put(0)
+        await queue.join()
+        assert queue.metrics["processed"] == 2001
+        # the chain yielded regularly
+        assert ticks - before >= 2000 // CHECKPOINT_INTERVAL
+        tg.cancel_scope.cancel()
+
+
+async def test_rate_limited_workers_feeding_their_queue_do_not_starve_others() -> None:
+    # The start-rate window never yields when it need not wait (the worker
+    # loop has spent the checkpoint rule's unit already): the loop's own
+    # checkpoints must still let the other tasks run.
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await checkpoint()
+
+    async with (
+        WorkQueue[int](maxsize=4, rate_limit=10**6, rate_window=1.0) as queue,
+        anyio.create_task_group() as tg,
+    ):
+
+        async def work(item: int) -> None:
+            if item < 2000:
+                await queue.put(item + 1)  # never waits: there is always room
+
+        tg.start_soon(ticker)
+        await settle()
+        before = ticks
+        await queue.process(work, num_workers=1)
         await queue.put(0)
         await queue.join()
         assert queue.metrics["processed"] == 2001
