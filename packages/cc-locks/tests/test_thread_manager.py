@@ -905,6 +905,42 @@ def test_locks_may_be_released_out_of_order() -> None:
     assert manager.held_locks() == []
 
 
+def test_acquire_checks_arguments_that_equal_those_of_a_reused_context() -> None:
+    # acquire() reuses its contexts by (names, timeout, blocking); a timeout
+    # equal to a cached one as a dict key (True == 1, False == 0) is still
+    # refused, and each context keeps its own timeout and blocking.
+    manager = LockManager({"a": 1})
+    for timeout in (0, 1, 1.0, 0.0, 2, None):
+        with manager.acquire("a", timeout=timeout):
+            assert manager.held_locks() == ["a"]
+    for bad in (True, False):
+        with pytest.raises(TypeError, match="timeout must be a number"):
+            manager.acquire("a", timeout=bad)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="blocking must be a bool"):
+        manager.acquire("a", blocking=1)  # type: ignore[arg-type]
+    held = threading.Event()
+    done = threading.Event()
+
+    def hold() -> None:
+        with manager.acquire("a"):
+            held.set()
+            done.wait(10)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    held.wait(10)
+    try:
+        with pytest.raises(LockTimeoutError, match="blocking=False"):
+            manager.acquire("a", timeout=None, blocking=False).__enter__()
+        with pytest.raises(LockTimeoutError, match="within 0"):
+            manager.acquire("a", timeout=0).__enter__()
+    finally:
+        done.set()
+        holder.join()
+    with manager.acquire("a", timeout=None, blocking=False):
+        assert manager.held_locks() == ["a"]
+
+
 def test_reset_empties_the_manager_and_retires_old_locks() -> None:
     manager = LockManager({"a": 1, "x": None, "y": None}, policy="warn")
     lock = manager.get_lock("a")

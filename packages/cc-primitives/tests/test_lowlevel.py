@@ -13,11 +13,9 @@ from cc.primitives import lowlevel
 from cc.primitives.lowlevel import (
     CHECKPOINT_INTERVAL,
     ParkingLot,
-    always_due,
     checkpoint,
     checkpoint_due,
     checkpoint_rule,
-    never_due,
     take_checkpoint,
 )
 
@@ -249,12 +247,19 @@ async def test_a_lot_can_be_reused_after_it_empties() -> None:
 def test_checkpoint_rule_resolves_fast_acquire() -> None:
     _align()
     rule = checkpoint_rule(None)  # spends the same budget as checkpoint_due
-    calls = [rule() if n % 2 else checkpoint_due() for n in range(CHECKPOINT_INTERVAL)]
+    calls = [
+        next(rule) if n % 2 else checkpoint_due() for n in range(CHECKPOINT_INTERVAL)
+    ]
     assert calls == [False] * (CHECKPOINT_INTERVAL - 1) + [True]
-    assert checkpoint_rule(True) is never_due
-    assert checkpoint_rule(False) is always_due
-    assert always_due() is True
-    assert never_due() is False
+    always, never = checkpoint_rule(False), checkpoint_rule(True)
+    assert [next(always) for _ in range(3 * CHECKPOINT_INTERVAL)] == [True] * (
+        3 * CHECKPOINT_INTERVAL
+    )
+    assert not any(next(never) for _ in range(3 * CHECKPOINT_INTERVAL))
+    # neither spends the thread's budget
+    assert [checkpoint_due() for _ in range(CHECKPOINT_INTERVAL)] == [False] * (
+        CHECKPOINT_INTERVAL - 1
+    ) + [True]
 
 
 @pytest.mark.parametrize("bad", [1, 0, "yes", 1.0, object()])
@@ -306,14 +311,16 @@ def test_take_checkpoint_rebinds_a_rule_to_the_thread_that_runs_it() -> None:
 
     async def elsewhere() -> None:
         nonlocal rule
-        assert rule()  # still this thread's budget: due
+        assert next(rule)  # still this thread's budget: due
         rule = await take_checkpoint(rule)  # now the running thread's
         _align()
         seen.extend(
-            rule() if n % 2 else checkpoint_due() for n in range(CHECKPOINT_INTERVAL)
+            next(rule) if n % 2 else checkpoint_due()
+            for n in range(CHECKPOINT_INTERVAL)
         )
-        assert await take_checkpoint(always_due) is always_due
-        assert await take_checkpoint(never_due) is never_due
+        for fast_acquire in (False, True):
+            fixed = checkpoint_rule(fast_acquire)
+            assert await take_checkpoint(fixed) is fixed
 
     thread = threading.Thread(target=anyio.run, args=(elsewhere,))
     thread.start()
@@ -336,7 +343,7 @@ async def test_a_loop_of_non_waiting_calls_lets_others_run_and_ends_at_its_deadl
     ran = False
 
     async def operation() -> None:
-        if due():
+        if next(due):
             await checkpoint()
 
     async def other() -> None:
@@ -367,7 +374,7 @@ async def test_a_cancellation_is_noticed_within_the_interval() -> None:
     with anyio.CancelScope() as scope:
         scope.cancel()
         while True:
-            if due():
+            if next(due):
                 await checkpoint()
             calls_after_cancel += 1
     assert calls_after_cancel < CHECKPOINT_INTERVAL
@@ -375,7 +382,7 @@ async def test_a_cancellation_is_noticed_within_the_interval() -> None:
 
 async def test_a_loop_that_never_checkpoints_with_fast_acquire_true() -> None:
     due = checkpoint_rule(True)
-    assert not any(due() for _ in range(10 * CHECKPOINT_INTERVAL))
+    assert not any(next(due) for _ in range(10 * CHECKPOINT_INTERVAL))
 
 
 def test_lowlevel_exports_its_names_and_the_task_identity() -> None:

@@ -9,6 +9,7 @@ import anyio
 import pytest
 from anyio.lowlevel import checkpoint
 
+from cc.primitives.lowlevel import CHECKPOINT_INTERVAL
 from cc.queues import BoundedQueue, QueueStateError, QueueStatus
 
 pytestmark = pytest.mark.anyio
@@ -441,8 +442,9 @@ async def test_join_returns_when_stop_hands_the_items_back() -> None:
 
 
 async def test_a_loop_of_non_blocking_calls_still_lets_other_tasks_run() -> None:
-    # put() and get() do not yield when they need not wait, but every 64th
-    # call does, so a loop of them cannot starve the other tasks.
+    # put() and get() do not yield when they need not wait, but every
+    # CHECKPOINT_INTERVAL-th call does, so a loop of them cannot starve the
+    # other tasks.
     others_ran = 0
     async with BoundedQueue[int](maxsize=4) as queue, anyio.create_task_group() as tg:
 
@@ -458,7 +460,7 @@ async def test_a_loop_of_non_blocking_calls_still_lets_other_tasks_run() -> None
         for item in range(1000):
             await queue.put(item)
             assert await queue.get() == item
-        assert others_ran - before >= 1000 * 2 // 64 - 1
+        assert others_ran - before >= 1000 * 2 // CHECKPOINT_INTERVAL - 1
         tg.cancel_scope.cancel()
 
 
@@ -472,7 +474,7 @@ async def test_a_loop_of_non_blocking_calls_notices_cancellation() -> None:
                 await queue.get()
                 done += 1
         assert scope.cancelled_caught
-        assert done < 64
+        assert done < CHECKPOINT_INTERVAL
 
 
 async def test_repr_shows_status_size_and_workers() -> None:

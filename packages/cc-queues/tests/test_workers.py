@@ -12,7 +12,8 @@ import anyio
 import pytest
 from anyio.lowlevel import checkpoint
 
-from cc.queues import BoundedQueue, QueueStateError, QueueStatus
+from cc.primitives.lowlevel import CHECKPOINT_INTERVAL
+from cc.queues import BoundedQueue, QueueStateError, QueueStatus, WorkQueue
 
 if sys.version_info < (3, 11):  # pragma: no cover - depends on the Python
     from exceptiongroup import BaseExceptionGroup
@@ -454,7 +455,13 @@ async def test_leaving_async_with_on_error_cancels_busy_workers() -> None:
     assert accounted(queue)
 
 
-async def test_a_worker_that_feeds_its_own_queue_does_not_starve_others() -> None:
+@pytest.mark.parametrize("kind", ["bounded", "rate-limited"])
+async def test_a_worker_that_feeds_its_own_queue_does_not_starve_others(
+    kind: str,
+) -> None:
+    # A rate-limited WorkQueue's window never yields when it need not wait
+    # (the worker loop has spent the checkpoint rule's unit already): the
+    # loop's own checkpoints must still let the other tasks run.
     ticks = 0
 
     async def ticker() -> None:
@@ -463,7 +470,12 @@ async def test_a_worker_that_feeds_its_own_queue_does_not_starve_others() -> Non
             ticks += 1
             await checkpoint()
 
-    async with BoundedQueue[int](maxsize=4) as queue, anyio.create_task_group() as tg:
+    queue: BoundedQueue[int] | WorkQueue[int]
+    if kind == "bounded":
+        queue = BoundedQueue[int](maxsize=4)
+    else:
+        queue = WorkQueue[int](maxsize=4, rate_limit=10**6, rate_window=1.0)
+    async with queue, anyio.create_task_group() as tg:
 
         async def work(item: int) -> None:
             if item < 2000:
@@ -472,11 +484,15 @@ async def test_a_worker_that_feeds_its_own_queue_does_not_starve_others() -> Non
         tg.start_soon(ticker)
         await settle()
         before = ticks
-        await queue.start_workers(work, num_workers=1)
+        if isinstance(queue, WorkQueue):
+            await queue.process(work, num_workers=1)
+        else:
+            await queue.start_workers(work, num_workers=1)
         await queue.put(0)
         await queue.join()
         assert queue.metrics["processed"] == 2001
-        assert ticks - before >= 2000 // 64  # the chain yielded regularly
+        # the chain yielded regularly
+        assert ticks - before >= 2000 // CHECKPOINT_INTERVAL
         tg.cancel_scope.cancel()
 
 

@@ -15,7 +15,6 @@ from collections.abc import (
 from types import TracebackType
 from typing import Any, Generic, Literal, TypeVar, overload
 
-from cc.core_helpers._checkpoint import checkpoint_closing, checkpoint_due
 from cc.core_helpers._errors import ValidationError
 from cc.core_helpers._pool import FatalError, JobPool
 from cc.core_helpers._validation import (
@@ -24,6 +23,7 @@ from cc.core_helpers._validation import (
     describe,
     is_awaitable,
 )
+from cc.primitives.lowlevel import checkpoint_rule, take_checkpoint
 
 __all__ = ["AsyncMap", "async_map"]
 
@@ -145,9 +145,11 @@ class AsyncMap(Generic[_R]):
     close the iterable it was given.
     """
 
-    __slots__ = ("_limit", "_pending", "_pool", "_state")
+    __slots__ = ("_due", "_limit", "_pending", "_pool", "_state")
 
     def __init__(self, pool: _MapPool, limit: int) -> None:
+        # cc's checkpoint rule, bound once: every step of the iteration spends it.
+        self._due = checkpoint_rule(None)
         self._pool = pool
         self._limit = limit
         self._state = _FRESH
@@ -167,8 +169,8 @@ class AsyncMap(Generic[_R]):
         return self._collect().__await__()
 
     async def _collect(self) -> list[_R]:
-        if checkpoint_due():
-            await checkpoint_closing()
+        if next(self._due):
+            self._due = await take_checkpoint(self._due)
         return await self._pool.next_results(math.inf)
 
     def __aiter__(self) -> AsyncMap[_R]:
@@ -179,8 +181,8 @@ class AsyncMap(Generic[_R]):
         return self
 
     async def __anext__(self) -> _R:
-        if checkpoint_due():  # cc's checkpoint rule, before taking anything
-            await checkpoint_closing()
+        if next(self._due):  # cc's checkpoint rule, before taking anything
+            self._due = await take_checkpoint(self._due)
         pending = self._pending
         if pending:
             return pending.pop()
@@ -222,12 +224,12 @@ class AsyncMap(Generic[_R]):
             raise RuntimeError("async_map: cannot close it while __anext__ is running")
         self._state = _CLOSED
         self._pending = []
-        if checkpoint_due():
-            await checkpoint_closing()
+        if next(self._due):
+            self._due = await take_checkpoint(self._due)
 
     async def __aenter__(self) -> AsyncMap[_R]:
-        if checkpoint_due():
-            await checkpoint_closing()
+        if next(self._due):
+            self._due = await take_checkpoint(self._due)
         return self.__aiter__()
 
     async def __aexit__(

@@ -78,8 +78,9 @@ async def async_wait_for(awaitable: Awaitable[_T], timeout: float | None) -> _T:
     every cc operation it follows cc's checkpoint rule (see
     :mod:`cc.primitives.lowlevel`): a loop of calls whose work never waits
     still lets other tasks run and still ends at a cancellation, because
-    every 64th call or so starts with a checkpoint (before the work starts,
-    outside the time limit).
+    every :data:`~cc.primitives.lowlevel.CHECKPOINT_INTERVAL`-th call or so
+    starts with a checkpoint (before the work starts, outside the time
+    limit).
 
     :param awaitable: the coroutine (or other awaitable) to wait for
     :param timeout: the limit in seconds (a real number ``>= 0``), or

@@ -28,7 +28,7 @@ from cc.locks._task_locks import (
 )
 from cc.locks._views import merge_remote
 from cc.primitives import Lock, current_task_key, task_name
-from cc.primitives.lowlevel import checkpoint, checkpoint_due
+from cc.primitives.lowlevel import checkpoint_rule, take_checkpoint
 
 __all__ = ["AsyncLockInfo", "AsyncLockManager", "AsyncManagedLock"]
 
@@ -45,7 +45,8 @@ class AsyncLockManager(ManagerBase[AsyncLockInfo]):
     same checks (order violations, learned orders, live deadlocks, long
     holds) and statistics. Every awaitable operation follows cc's checkpoint
     rule (:mod:`cc.primitives.lowlevel`): a loop of them that never has to
-    wait still yields, and honours cancellation, at least every 64th call.
+    wait still yields, and honours cancellation, at least every
+    :data:`~cc.primitives.lowlevel.CHECKPOINT_INTERVAL`-th call.
     Only a task that has to wait pays for a cancel scope. A manager and its
     locks belong to one event loop (they are not thread safe).
 
@@ -86,6 +87,8 @@ class AsyncLockManager(ManagerBase[AsyncLockInfo]):
         self._holders: dict[object, Holder] = {}
         self._spare_holders: list[Holder] = []
         self._task_group: Any = None
+        # cc's checkpoint rule, bound once: the acquisitions spend from it.
+        self._due = checkpoint_rule(None)
         super().__init__(
             hierarchy, policy=policy, detect_deadlocks=detect_deadlocks,
             long_hold_threshold=long_hold_threshold, backend=backend,
@@ -305,8 +308,8 @@ class AsyncLockManager(ManagerBase[AsyncLockInfo]):
     async def _enter(
         self, plan: Plan[AsyncLockInfo], limit: float | None, blocking: bool, site: Site
     ) -> Holder:
-        if checkpoint_due():  # cc's checkpoint rule, before taking anything
-            await checkpoint()
+        if next(self._due):  # cc's checkpoint rule, before taking anything
+            self._due = await take_checkpoint(self._due)
         holder, now = self._attach(), monotonic()
         taken = take_free(plan, holder, now, site) if self._backend is None else 0
         if taken < plan.size:

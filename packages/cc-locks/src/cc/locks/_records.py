@@ -103,8 +103,12 @@ class Holder:
 
     def ceiling(self) -> float:
         """Return the highest declared order held, or ``-inf``."""
-        orders = [r._order for r in self.stack if r._order is not None]
-        return max(orders, default=-math.inf)
+        highest = -math.inf  # a plain loop: no list, no extra frame
+        for record in self.stack:
+            order = record._order
+            if order is not None and order > highest:
+                highest = order
+        return highest
 
 
 def thread_holder() -> Holder:
@@ -326,16 +330,12 @@ class Plan(Generic[RecordT]):
     declared, already learned, or nothing is checked).
     """
 
-    __slots__ = ("__weakref__", "contexts", "learned", "records", "release_order",
-                 "size")  # fmt: skip
+    __slots__ = ("__weakref__", "learned", "records", "release_order", "size")
 
     def __init__(self, records: tuple[RecordT, ...], *, learned: bool) -> None:
         self.records = records
         self.release_order = records[::-1] if len(records) > 1 else records
         self.size, self.learned = len(records), learned
-        # The thread manager's contexts, by (timeout, blocking): they keep no
-        # state, so one serves every thread (made on the first acquire()).
-        self.contexts: dict[tuple[float | None, bool], Any] | None = None
 
 
 def take_free(plan: Plan[Any], holder: Holder, now: float, site: Site) -> int:

@@ -7,7 +7,7 @@ from typing import Any
 
 from cc.locks._manager import ManagedLockBase
 from cc.locks._records import Holder, LockRecord, Plan, Site, caller_site, take_free
-from cc.primitives.lowlevel import checkpoint, checkpoint_due
+from cc.primitives.lowlevel import checkpoint, checkpoint_due, take_checkpoint
 
 __all__ = [
     "AsyncLockInfo", "AsyncManagedLock", "SharedTaskAcquisition", "TaskAcquisition",
@@ -150,9 +150,10 @@ class TaskAcquisition:
         self._more: list[Holder] | None = None
 
     async def __aenter__(self) -> None:
-        if checkpoint_due():  # cc's checkpoint rule, before taking anything
-            await checkpoint()
-        manager, plan, now = self._manager, self._plan, monotonic()
+        manager = self._manager
+        if next(manager._due):  # cc's checkpoint rule, before taking anything
+            manager._due = await take_checkpoint(manager._due)
+        plan, now = self._plan, monotonic()
         holder = manager._attach()
         taken = take_free(plan, holder, now, self._site)
         if taken < plan.size:

@@ -18,6 +18,8 @@ from cc.locks._records import (
     Holder,
     Plan,
     Site,
+    foreign_release_error,
+    release_levels,
     take_free,
     thread_holder,
 )
@@ -32,7 +34,7 @@ from cc.locks._views import merge_remote
 
 __all__ = ["LockInfo", "LockManager", "ManagedLock"]
 
-_MAX_CONTEXTS_PER_PLAN = 8  # acquire() contexts kept per (timeout, blocking)
+_MAX_CONTEXTS = 4096  # acquire() contexts kept, by (names, timeout, blocking)
 
 
 class LockManager(ManagerBase[LockInfo]):
@@ -87,6 +89,9 @@ class LockManager(ManagerBase[LockInfo]):
         backend: LockStore | None = None,
     ) -> None:  # fmt: skip
         self._local = threading.local()
+        # acquire()'s contexts keep no state (the holder is the calling
+        # thread's), so one per (names, timeout, blocking) serves every thread.
+        self._contexts: dict[tuple[Any, ...], ThreadAcquisition] = {}
         self._session_lock = threading.Lock()
         self._workers: list[threading.Thread] = []
         super().__init__(
@@ -226,6 +231,7 @@ class LockManager(ManagerBase[LockInfo]):
         :raises RuntimeError: if any lock is held or awaited
         """
         self._engine.retire_all()
+        self._contexts.clear()  # their plans hold the retired records
 
     # -- acquiring and releasing ------------------------------------------------
 
@@ -259,21 +265,21 @@ class LockManager(ManagerBase[LockInfo]):
         flag: object = blocking  # typed as a bool; callers may pass anything
         if flag is not True and flag is not False:
             check_blocking(blocking)
-        plan = self._engine.plan(names)
-        contexts = plan.contexts
-        if contexts is None:
-            contexts = plan.contexts = {}
+        contexts = self._contexts
         try:
-            context = contexts.get((timeout, blocking))
-        except TypeError:  # an unhashable timeout: refused below
+            context = contexts.get((names, timeout, blocking))
+        except TypeError:  # an unhashable name or timeout: refused below
             context = None
         if context is None:
-            # A cached context was made for a valid timeout: check new ones.
+            # A cached context was made for valid arguments: check new ones.
+            plan = self._engine.plan(names)
             limit = None if timeout is None else check_timeout(timeout)
             context = self._acquisition(self, plan, limit, blocking)
             # 0 and 1 equal False and True as dict keys: never cache them.
-            if len(contexts) < _MAX_CONTEXTS_PER_PLAN and timeout not in (0, 1):
-                contexts[timeout, blocking] = context
+            if timeout not in (0, 1):
+                if len(contexts) >= _MAX_CONTEXTS:
+                    contexts.clear()
+                contexts[names, timeout, blocking] = context
         return context
 
     def _attach(self) -> Holder:
@@ -295,8 +301,9 @@ class LockManager(ManagerBase[LockInfo]):
     ) -> None:
         holder, now = self._attach(), monotonic()
         if self._backend is None:
-            self._enter_rest(plan, take_free(plan, holder, now, site), holder, site,
-                             timeout, blocking, now)  # fmt: skip
+            taken = take_free(plan, holder, now, site)
+            if taken < plan.size:
+                self._enter_rest(plan, taken, holder, site, timeout, blocking, now)
         else:
             self._open_session()
             run(self._engine.acquire(plan, 0, holder, site, timeout, blocking, now))
@@ -314,9 +321,15 @@ class LockManager(ManagerBase[LockInfo]):
 
         ``None``: the calling thread, which must hold the first of them.
         """
-        holder = holder or self._caller_holding(records[0])
+        if holder is None:
+            mine: Holder | None = getattr(self._local, "holder", None)
+            if mine is None or records[0]._owner is not mine:
+                mine = self._caller_holding(records[0])  # raises: not ours
+            holder = mine
         if self._backend is None:
-            self._engine.release(records, holder)
+            foreign = release_levels(records, holder, monotonic())
+            if foreign:
+                raise foreign_release_error(foreign, holder.describe())
         else:
             run(self._engine.release_shared(records, holder))
 

@@ -84,7 +84,7 @@ class ManagedLock(ManagedLockBase["LockInfo"]):
         self._manager._enter(self._plan, None, True, caller_site(1))
         return True
 
-    def __exit__(self, *exc_info: object) -> None:
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         self._manager._release(self._plan.records, None)
 
     def owned_by_current_thread(self) -> bool:
@@ -142,7 +142,7 @@ class ThreadAcquisition:
                 plan, taken, holder, site, self._timeout, self._blocking, now
             )
 
-    def __exit__(self, *exc_info: object) -> None:
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         try:
             holder: Holder = self._local.holder
         except AttributeError:

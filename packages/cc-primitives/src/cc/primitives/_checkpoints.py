@@ -26,29 +26,29 @@ from __future__ import annotations
 import itertools
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Iterator
 from typing import Any
 
 from anyio.lowlevel import checkpoint as _anyio_checkpoint
 
 __all__ = [
     "CHECKPOINT_INTERVAL",
-    "always_due",
+    "Rule",
     "checkpoint",
     "checkpoint_due",
     "checkpoint_rule",
-    "never_due",
     "take_checkpoint",
 ]
 
 CHECKPOINT_INTERVAL = 64
 """N of the rule: every N-th cc operation on a thread that does not wait is a
 full checkpoint. A checkpoint costs a few microseconds (a turn of the event
-loop); spread over 64 calls, with the per-call count, it adds about 5% to an
-uncontended lock (measured), and 64 back-to-back calls take a few tens of
-microseconds."""
+loop); spread over 64 calls it adds about a tenth of a microsecond to each
+(measured), and 64 back-to-back calls take a few tens of microseconds."""
 
-Rule = Callable[[], bool]
+Rule = Iterator[bool]
+"""A rule in its bound form: ``next(rule)`` spends a unit of a budget and
+answers whether the operation must take a full checkpoint first."""
 
 
 async def checkpoint() -> None:
@@ -58,27 +58,39 @@ async def checkpoint() -> None:
     trio's own checkpoint directly (anyio's wrapper around it costs about as
     much again); trio is looked up, never imported.
     """
+    await _backend_checkpoint()
+
+
+def _backend_checkpoint() -> Awaitable[None]:
+    """Return the running backend's checkpoint, to await at once.
+
+    :func:`take_checkpoint` awaits it directly: one coroutine less than
+    ``await checkpoint()`` on every checkpoint the rule asks for.
+    """
     trio: Any = sys.modules.get("trio")
     if trio is not None and trio.lowlevel.in_trio_task():
-        await trio.lowlevel.checkpoint()
-    else:
-        await _anyio_checkpoint()
+        return trio.lowlevel.checkpoint()  # type: ignore[no-any-return]
+    return _anyio_checkpoint()
 
 
 class _PerThread(threading.local):
-    """Each thread's count: a cycle of answers, the last of every N ``True``.
+    """Each thread's budget: a cycle of answers, the last of every N ``True``.
 
-    Calling the cycle's (C-level) ``__next__`` is the cheapest count there
-    is; :func:`checkpoint_rule` hands it out bound, so that an object pays
-    no thread lookup per call.
+    ``next()`` on the cycle (a builtin on a C iterator) is the cheapest count
+    there is, cheaper than any call of a function or a bound method;
+    :func:`checkpoint_rule` hands the cycle out, so that an object pays no
+    thread lookup per call either.
     """
 
     def __init__(self) -> None:
         answers = (False,) * (CHECKPOINT_INTERVAL - 1) + (True,)
-        self.tick: Rule = itertools.cycle(answers).__next__
+        self.ticks: Rule = itertools.cycle(answers)
 
 
 _per_thread = _PerThread()
+# The rules of fast_acquire=False (every call checkpoints) and True (never).
+_ALWAYS: Rule = itertools.repeat(True)
+_NEVER: Rule = itertools.repeat(False)
 
 
 def checkpoint_due() -> bool:
@@ -97,65 +109,60 @@ def checkpoint_due() -> bool:
     >>> calls.count(True)
     3
     """
-    return _per_thread.tick()
-
-
-def always_due() -> bool:
-    """Answer ``True``: the rule of ``fast_acquire=False``, every call checkpoints."""
-    return True
-
-
-def never_due() -> bool:
-    """Answer ``False``: the rule of ``fast_acquire=True``, yield only to wait."""
-    return False
+    return next(_per_thread.ticks)
 
 
 def checkpoint_rule(fast_acquire: bool | None) -> Rule:
-    """Resolve a ``fast_acquire`` argument to the function that applies its rule.
+    """Resolve a ``fast_acquire`` argument to the rule it names, in bound form.
+
+    The rule is an iterator of answers: ``next(rule)`` says whether a call
+    that does not have to wait must take a full checkpoint first.
 
     ======================  ====================================================
-    ``fast_acquire``        rule for a call that does not have to wait
+    ``fast_acquire``        ``next(rule)`` for a call that does not have to wait
     ======================  ====================================================
-    ``None`` (cc default)   spend a unit of the thread's budget, as
-                            :func:`checkpoint_due` does: a checkpoint every
+    ``None`` (cc default)   spends a unit of the thread's budget, as
+                            :func:`checkpoint_due` does: ``True`` on every
                             :data:`CHECKPOINT_INTERVAL`-th call on the thread
-    ``False``               :func:`always_due`: every call is a checkpoint
+    ``False``               always ``True``: every call is a checkpoint
                             (anyio's and trio's default)
-    ``True``                :func:`never_due`: never yields (anyio's opt-in)
+    ``True``                always ``False``: never yields (anyio's opt-in)
     ======================  ====================================================
 
-    For ``None`` the function is bound to the calling thread's budget, which
-    saves a thread lookup per call; :func:`take_checkpoint` re-binds it to
-    the thread that runs the object. Store the result at construction and
-    start each async operation with::
+    For ``None`` the rule is the calling thread's budget itself, which saves
+    a thread lookup per call; :func:`take_checkpoint` re-binds it to the
+    thread that runs the object. Store the result at construction and start
+    each async operation with::
 
-        if self._due():
+        if next(self._due):
             self._due = await take_checkpoint(self._due)
 
     :param fast_acquire: ``None``, ``True`` or ``False``
     :raises TypeError: for anything else
+
+    >>> from cc.primitives.lowlevel import checkpoint_rule
+    >>> [next(checkpoint_rule(False)), next(checkpoint_rule(True))]
+    [True, False]
     """
     if fast_acquire is None:
-        return _per_thread.tick
+        return _per_thread.ticks
     if fast_acquire is True:
-        return never_due
+        return _NEVER
     if fast_acquire is False:
-        return always_due
+        return _ALWAYS
     raise TypeError(f"fast_acquire must be True, False or None, not {fast_acquire!r}")
 
 
 async def take_checkpoint(rule: Rule) -> Rule:
-    """Take the full checkpoint that ``rule()`` asked for; return the rule to keep.
+    """Take the full checkpoint that ``next(rule)`` asked for; return the rule to keep.
 
-    That is the rule itself, or for cc's default rule, the one bound to the
-    budget of the thread running now: an object created on one thread and
-    used on another counts on its own thread's budget from its first
-    checkpoint there on.
+    That is the rule itself, or for cc's default rule, the budget of the
+    thread running now: an object created on one thread and used on another
+    counts on its own thread's budget from its first checkpoint there on.
 
-    :param rule: a function from :func:`checkpoint_rule` that just returned
-        ``True``
+    :param rule: a rule from :func:`checkpoint_rule` that just answered ``True``
     """
-    await checkpoint()
-    if rule is always_due or rule is never_due:
+    await _backend_checkpoint()
+    if rule is _ALWAYS or rule is _NEVER:
         return rule
-    return _per_thread.tick
+    return _per_thread.ticks

@@ -174,7 +174,7 @@ class Condition:
         lock's checkpoint rule.
         """
         lock = self._lock
-        if lock._due():
+        if next(lock._due):
             lock._due = await take_checkpoint(lock._due)
         result = predicate()
         while not result:

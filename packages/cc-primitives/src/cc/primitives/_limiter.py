@@ -89,7 +89,7 @@ class CapacityLimiter:
         )
 
     async def __aenter__(self) -> None:
-        if self._due():
+        if next(self._due):
             self._due = await take_checkpoint(self._due)
         task = current_task_key()
         borrowers = self._borrowers
@@ -147,7 +147,7 @@ class CapacityLimiter:
         :raises RuntimeError: if ``borrower`` already holds or awaits a token
         :raises TypeError: if ``borrower`` is not hashable
         """
-        if self._due():
+        if next(self._due):
             self._due = await take_checkpoint(self._due)
         if not self._borrow(borrower):
             await self._wait_for_token(borrower)

@@ -44,7 +44,8 @@ class Lock:
     raises ``RuntimeError``.
 
     :param fast_acquire: the checkpoint rule of an acquisition that does not
-        have to wait: ``None`` (cc's default) makes every 64th such call on a
+        have to wait: ``None`` (cc's default) makes every
+        :data:`~cc.primitives.lowlevel.CHECKPOINT_INTERVAL`-th such call on a
         thread a checkpoint, ``False`` makes every call one (anyio's and
         trio's default), ``True`` never yields (anyio's opt-in); see the
         primitives guide
@@ -83,7 +84,7 @@ class Lock:
         return f"<{type(self).__name__} {state} waiting={self._waiters.parked}>"
 
     async def __aenter__(self) -> None:
-        if self._due():
+        if next(self._due):
             self._due = await take_checkpoint(self._due)
         task = current_task_key()
         if self._owner is None:  # the common case, without a call

@@ -200,7 +200,7 @@ class RateLimiter:
         :raises ValueError: for an amount that is not positive or exceeds the rate
         """
         value = self._check_amount(amount)
-        if self._due():
+        if next(self._due):
             self._due = await take_checkpoint(self._due)
         if not self._turn_taken:
             if self._take(value, current_time()):

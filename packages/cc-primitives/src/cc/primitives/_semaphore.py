@@ -49,7 +49,9 @@ class Semaphore:
     :param max_value: optional upper bound on the value (``>= initial_value``)
     :param fast_acquire: the checkpoint rule of an acquisition that does not
         have to wait, as for :class:`Lock`: ``None`` (cc's default, a
-        checkpoint every 64th such call on a thread), ``False`` (every call),
+        checkpoint every
+        :data:`~cc.primitives.lowlevel.CHECKPOINT_INTERVAL`-th such call on a
+        thread), ``False`` (every call),
         ``True`` (never)
     :raises TypeError: for a value that is not an integer, or a
         ``fast_acquire`` that is not a bool or ``None``
@@ -98,7 +100,7 @@ class Semaphore:
         )
 
     async def __aenter__(self: _S) -> _S:
-        if self._due():
+        if next(self._due):
             self._due = await take_checkpoint(self._due)
         if self._value > 0:
             self._value -= 1

@@ -13,7 +13,7 @@ it resumes, the lot calls the ``hand_back`` it was given, so the value is
 passed on instead of lost. A typical "try without waiting, else park"::
 
     async def get(self) -> Item:
-        if self._due():  # the checkpoint rule, below
+        if next(self._due):  # the checkpoint rule, below
             self._due = await take_checkpoint(self._due)
         if self._items and not self._getters:
             return self._items.popleft()
@@ -32,8 +32,9 @@ to: every :data:`CHECKPOINT_INTERVAL`-th operation on a thread that does not
 wait is one, so no loop of cc calls starves the event loop or outlives its
 deadline by more than two checkpoints (twice that many calls). A function
 spends with :func:`checkpoint_due` and then ``await checkpoint()``; an object
-resolves its ``fast_acquire`` once with :func:`checkpoint_rule` (cheaper per
-call) and uses :func:`take_checkpoint`. Neither awaits anything when no
+resolves its ``fast_acquire`` once with :func:`checkpoint_rule` into a rule
+in bound form, an iterator that ``next()`` spends (cheaper per call than any
+function), and uses :func:`take_checkpoint`. Neither awaits anything when no
 checkpoint is due.
 Operations that park need nothing more: parking is a checkpoint.
 
@@ -55,11 +56,9 @@ True
 
 from cc.primitives._checkpoints import (
     CHECKPOINT_INTERVAL,
-    always_due,
     checkpoint,
     checkpoint_due,
     checkpoint_rule,
-    never_due,
     take_checkpoint,
 )
 from cc.primitives._parking import ParkingLot
@@ -68,12 +67,10 @@ from cc.primitives._tasks import current_task_key, task_name
 __all__ = [
     "CHECKPOINT_INTERVAL",
     "ParkingLot",
-    "always_due",
     "checkpoint",
     "checkpoint_due",
     "checkpoint_rule",
     "current_task_key",
-    "never_due",
     "take_checkpoint",
     "task_name",
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import TypeVar
 
-from cc.primitives.lowlevel import checkpoint, checkpoint_due
+from cc.primitives.lowlevel import take_checkpoint
 from cc.queues._errors import QueueStateError
 from cc.queues._lifecycle import QueueBase
 from cc.queues._pool import ErrorHandler, WorkerFunc
@@ -83,9 +83,10 @@ class BoundedQueue(QueueBase[T]):
     directly, first come first served; a call that need not wait allocates
     nothing and, like :class:`asyncio.Queue`, does not yield, except as the
     toolkit's one checkpoint rule says (see the cc.primitives guide): every
-    64th cc operation on a thread that need not wait is a full checkpoint,
-    so that no loop of queue calls can starve the event loop, miss a
-    cancellation or outlive its deadline by more than two checkpoints. A
+    :data:`~cc.primitives.lowlevel.CHECKPOINT_INTERVAL`-th cc operation on a
+    thread that need not wait is a full checkpoint, so that no loop of queue
+    calls can starve the event loop, miss a cancellation or outlive its
+    deadline by more than two checkpoints. A
     queue belongs to one event loop and is not thread-safe. It logs on the
     ``cc.queues`` logger unless given another.
 
@@ -171,8 +172,8 @@ class BoundedQueue(QueueBase[T]):
         worker_func = check_async_callable("worker_func", worker_func)
         if error_handler is not None:
             error_handler = check_async_callable("error_handler", error_handler)
-        if checkpoint_due():  # the toolkit's one checkpoint rule
-            await checkpoint()
+        if next(self._due):  # the toolkit's one checkpoint rule
+            self._due = await take_checkpoint(self._due)
         self._attach_now("start_workers", worker_func, error_handler, count)
 
     async def get(self) -> T:
@@ -191,8 +192,8 @@ class BoundedQueue(QueueBase[T]):
         """
         if self._serving.cr_frame is None:  # stopped, or its host has ended
             raise self._refusal("get")
-        if checkpoint_due():  # the toolkit's one checkpoint rule
-            await checkpoint()
+        if next(self._due):  # the toolkit's one checkpoint rule
+            self._due = await take_checkpoint(self._due)
             if self._serving.cr_frame is None:  # it may have stopped meanwhile
                 raise self._refusal("get")
         if len(self._items) <= self._woken_getters and not await self._wait_for_item(

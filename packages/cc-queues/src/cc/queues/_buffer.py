@@ -43,7 +43,7 @@ from typing import Any, Generic, TypeVar
 
 import anyio
 
-from cc.primitives.lowlevel import ParkingLot, checkpoint, checkpoint_due
+from cc.primitives.lowlevel import ParkingLot, checkpoint_rule, take_checkpoint
 from cc.queues._errors import QueueStateError
 from cc.queues._status import QueueStatus
 
@@ -134,6 +134,7 @@ class Buffer(Generic[T]):
         "_all_done",
         "_backpressure_events",
         "_draining",
+        "_due",
         "_enqueued",
         "_errors",
         "_getters",
@@ -158,6 +159,9 @@ class Buffer(Generic[T]):
     def __init__(self, maxsize: int) -> None:
         self._maxsize = maxsize
         self._status = QueueStatus.IDLE
+        # cc's checkpoint rule, bound once (cheaper per call than
+        # checkpoint_due()); every async operation of the queue spends from it.
+        self._due = checkpoint_rule(None)
         # Whether a stopping queue still hands out its items (drain).
         self._draining = False
         self._accepting: Any = CLOSED
@@ -362,8 +366,8 @@ class Buffer(Generic[T]):
 
     async def _join(self) -> None:
         if not self._unfinished():
-            if checkpoint_due():  # the toolkit's one checkpoint rule
-                await checkpoint()
+            if next(self._due):  # the toolkit's one checkpoint rule
+                self._due = await take_checkpoint(self._due)
             return
         all_done = self._all_done
         if all_done is None:

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 import anyio
 from anyio.abc import TaskGroup
 
-from cc.primitives.lowlevel import checkpoint, checkpoint_due
+from cc.primitives.lowlevel import checkpoint, take_checkpoint
 from cc.queues._errors import QueueStateError
 from cc.queues._pool import (
     NO_HOST,
@@ -375,8 +375,8 @@ class QueueBase(Supervisor[T]):
             raise self._refusal("put")
         if timeout is not None:
             timeout = check_timeout("timeout", timeout)
-        if checkpoint_due():  # the toolkit's one checkpoint rule
-            await checkpoint()
+        if next(self._due):  # the toolkit's one checkpoint rule
+            self._due = await take_checkpoint(self._due)
             if self._accepting.cr_frame is None:  # it may have stopped meanwhile
                 raise self._refusal("put")
         if len(self._items) + self._woken_putters < self._maxsize:

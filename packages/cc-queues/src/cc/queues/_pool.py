@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 import anyio
 from anyio.abc import TaskGroup
 
-from cc.primitives.lowlevel import checkpoint, checkpoint_due
+from cc.primitives.lowlevel import take_checkpoint
 from cc.queues._buffer import CLOSED, Buffer
 from cc.queues._status import QueueStatus
 from cc.queues._validation import NotAwaitableError, NotStartedError
@@ -230,8 +230,8 @@ class Pool(Buffer[T]):
         worker_func = crew.worker_func
         error_handler = crew.error_handler
         while True:
-            if checkpoint_due():  # the toolkit's one checkpoint rule
-                await checkpoint()
+            if next(self._due):  # the toolkit's one checkpoint rule
+                self._due = await take_checkpoint(self._due)
             if self._serving.cr_frame is None:  # stopped, or its host has ended
                 return
             if len(items) <= self._woken_getters and not await self._wait_for_item(

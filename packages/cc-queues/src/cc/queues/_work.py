@@ -8,7 +8,7 @@ from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Sized
 from typing import Any, TypeVar
 
 from cc.primitives import RateLimiter
-from cc.primitives.lowlevel import checkpoint, checkpoint_due
+from cc.primitives.lowlevel import take_checkpoint
 from cc.queues._batch import (
     BatchState,
     BatchSummary,
@@ -130,7 +130,10 @@ class WorkQueue(QueueBase[T]):
                     "rate_window must be a positive finite number, "
                     f"got {brief(rate_window)}"
                 )
-            self._window = RateLimiter(limit, period=window)
+            # Only the workers acquire it, each right after its loop spent a
+            # unit of the checkpoint rule: a second unit would only make the
+            # loop's checkpoints come twice as often. Waiting still yields.
+            self._window = RateLimiter(limit, period=window, fast_acquire=True)
         self._batches: list[BoundedQueue[Any]] = []
         # The counts of the batches that have ended, and the share of the
         # concurrency limit the running ones hold.
@@ -265,8 +268,8 @@ class WorkQueue(QueueBase[T]):
             error_handler = check_async_callable("error_handler", error_handler)
         if self._window is not None:
             worker_func = rate_limited(self._window, worker_func, self._unfailed)
-        if checkpoint_due():  # the toolkit's one checkpoint rule
-            await checkpoint()
+        if next(self._due):  # the toolkit's one checkpoint rule
+            self._due = await take_checkpoint(self._due)
         if not self._running():
             raise self._refusal("process")
         self._add_crew(worker_func, error_handler, self._grant(num_workers))
