@@ -24,8 +24,8 @@ from cc.locks import (
     LockOrderError,
     LockTimeoutError,
 )
-from cc.locks._store import arun as run_async
-from cc.locks._store import run as run_sync
+from cc.locks._steps import arun as run_async
+from cc.locks._steps import run as run_sync
 from cc.locks.lowlevel import Call, Shielded
 
 from .memory_store import AWAIT, DIRECT, IN_THREAD, MemoryStore

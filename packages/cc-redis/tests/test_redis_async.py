@@ -22,7 +22,7 @@ from cc.locks import (
     LockOrderError,
     LockTimeoutError,
 )
-from cc.locks._store import arun
+from cc.locks._steps import arun
 from cc.primitives import ConcurrencyError
 from cc.redis import RedisLockBackend
 

@@ -18,7 +18,8 @@ from cc.locks._records import (
     release_levels,
     take_free,
 )
-from cc.locks._store import LockStore, StoreSession, TaskBoard, arun
+from cc.locks._steps import TaskBoard, arun
+from cc.locks._store import LockStore, StoreSession
 from cc.locks._task_locks import (
     AsyncLockInfo,
     AsyncManagedLock,

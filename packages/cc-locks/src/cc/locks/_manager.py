@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Generic, TypeVar
 
-from cc.locks._engine import LockEngine, retired_error
+from cc.locks._checks import retired_error
+from cc.locks._engine import LockEngine
 from cc.locks._hierarchy import (
     Entry,
     LockHierarchy,

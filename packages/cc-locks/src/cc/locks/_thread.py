@@ -23,7 +23,8 @@ from cc.locks._records import (
     take_free,
     thread_holder,
 )
-from cc.locks._store import LockStore, StoreSession, ThreadBoard, run
+from cc.locks._steps import ThreadBoard, run
+from cc.locks._store import LockStore, StoreSession
 from cc.locks._thread_locks import (
     LockInfo,
     ManagedLock,

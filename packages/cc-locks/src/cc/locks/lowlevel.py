@@ -11,24 +11,26 @@ deadlock detection across processes (:class:`RemoteWait`, :class:`SharedOrder`).
 """
 
 from cc.locks._records import format_site
-from cc.locks._store import (
+from cc.locks._steps import (
     AWAIT,
     DIRECT,
     IN_THREAD,
     Call,
-    LockStore,
     Pause,
+    Shielded,
+    Steps,
+    TaskBoard,
+    arun,
+    run,
+)
+from cc.locks._store import (
+    LockStore,
     RemoteHolder,
     RemoteWait,
     Reporter,
     SharedOrder,
     SharingSession,
-    Shielded,
-    Steps,
     StoreSession,
-    TaskBoard,
-    arun,
-    run,
 )
 
 __all__ = [

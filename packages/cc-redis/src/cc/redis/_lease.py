@@ -50,7 +50,6 @@ from cc.locks import Lease, LockBackendError
 from cc.locks.lowlevel import (
     Pause,
     RemoteHolder,
-    RemoteWait,
     Reporter,
     SharedOrder,
     Shielded,
@@ -60,6 +59,7 @@ from cc.locks.lowlevel import (
     run,
 )
 from cc.redis._client import RedisLink, Taken
+from cc.redis._sharing import BACKOFF, SharedChecks
 
 __all__ = ["LeaseSession", "Protected"]
 
@@ -76,12 +76,8 @@ _MAX_SITES = 1024
 # (capped by recheck_interval itself) after each try: time enough to try
 # again while it lives; once it stops, it holds the others up no longer.
 _QUEUE_SLACK = 0.5
-# Board keys of the renewal loop, the listener's back-off and order sharing.
-RENEWER, BACKOFF, SHARER = "\x00renewer", "\x00backoff", "\x00sharer"
-# Shared learned orders: as many as a manager's own order graph keeps (the
-# oldest go first), and how many are read in one round trip.
-_MAX_SHARED_ORDERS = 16_384
-_ORDER_BATCH = 1024
+# The board key of the renewal loop (the back-off's is in _sharing).
+RENEWER = "\x00renewer"
 _CLOSED = "its manager was closed while it was held"
 
 
@@ -114,7 +110,7 @@ def _release_reason(result: int) -> str:
     return "its lease had expired and another holder had taken the lock"
 
 
-class LeaseSession:
+class LeaseSession(SharedChecks):
     """The Redis half of a lock manager, for threads or tasks (a store session).
 
     ``board`` is the manager's way to sleep until woken: ``prepare(key)``
@@ -256,31 +252,6 @@ class LeaseSession:
             if waiting_since:
                 engine.wait_ends(holder, record)
 
-    def _cycle_through_here(self, holder: Any, site: Any, taken: Taken) -> None:
-        """Close a chain that ended at a holder of this session, if it can.
-
-        That holder publishes no wait: it may wait for a lock that another
-        thread or task of this process holds. If such waits lead back to
-        ``holder``, the cycle is seen here only, so ``holder`` is its victim.
-        """
-        assert taken.home is not None
-        start = int(taken.home.rpartition(".")[2], 16)
-        local = self._engine.local_chain(start, holder)
-        if local:
-            here = [
-                RemoteWait(
-                    f"{self._id}.{id(waiter):x}",
-                    lock,
-                    RemoteHolder(
-                        waiter.describe(), self._host, self._pid, None, None, None, None
-                    ),
-                )
-                for waiter, lock in local
-            ]
-            self._engine.remote_cycle(
-                holder, site, [*taken.cycle, *here], seen_here_only=True
-            )
-
     def _new_lease(self, name: str, token: str, taken: Taken, sent: float) -> None:
         lease = Lease(
             name, token, taken.fencing_token, taken.since, sent + self._lease_s
@@ -333,68 +304,6 @@ class LeaseSession:
             for lease, result in zip(held, results, strict=True)
             if result != 1  # still ours: whatever the renewals said, none took it
         ]
-
-    # -- detection across processes ------------------------------------------------
-
-    def share_order(self, edge: SharedOrder) -> None:
-        """Publish a learned order to the other processes soon (does not block)."""
-        with self._state:
-            if len(self._orders) >= _MAX_SHARED_ORDERS:  # the store is away
-                del self._orders[0]
-            self._orders.append(edge)
-        self._board.wake(SHARER)
-
-    def wait_graph(self) -> Steps[list[tuple[RemoteWait, str | None]]]:
-        """Return every live wait in the store, with the node holding its lock."""
-        return (yield from self._link.wait_graph())
-
-    def _sync_orders(self) -> Steps[None]:
-        """Publish the orders learned here; learn those published elsewhere."""
-        with self._state:
-            orders, self._orders = self._orders, []
-        try:
-            while True:
-                entries = yield from self._link.share_order(
-                    self._orders_read, orders, self._id, _MAX_SHARED_ORDERS,
-                    _ORDER_BATCH,
-                )  # fmt: skip
-                orders = []
-                if entries:
-                    self._orders_read = entries[-1][0]
-                    self._engine.merge_order(
-                        [edge for _, session, edge in entries if session != self._id]
-                    )
-                if len(entries) < _ORDER_BATCH:
-                    return
-        except BaseException:
-            if orders:  # not published: try again later
-                with self._state:
-                    self._orders[:0] = orders
-            raise
-
-    def order_sharing(self) -> Steps[None]:
-        """Share learned orders until closed, and hear of the others' orders.
-
-        Publishes at once when an order is learned here, and reads what the
-        other processes published every ``recheck_interval``.
-        """
-        board = self._board
-        read_at = monotonic() + self._recheck
-        while not self.closed:
-            wake = board.prepare(SHARER)
-            with self._state:
-                due = bool(self._orders)
-            now = monotonic()
-            if not due and now < read_at:
-                # Woken early (a board wakes its sleepers for any key): sleep on.
-                yield Pause(board, wake, read_at - now)
-                continue
-            read_at = now + self._recheck
-            try:
-                yield from self._sync_orders()
-            except LockBackendError as exc:
-                logger.debug("order sharing lost the store: %s", exc)
-                yield Pause(board, board.prepare(BACKOFF), self._recheck)
 
     # -- background work ----------------------------------------------------------
 
