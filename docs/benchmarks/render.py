@@ -197,7 +197,9 @@ def ratio_chart(title: str, bars: list[tuple[str, str, float]]) -> str:
 
     plt.rcParams["svg.hashsalt"] = "cc-benchmarks"  # the same SVG for the same data
     plt.rcParams["svg.fonttype"] = "none"  # text stays text: searchable, small
-    height = 0.9 + 0.26 * len(bars)
+    # at least 2 inches: a group of one or two bars still has room for its
+    # title, its axis and its labels
+    height = max(2.0, 0.9 + 0.26 * len(bars))
     figure, axes = plt.subplots(figsize=(10, height), layout="constrained")
     labels = [_shorten(label) for label, _, _ in bars]
     positions = range(len(bars))
