@@ -4,7 +4,7 @@ Usage: ``python deadlock_worker.py SCENARIO API SETTINGS`` where API is
 ``threads`` (LockManager), ``asyncio`` or ``trio`` (AsyncLockManager) and
 SETTINGS a JSON object: ``url``, ``namespace``, ``policy``, ``hierarchy``,
 ``first``, ``second``, ``timeout``, ``recheck`` and optionally ``lease``
-(5 s by default: waits last a lease, so a stalled test machine does not
+(30 s by default: waits last a lease, so a stalled test machine does not
 make one lapse).
 
 * ``cycle``: take ``first``, print ``holding``, wait for a line on stdin,
@@ -55,7 +55,7 @@ def say(text: str) -> None:
 def backend(settings: dict[str, Any]) -> RedisLockBackend:
     return RedisLockBackend(
         settings["url"], namespace=settings["namespace"],
-        lease=settings.get("lease", 5.0), recheck_interval=settings["recheck"],
+        lease=settings.get("lease", 30.0), recheck_interval=settings["recheck"],
     )  # fmt: skip
 
 

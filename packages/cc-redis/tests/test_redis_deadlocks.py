@@ -9,8 +9,10 @@ next asks), so the last one closes the cycle and is its youngest waiter.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import queue
 import socket
 import subprocess
 import sys
@@ -41,7 +43,12 @@ HANG_GUARD = 30.0  # seconds; only a test that is broken gets near it
 
 
 class Process:
-    """One worker process, driven line by line."""
+    """One worker process, driven line by line.
+
+    Its output is read by threads of its own from the start: a line that
+    arrives together with the one a test waits for (the result printed right
+    after "asking") is kept, not left in a buffer that a later read misses.
+    """
 
     def __init__(self, scenario: str, api: str, settings: dict[str, Any]) -> None:
         self.api = api
@@ -52,17 +59,54 @@ class Process:
             stderr=subprocess.PIPE,
             text=True,
         )
+        self._lines: queue.Queue[str] = queue.Queue()
+        self._err: list[str] = []
+        self._readers = [
+            threading.Thread(target=self._read_out, daemon=True),
+            threading.Thread(target=self._read_err, daemon=True),
+        ]
+        for reader in self._readers:
+            reader.start()
+
+    def _read_out(self) -> None:
+        assert self.popen.stdout is not None
+        for line in self.popen.stdout:
+            self._lines.put(line.strip())
+        self._lines.put("")  # end of output
+
+    def _read_err(self) -> None:
+        assert self.popen.stderr is not None
+        self._err.extend(self.popen.stderr)
 
     @property
     def pid(self) -> int:
         return self.popen.pid
 
-    def expect(self, line: str) -> None:
-        assert self.popen.stdout is not None
-        got = self.popen.stdout.readline().strip()
-        if got != line:
+    def stop(self) -> None:
+        """Kill the process if it still runs; wait for it and its readers."""
+        if self.popen.poll() is None:
             self.popen.kill()
-            _, err = self.popen.communicate(timeout=HANG_GUARD)
+        self._finish()
+
+    def _finish(self) -> None:
+        """Wait for the process to end and its output to be read; close pipes."""
+        self.popen.wait(HANG_GUARD)
+        for reader in self._readers:
+            reader.join(HANG_GUARD)
+        for pipe in (self.popen.stdin, self.popen.stdout, self.popen.stderr):
+            if pipe is not None:
+                # closing stdin of a process that is gone can raise
+                with contextlib.suppress(BrokenPipeError):
+                    pipe.close()
+
+    def expect(self, line: str) -> None:
+        try:
+            got = self._lines.get(timeout=HANG_GUARD)
+        except queue.Empty:
+            got = "(nothing)"
+        if got != line:
+            self.stop()
+            err = "".join(self._err)
             raise AssertionError(f"{self.api}: expected {line!r}, got {got!r}\n{err}")
 
     def go(self) -> None:
@@ -71,9 +115,15 @@ class Process:
         self.popen.stdin.flush()
 
     def result(self) -> dict[str, Any]:
-        out, err = self.popen.communicate(timeout=HANG_GUARD)
+        self._finish()
+        err = "".join(self._err)
         assert self.popen.returncode == 0, err
-        result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+        lines = []
+        while not self._lines.empty():
+            lines.append(self._lines.get_nowait())
+        last = [line for line in lines if line]
+        assert last, f"{self.api}: no result printed\n{err}"
+        result: dict[str, Any] = json.loads(last[-1])
         return result
 
 
@@ -89,9 +139,7 @@ def start() -> Iterator[Callable[..., Process]]:
 
     yield spawn
     for process in started:
-        if process.popen.poll() is None:
-            process.popen.kill()
-        process.popen.communicate(timeout=HANG_GUARD)
+        process.stop()
 
 
 def wait_until(predicate: Callable[[], bool], what: str) -> None:
