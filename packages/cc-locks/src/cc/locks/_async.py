@@ -19,7 +19,6 @@ from cc.locks._records import (
     take_free,
 )
 from cc.locks._steps import TaskBoard, arun
-from cc.locks._store import LockStore, StoreSession
 from cc.locks._task_locks import (
     AsyncLockInfo,
     AsyncManagedLock,
@@ -28,6 +27,7 @@ from cc.locks._task_locks import (
     pace,
 )
 from cc.locks._views import merge_remote
+from cc.locks.lowlevel import LockStore, StoreSession
 from cc.primitives import Lock, current_task_key, task_name
 from cc.primitives.lowlevel import checkpoint_rule, take_checkpoint
 
@@ -266,7 +266,7 @@ class AsyncLockManager(ManagerBase[AsyncLockInfo]):
         if flag is not True and flag is not False:
             check.check_blocking(blocking)
         if timeout is not None and not (timeout.__class__ is float and timeout >= 0):
-            timeout = check.check_timeout(timeout)
+            timeout = check.check_seconds(timeout)
         frame = _getframe(1)
         return self._acquisition(
             self,

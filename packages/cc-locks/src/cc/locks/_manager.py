@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any, Generic, TypeVar
 
@@ -14,9 +15,15 @@ from cc.locks._hierarchy import (
     check_threshold,
     parse_hierarchy,
 )
-from cc.locks._records import Holder, LockRecord, LockUsageStatistics, Plan
-from cc.locks._store import Lease, LockStore, RemoteWait, SharingSession
+from cc.locks._records import (
+    Holder,
+    LockRecord,
+    LockUsageStatistics,
+    Plan,
+    foreign_release_error,
+)
 from cc.locks._views import potential_deadlocks, remote_cycles, status
+from cc.locks.lowlevel import Lease, LockStore, RemoteWait, SharingSession
 
 __all__ = ["ManagedLockBase", "ManagerBase"]
 
@@ -56,7 +63,7 @@ class ManagedLockBase(Generic[RecordT]):
             raise retired_error(self._record)
 
 
-class ManagerBase(Generic[RecordT]):
+class ManagerBase(ABC, Generic[RecordT]):
     """Configuration, registration and views shared by both lock managers."""
 
     _kind = "thread"  # or "task", for messages
@@ -111,25 +118,17 @@ class ManagerBase(Generic[RecordT]):
 
     # -- what the subclasses provide -----------------------------------------------
 
-    def _new_record(
-        self,
-        name: str,
-        order: int | None,
-        description: str,
-        lock: Any,
-        long_hold: float,
-    ) -> RecordT:
-        raise NotImplementedError
+    @abstractmethod
+    def _new_record(self, *entry: Any) -> RecordT: ...
 
-    def _check_lock_argument(self, name: str, lock: Any) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def _check_lock_argument(self, name: str, lock: Any) -> None: ...
 
-    def _caller(self) -> Holder | None:
-        """Return the calling thread's or task's holder, if it has one."""
-        raise NotImplementedError
+    @abstractmethod
+    def _caller(self) -> Holder | None: ...
 
-    def _caller_name(self) -> str:
-        raise NotImplementedError
+    @abstractmethod
+    def _caller_name(self) -> str: ...
 
     # -- shared behaviour ------------------------------------------------------------
 
@@ -143,11 +142,7 @@ class ManagerBase(Generic[RecordT]):
         """
         holder = self._caller()
         if holder is None or record._owner is not holder:
-            owner = record.owner
-            raise RuntimeError(
-                f"cannot release lock {record.name!r} from {self._caller_name()}: "
-                + (f"it is held by {owner}" if owner else "it is not held")
-            )
+            raise foreign_release_error([record], self._caller_name())
         return holder
 
     def held_locks(self) -> list[str]:

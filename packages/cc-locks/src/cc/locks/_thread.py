@@ -10,7 +10,7 @@ from cc.locks._hierarchy import (
     LockHierarchy,
     Policy,
     check_blocking,
-    check_timeout,
+    check_seconds,
     parse_hierarchy,
 )
 from cc.locks._manager import ManagerBase
@@ -24,7 +24,6 @@ from cc.locks._records import (
     thread_holder,
 )
 from cc.locks._steps import ThreadBoard, run
-from cc.locks._store import LockStore, StoreSession
 from cc.locks._thread_locks import (
     LockInfo,
     ManagedLock,
@@ -32,6 +31,7 @@ from cc.locks._thread_locks import (
     ThreadAcquisition,
 )
 from cc.locks._views import merge_remote
+from cc.locks.lowlevel import LockStore, StoreSession
 
 __all__ = ["LockInfo", "LockManager", "ManagedLock"]
 
@@ -274,7 +274,7 @@ class LockManager(ManagerBase[LockInfo]):
         if context is None:
             # A cached context was made for valid arguments: check new ones.
             plan = self._engine.plan(names)
-            limit = None if timeout is None else check_timeout(timeout)
+            limit = None if timeout is None else check_seconds(timeout)
             context = self._acquisition(self, plan, limit, blocking)
             # 0 and 1 equal False and True as dict keys: never cache them.
             if timeout not in (0, 1):

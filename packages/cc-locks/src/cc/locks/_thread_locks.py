@@ -7,7 +7,7 @@ from time import monotonic
 from typing import Any
 
 from cc.locks._errors import LockTimeoutError
-from cc.locks._hierarchy import check_blocking, check_timeout
+from cc.locks._hierarchy import check_blocking, check_seconds
 from cc.locks._manager import ManagedLockBase
 from cc.locks._records import (
     Holder,
@@ -63,7 +63,7 @@ class ManagedLock(ManagedLockBase["LockInfo"]):
         elif not blocking:
             raise ValueError("can't specify a timeout for a non-blocking call")
         else:
-            limit = check_timeout(timeout, forever="-1")
+            limit = check_seconds(timeout, forever="-1")
         try:
             self._manager._enter(self._plan, limit, blocking, caller_site(1))
         except LockTimeoutError:
