@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
 from typing import Any, Generic, TypeVar
 
 from cc.locks._checks import retired_error
@@ -22,8 +21,9 @@ from cc.locks._records import (
     Plan,
     foreign_release_error,
 )
-from cc.locks._views import potential_deadlocks, remote_cycles, status
-from cc.locks.lowlevel import Lease, LockStore, RemoteWait, SharingSession
+from cc.locks._steps import Steps
+from cc.locks._views import merge_remote, potential_deadlocks, remote_cycles, status
+from cc.locks.lowlevel import Lease, LockStore, StoreSession
 
 __all__ = ["ManagedLockBase", "ManagerBase"]
 
@@ -130,6 +130,9 @@ class ManagerBase(ABC, Generic[RecordT]):
     @abstractmethod
     def _caller_name(self) -> str: ...
 
+    @abstractmethod
+    def _open_session(self) -> StoreSession: ...
+
     # -- shared behaviour ------------------------------------------------------------
 
     def _register(self, entries: list[Entry]) -> dict[str, Any]:
@@ -176,20 +179,30 @@ class ManagerBase(ABC, Generic[RecordT]):
             raise RuntimeError(f"the calling {self._kind} does not hold lock {name!r}")
         return lease
 
-    def _status(self) -> dict[str, dict[str, Any]]:
-        return status(self._engine.records.values(), self._engine.meta)
+    def _status(self) -> Steps[dict[str, dict[str, Any]]]:
+        entries = status(self._engine.records.values(), self._engine.meta)
+        if self._backend is not None:
+            session = self._open_session()
+            merge_remote(entries, (yield from session.inspect(list(entries))))
+        return entries
 
-    def _potential_deadlocks(
-        self, waits: Sequence[tuple[RemoteWait, str | None]] = ()
-    ) -> list[str]:
-        engine = self._engine
+    def _potential_deadlocks(self) -> Steps[list[str]]:
+        engine, session = self._engine, self._engine.session
+        shared = session is not None and not session.closed
+        sharing = engine.sharing if shared else None
+        waits = [] if sharing is None else (yield from sharing.wait_graph())
         return potential_deadlocks(
             engine.records.values(), engine.waiting, engine.reports, engine.meta,
             engine.long_hold, engine.where, remote_cycles(waits),
         )  # fmt: skip
 
-    def _sharing(self) -> SharingSession | None:
-        """Return the open session if it shares waits across processes."""
-        sharing = self._engine.sharing
-        session = self._engine.session
-        return None if session is None or session.closed else sharing
+    def _connect(self, board: Any, tasks: bool) -> Steps[StoreSession]:
+        """Open a new session of the backend (disconnected again on failure)."""
+        assert self._backend is not None
+        session = self._backend.session(self._engine, board, tasks=tasks)
+        try:
+            yield from session.open()
+        except BaseException:
+            yield from session.disconnect()
+            raise
+        return session

@@ -18,8 +18,6 @@ from cc.locks._records import (
     Holder,
     Plan,
     Site,
-    foreign_release_error,
-    release_levels,
     take_free,
     thread_holder,
 )
@@ -30,7 +28,6 @@ from cc.locks._thread_locks import (
     SharedAcquisition,
     ThreadAcquisition,
 )
-from cc.locks._views import merge_remote
 from cc.locks.lowlevel import LockStore, StoreSession
 
 __all__ = ["LockInfo", "LockManager", "ManagedLock"]
@@ -135,15 +132,7 @@ class LockManager(ManagerBase[LockInfo]):
         with self._session_lock:
             session = self._engine.session
             if session is None or session.closed:
-                assert self._backend is not None
-                session = self._backend.session(
-                    self._engine, ThreadBoard(), tasks=False
-                )
-                try:
-                    run(session.open())
-                except BaseException:
-                    run(session.disconnect())
-                    raise
+                session = run(self._connect(ThreadBoard(), tasks=False))
                 self._engine.attach(session)
                 for name, work in session.background():
                     worker = threading.Thread(
@@ -328,9 +317,7 @@ class LockManager(ManagerBase[LockInfo]):
                 mine = self._caller_holding(records[0])  # raises: not ours
             holder = mine
         if self._backend is None:
-            foreign = release_levels(records, holder, monotonic())
-            if foreign:
-                raise foreign_release_error(foreign, holder.describe())
+            self._engine.release(records, holder)
         else:
             run(self._engine.release_shared(records, holder))
 
@@ -349,10 +336,7 @@ class LockManager(ManagerBase[LockInfo]):
 
         :raises LockBackendError: (with a backend) if the store cannot be reached
         """
-        entries = self._status()
-        if self._backend is not None:
-            merge_remote(entries, run(self._open_session().inspect(list(entries))))
-        return entries
+        return run(self._status())
 
     def detect_potential_deadlocks(self) -> list[str]:
         """Describe every deadlock risk the manager knows of, one per string.
@@ -367,6 +351,4 @@ class LockManager(ManagerBase[LockInfo]):
 
         :raises LockBackendError: (with a backend) if the store cannot be reached
         """
-        sharing = self._sharing()
-        waits = [] if sharing is None else run(sharing.wait_graph())
-        return self._potential_deadlocks(waits)
+        return run(self._potential_deadlocks())

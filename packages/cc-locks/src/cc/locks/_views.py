@@ -28,7 +28,7 @@ def declared_violation(
 ) -> Report:
     """Describe ``holder`` asking for ``wanted`` below a declared order it holds.
 
-    ``where`` follows the holder's name (its pid and host, with a store).
+    ``where`` (here and below) follows a holder's name: its pid and host.
     """
     highest = max(
         (r for r in holder.stack if r.order is not None),
@@ -48,10 +48,7 @@ def inversion(
     before: LockRecord[Any], after: LockRecord[Any], holder: Holder, site: Site,
     path: Path, kind: str, where: str = "",
 ) -> Report:  # fmt: skip
-    """Describe taking ``after`` while holding ``before`` against a learned path.
-
-    ``where`` follows the holder's name (its pid and host, with a store).
-    """
+    """Describe taking ``after`` while holding ``before`` against a learned path."""
     return _inversion(
         f"{holder.describe()}{where} takes", before.name, after.name,
         format_site(before._site), format_site(site), path, kind,
@@ -95,29 +92,21 @@ def wait_step(holder: Holder) -> tuple[LockRecord[Any], Holder] | None:
 
 def _chain(first: str, links: Sequence[tuple[str, str]]) -> str:
     """Describe a wait-for cycle: ``first`` waits, then each (lock, its holder)."""
-    parts = [f"{first} waits for {links[0][0]!r}"]
-    for index, (_, holder) in enumerate(links):
-        part = f"held by {holder}"
-        if index + 1 < len(links):
-            part += f", which waits for {links[index + 1][0]!r}"
-        parts.append(part)
-    return ", ".join(parts)
+    text = f"{first} waits for {links[0][0]!r}, held by {links[0][1]}"
+    for lock, holder in links[1:]:
+        text += f", which waits for {lock!r}, held by {holder}"
+    return text
 
 
 def describe_cycle(
     start: Holder, path: list[tuple[LockRecord[Any], Holder]], where: str = ""
 ) -> str:
     """Describe a wait-for cycle from ``start``, one link at a time."""
-    return _chain(
-        start.describe() + where,
-        [
-            (
-                lock.name,
-                f"{owner.describe()}{where} (acquired at {format_site(lock._site)})",
-            )
-            for lock, owner in path
-        ],
-    )
+    links = [
+        (lock.name, f"{o.describe()}{where} (acquired at {format_site(lock._site)})")
+        for lock, o in path
+    ]
+    return _chain(start.describe() + where, links)
 
 
 def deadlock(
@@ -139,8 +128,8 @@ def deadlock(
 def youngest(cycle: Sequence[RemoteWait]) -> RemoteWait:
     """Return the victim of a cycle across processes: its youngest waiter.
 
-    The one that began waiting last (ties: the greatest node), by the
-    store's clock: every process that finds the cycle picks the same one.
+    By the store's clock (ties: the greatest node), so that every process
+    that finds the cycle picks the same one.
     """
     return max(cycle, key=lambda wait: (wait.waiter.since or 0.0, wait.node))
 
@@ -282,14 +271,10 @@ def potential_deadlocks(
     reports: Mapping[Any, str], meta: RLock, long_hold: float,
     where: str = "", remote: Sequence[str] = (),
 ) -> list[str]:  # fmt: skip
-    """Describe long holds, live wait-for cycles, then the recorded reports.
+    """Describe long holds, live wait-for cycles, the ``remote`` ones, then reports.
 
-    ``where`` follows each holder's name (its pid and host); ``remote`` are
-    the live cycles across processes that the store found.
-
-    The manager's lock is held only to copy the waiters and the reports, and
-    to confirm each cycle found; the search (one pass, linear in waiters plus
-    edges) runs without it.
+    ``meta`` is held only to copy the waiters and reports and to confirm each
+    cycle found; the search (linear) runs without it.
     """
     now = time.monotonic()
     cutoff = now - long_hold
