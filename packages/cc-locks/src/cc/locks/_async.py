@@ -9,6 +9,13 @@ from typing import Any
 import anyio
 
 from cc.locks import _hierarchy as check
+from cc.locks._handles import (
+    AsyncLockInfo,
+    AsyncManagedLock,
+    SharedTaskAcquisition,
+    TaskAcquisition,
+    pace,
+)
 from cc.locks._manager import ManagerBase
 from cc.locks._records import (
     Holder,
@@ -19,13 +26,6 @@ from cc.locks._records import (
     take_free,
 )
 from cc.locks._steps import TaskBoard, arun
-from cc.locks._task_locks import (
-    AsyncLockInfo,
-    AsyncManagedLock,
-    SharedTaskAcquisition,
-    TaskAcquisition,
-    pace,
-)
 from cc.locks.lowlevel import LockStore, StoreSession
 from cc.primitives import Lock, current_task_key, task_name
 from cc.primitives.lowlevel import checkpoint_rule, take_checkpoint
@@ -260,13 +260,9 @@ class AsyncLockManager(ManagerBase[AsyncLockInfo]):
         if timeout is not None and not (timeout.__class__ is float and timeout >= 0):
             timeout = check.check_seconds(timeout)
         frame = _getframe(1)
-        return self._acquisition(
-            self,
-            self._engine.plan(names),
-            timeout,
-            blocking,
-            (frame.f_code, frame.f_lasti),
-        )
+        plan = self._engine.plan(names)
+        site = (frame.f_code, frame.f_lasti)
+        return self._acquisition(self, plan, timeout, blocking, site)
 
     def _attach(self) -> Holder:
         task = current_task_key()
@@ -343,11 +339,11 @@ class AsyncLockManager(ManagerBase[AsyncLockInfo]):
         ``None``: the calling task, which must hold the first of them.
         """
         holder = holder or self._caller_holding(records[0])
-        if self._backend is None:
-            self._release_here(records, holder)
-            return
         try:
-            await arun(self._engine.release_shared(records, holder))
+            if self._backend is None:
+                self._engine.release(records, holder)
+            else:
+                await arun(self._engine.release_shared(records, holder))
         finally:
             if not holder.stack:
                 self._detach_if_idle(holder)

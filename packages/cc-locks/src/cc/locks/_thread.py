@@ -6,6 +6,12 @@ import threading
 from time import monotonic
 from typing import Any
 
+from cc.locks._handles import (
+    LockInfo,
+    ManagedLock,
+    SharedAcquisition,
+    ThreadAcquisition,
+)
 from cc.locks._hierarchy import (
     LockHierarchy,
     Policy,
@@ -14,20 +20,8 @@ from cc.locks._hierarchy import (
     parse_hierarchy,
 )
 from cc.locks._manager import ManagerBase
-from cc.locks._records import (
-    Holder,
-    Plan,
-    Site,
-    take_free,
-    thread_holder,
-)
+from cc.locks._records import Holder, Plan, Site, take_free, thread_holder
 from cc.locks._steps import ThreadBoard, run
-from cc.locks._thread_locks import (
-    LockInfo,
-    ManagedLock,
-    SharedAcquisition,
-    ThreadAcquisition,
-)
 from cc.locks.lowlevel import LockStore, StoreSession
 
 __all__ = ["LockInfo", "LockManager", "ManagedLock"]
