@@ -32,8 +32,8 @@ from cc.locks._errors import (
 from cc.locks._hierarchy import LockHierarchy, Policy
 from cc.locks._records import LockUsageStatistics
 from cc.locks._singletons import get_async_lock_manager, get_lock_manager
-from cc.locks._store import Lease
 from cc.locks._thread import LockInfo, LockManager, ManagedLock
+from cc.locks.lowlevel import Lease
 
 __all__ = [
     "LockInfo",

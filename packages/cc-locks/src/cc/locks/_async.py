@@ -9,6 +9,13 @@ from typing import Any
 import anyio
 
 from cc.locks import _hierarchy as check
+from cc.locks._handles import (
+    AsyncLockInfo,
+    AsyncManagedLock,
+    SharedTaskAcquisition,
+    TaskAcquisition,
+    pace,
+)
 from cc.locks._manager import ManagerBase
 from cc.locks._records import (
     Holder,
@@ -19,15 +26,7 @@ from cc.locks._records import (
     take_free,
 )
 from cc.locks._steps import TaskBoard, arun
-from cc.locks._store import LockStore, StoreSession
-from cc.locks._task_locks import (
-    AsyncLockInfo,
-    AsyncManagedLock,
-    SharedTaskAcquisition,
-    TaskAcquisition,
-    pace,
-)
-from cc.locks._views import merge_remote
+from cc.locks.lowlevel import LockStore, StoreSession
 from cc.primitives import Lock, current_task_key, task_name
 from cc.primitives.lowlevel import checkpoint_rule, take_checkpoint
 
@@ -110,12 +109,7 @@ class AsyncLockManager(ManagerBase[AsyncLockInfo]):
         session = self._engine.session
         if session is not None and not session.closed:
             raise RuntimeError("this AsyncLockManager is open already")
-        session = self._backend.session(self._engine, TaskBoard(), tasks=True)
-        try:
-            await arun(session.open())
-        except BaseException:
-            await arun(session.disconnect())
-            raise
+        session = await arun(self._connect(TaskBoard(), tasks=True))
         self._task_group = anyio.create_task_group()
         await self._task_group.__aenter__()
         self._engine.attach(session)
@@ -167,11 +161,9 @@ class AsyncLockManager(ManagerBase[AsyncLockInfo]):
 
     def _new_record(self, *entry: Any) -> AsyncLockInfo:
         name, order, description, lock, long_hold = entry
-        # The manager applies cc's checkpoint rule itself, once per operation
-        # (before it takes anything); its own local locks must not apply it
-        # again where a task starts to wait: a checkpoint there would let the
-        # lock go to another task while the status already names this one
-        # among the waiters, and would spend the budget twice.
+        # The manager applies cc's checkpoint rule once per operation; a
+        # checkpoint in its local lock as well would spend the budget twice and
+        # could hand the lock on while the status names this task a waiter.
         raw = Lock(fast_acquire=True) if lock is None else lock
         record = AsyncLockInfo(name, order, description, raw, long_hold)
         record.set_handle(AsyncManagedLock(self, record))
@@ -266,15 +258,11 @@ class AsyncLockManager(ManagerBase[AsyncLockInfo]):
         if flag is not True and flag is not False:
             check.check_blocking(blocking)
         if timeout is not None and not (timeout.__class__ is float and timeout >= 0):
-            timeout = check.check_timeout(timeout)
+            timeout = check.check_seconds(timeout)
         frame = _getframe(1)
-        return self._acquisition(
-            self,
-            self._engine.plan(names),
-            timeout,
-            blocking,
-            (frame.f_code, frame.f_lasti),
-        )
+        plan = self._engine.plan(names)
+        site = (frame.f_code, frame.f_lasti)
+        return self._acquisition(self, plan, timeout, blocking, site)
 
     def _attach(self) -> Holder:
         task = current_task_key()
@@ -351,11 +339,11 @@ class AsyncLockManager(ManagerBase[AsyncLockInfo]):
         ``None``: the calling task, which must hold the first of them.
         """
         holder = holder or self._caller_holding(records[0])
-        if self._backend is None:
-            self._release_here(records, holder)
-            return
         try:
-            await arun(self._engine.release_shared(records, holder))
+            if self._backend is None:
+                self._engine.release(records, holder)
+            else:
+                await arun(self._engine.release_shared(records, holder))
         finally:
             if not holder.stack:
                 self._detach_if_idle(holder)
@@ -371,12 +359,7 @@ class AsyncLockManager(ManagerBase[AsyncLockInfo]):
         :raises LockBackendError: (with a backend) if the store cannot be reached
         """
         await pace()
-        entries = self._status()
-        if self._backend is not None:
-            merge_remote(
-                entries, await arun(self._open_session().inspect(list(entries)))
-            )
-        return entries
+        return await arun(self._status())
 
     async def detect_potential_deadlocks(self) -> list[str]:
         """Describe every deadlock risk the manager knows of, one per string.
@@ -388,6 +371,4 @@ class AsyncLockManager(ManagerBase[AsyncLockInfo]):
         :raises LockBackendError: (with a backend) if the store cannot be reached
         """
         await pace()
-        sharing = self._sharing()
-        waits = [] if sharing is None else await arun(sharing.wait_graph())
-        return self._potential_deadlocks(waits)
+        return await arun(self._potential_deadlocks())

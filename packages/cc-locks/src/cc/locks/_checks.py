@@ -1,11 +1,7 @@
-"""The checks of a lock engine: declared and learned order, wait-for cycles.
+"""The checks of a lock engine: declared and learned order, cycles, reports.
 
 :class:`OrderChecks` is the part of :class:`~cc.locks._engine.LockEngine`
-that decides whether a holder may take a lock (declared orders, the learned
-order graph of :mod:`cc.locks._order`, orders shared by other processes),
-handles the wait-for cycles a store finds across processes, and keeps the
-reports that ``detect_potential_deadlocks()`` returns. The engine sets the
-state declared below; the taking, waiting and releasing stay in the engine.
+that decides whether a holder may take a lock; the engine sets its state.
 """
 
 from __future__ import annotations
@@ -22,7 +18,7 @@ from cc.locks._errors import LockOrderError
 from cc.locks._hierarchy import Policy
 from cc.locks._order import Edge, OrderGraph, Path
 from cc.locks._records import Holder, LockRecord, Plan, Site, format_site
-from cc.locks._store import RemoteWait, SharedOrder, SharingSession
+from cc.locks.lowlevel import RemoteWait, SharedOrder, SharingSession
 
 __all__ = ["OrderChecks", "RecordT", "retired_error"]
 
@@ -122,8 +118,8 @@ class OrderChecks(Generic[RecordT]):
     def merge_order(self, edges: Sequence[SharedOrder]) -> None:
         """Learn the orders other processes published; report inversions.
 
-        An inversion found here is reported (and logged once, unless the
-        policy is "off"), never raised: no caller is taking a lock.
+        An inversion found here is reported and logged once, never raised: no
+        caller is taking a lock.
         """
         if not self.checking:
             return
@@ -203,13 +199,10 @@ class OrderChecks(Generic[RecordT]):
             self._learned_plans.add(plan)
 
     def local_chain(self, start: int, end: Holder) -> list[tuple[Holder, str]] | None:
-        """Follow the waits of this manager from a waiting holder to ``end``.
+        """Follow this manager's waits from the holder ``id()`` ``start`` to ``end``.
 
-        ``start`` is the ``id()`` of the holder to start from.
-
-        :return: each ``(waiter, name of the lock it waits for)``, the holder
-            of each lock being the next waiter and the last one's ``end``;
-            ``None`` if the waits do not lead to ``end``
+        :return: each ``(waiter, name of the lock it waits for)`` (the holder of
+            each lock is the next waiter, the last one's ``end``), or ``None``
         """
         with self.meta:
             node = next((h for h in self.waiting if id(h) == start), None)

@@ -1,15 +1,10 @@
 """The lock-set engine: what both managers do, written once.
 
-An acquisition goes: plan (validate, order, de-duplicate the names; cached),
-take what is free without waiting (:func:`~cc.locks._records.take_free` when
-nothing needs checking, else :meth:`LockEngine.take_ready`), then, only if a
-lock must be waited for or a store asked, :meth:`LockEngine.acquire`: wait
-for the next lock, take what is free again, and roll back everything the
-acquisition took on a timeout, an error or a cancellation. Release goes
-through :func:`~cc.locks._records.release_levels` (and the store's session).
-
-Whatever waits is a step (:mod:`cc.locks._steps`): the thread and the task
-managers are thin drivers that block on the steps or await them.
+An acquisition: plan (validate, order, de-duplicate; cached), take what is
+free (:func:`~cc.locks._records.take_free`, or :meth:`LockEngine.take_ready`
+when checks are due), then, only if a lock must be waited for or a store
+asked, :meth:`LockEngine.acquire`, which rolls back on any error. Whatever
+waits is a step (:mod:`cc.locks._steps`) that the drivers block on or await.
 """
 
 from __future__ import annotations
@@ -27,21 +22,11 @@ from cc.locks._checks import OrderChecks, RecordT
 from cc.locks._errors import LockTimeoutError, lost_error
 from cc.locks._hierarchy import Entry, check_entry, check_name, check_policy
 from cc.locks._order import OrderGraph
-from cc.locks._records import (
-    Holder,
-    LockRecord,
-    Plan,
-    Site,
-    release_levels,
-)
+from cc.locks._records import Holder, LockRecord, Plan, Site, release_levels
 from cc.locks._records import foreign_release_error as foreign_error
 from cc.locks._steps import Steps, WaitLocal
-from cc.locks._store import (
-    RemoteHolder,
-    SharingSession,
-    StoreSession,
-)
 from cc.locks._waits import cycle_from
+from cc.locks.lowlevel import RemoteHolder, SharingSession, StoreSession
 
 __all__ = ["LockEngine"]
 
@@ -67,8 +52,8 @@ class LockEngine(OrderChecks[RecordT]):
         self.kind, self.policy, self.checking = kind, policy, policy != "off"
         self.detect, self.long_hold = bool(detect_deadlocks), long_hold
         self._new_record, self._check_lock = new_record, check_lock
-        # Guards registration, the learned order, the waiters and the
-        # reports; never held while waiting for a lock.
+        # Guards registration, the learned order, waiters and reports; never
+        # held while waiting for a lock.
         self.meta = threading.RLock()
         self.records: dict[str, RecordT] = {}
         self._orders: dict[int, RecordT] = {}
@@ -79,8 +64,8 @@ class LockEngine(OrderChecks[RecordT]):
         self._learned_plans: weakref.WeakSet[Plan[RecordT]] = weakref.WeakSet()
         self.waiting: set[Holder] = set()
         self.session: StoreSession | None = None
-        # The session again if it shares waits and learned orders; then
-        # `where` (" (pid 42 on db-7)") follows every holder in reports.
+        # The session if it shares waits and orders; `where` (" (pid 42 on
+        # db-7)") then follows every holder in reports.
         self.sharing: SharingSession | None = None
         self.where = ""
 
@@ -170,8 +155,7 @@ class LockEngine(OrderChecks[RecordT]):
     ) -> int:
         """Take ``plan.records[start:]``, checked, up to the first that is not free.
 
-        On an error, releases what this acquisition took (``records[:start]``
-        included) before raising.
+        On an error, releases what the acquisition took (from index 0) first.
 
         :return: the index of the first lock that needs a wait, or the size
         """
@@ -195,11 +179,7 @@ class LockEngine(OrderChecks[RecordT]):
         self, plan: Plan[RecordT], start: int, holder: Holder, site: Site,
         timeout: float | None, blocking: bool, now: float,
     ) -> Steps[None]:  # fmt: skip
-        """Take ``plan.records[start:]``, checked, waiting where needed.
-
-        On an error or a cancellation, releases what this acquisition took
-        (``records[:start]`` included) before raising.
-        """
+        """Take ``plan.records[start:]``, checked, waiting; roll back as above."""
         records, session = plan.records, self.session
         deadline = math.inf if timeout is None else now + timeout
         index = start
@@ -280,8 +260,8 @@ class LockEngine(OrderChecks[RecordT]):
     def release(self, records: Sequence[RecordT], holder: Holder) -> None:
         """Release one level of each of ``records``, in that order (no store).
 
-        :raises RuntimeError: after releasing the others, naming the holder of
-            each record that ``holder`` does not hold (left alone)
+        :raises RuntimeError: after releasing the others, for those that
+            ``holder`` does not hold
         """
         foreign = release_levels(records, holder, monotonic())
         if foreign:
@@ -324,16 +304,15 @@ class LockEngine(OrderChecks[RecordT]):
         self, record: RecordT, timeout: float | None, blocking: bool
     ) -> LockTimeoutError:
         """Return the timeout error for ``record``'s local lock, naming its holder."""
-        holder, held = _views.local_held(record)
-        return self.timeout_error(record, timeout, blocking, holder, held)
+        return self.timeout_error(record, timeout, blocking, *_views.local_held(record))
 
     def remote_unavailable(
         self, record: RecordT, holder: RemoteHolder | None, queued: bool,
         timeout: float | None, blocking: bool,
     ) -> LockTimeoutError:  # fmt: skip
         """Return the timeout error for a lock another process holds (or is due)."""
-        name, held = _views.remote_held(holder, queued)
-        return self.timeout_error(record, timeout, blocking, name, held)
+        held = _views.remote_held(holder, queued)
+        return self.timeout_error(record, timeout, blocking, *held)
 
     def timeout_error(
         self, record: RecordT, timeout: float | None, blocking: bool,

@@ -22,7 +22,6 @@ __all__ = [
     "check_policy",
     "check_seconds",
     "check_threshold",
-    "check_timeout",
     "parse_hierarchy",
 ]
 
@@ -45,7 +44,7 @@ def check_policy(policy: object) -> None:
         )
 
 
-def check_seconds(value: Any, name: str, forever: str = "None") -> float:
+def check_seconds(value: Any, name: str = "timeout", forever: str = "None") -> float:
     """Return ``value``, a number of seconds >= 0, as a float.
 
     A number too large for a float (``10**400``) is ``math.inf``: as a
@@ -70,11 +69,6 @@ def check_seconds(value: Any, name: str, forever: str = "None") -> float:
         return float(value)
     except OverflowError:  # an int (or Fraction) beyond any float
         return math.inf
-
-
-def check_timeout(timeout: Any, forever: str = "None") -> float:
-    """Return a timeout as a float (see :func:`check_seconds`)."""
-    return check_seconds(timeout, "timeout", forever)
 
 
 def check_threshold(threshold: Any) -> float:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from abc import ABC, abstractmethod
 from typing import Any, Generic, TypeVar
 
 from cc.locks._checks import retired_error
@@ -14,9 +14,16 @@ from cc.locks._hierarchy import (
     check_threshold,
     parse_hierarchy,
 )
-from cc.locks._records import Holder, LockRecord, LockUsageStatistics, Plan
-from cc.locks._store import Lease, LockStore, RemoteWait, SharingSession
-from cc.locks._views import potential_deadlocks, remote_cycles, status
+from cc.locks._records import (
+    Holder,
+    LockRecord,
+    LockUsageStatistics,
+    Plan,
+    foreign_release_error,
+)
+from cc.locks._steps import Steps
+from cc.locks._views import merge_remote, potential_deadlocks, remote_cycles, status
+from cc.locks.lowlevel import Lease, LockStore, StoreSession
 
 __all__ = ["ManagedLockBase", "ManagerBase"]
 
@@ -56,7 +63,7 @@ class ManagedLockBase(Generic[RecordT]):
             raise retired_error(self._record)
 
 
-class ManagerBase(Generic[RecordT]):
+class ManagerBase(ABC, Generic[RecordT]):
     """Configuration, registration and views shared by both lock managers."""
 
     _kind = "thread"  # or "task", for messages
@@ -111,25 +118,20 @@ class ManagerBase(Generic[RecordT]):
 
     # -- what the subclasses provide -----------------------------------------------
 
-    def _new_record(
-        self,
-        name: str,
-        order: int | None,
-        description: str,
-        lock: Any,
-        long_hold: float,
-    ) -> RecordT:
-        raise NotImplementedError
+    @abstractmethod
+    def _new_record(self, *entry: Any) -> RecordT: ...
 
-    def _check_lock_argument(self, name: str, lock: Any) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def _check_lock_argument(self, name: str, lock: Any) -> None: ...
 
-    def _caller(self) -> Holder | None:
-        """Return the calling thread's or task's holder, if it has one."""
-        raise NotImplementedError
+    @abstractmethod
+    def _caller(self) -> Holder | None: ...
 
-    def _caller_name(self) -> str:
-        raise NotImplementedError
+    @abstractmethod
+    def _caller_name(self) -> str: ...
+
+    @abstractmethod
+    def _open_session(self) -> StoreSession: ...
 
     # -- shared behaviour ------------------------------------------------------------
 
@@ -143,11 +145,7 @@ class ManagerBase(Generic[RecordT]):
         """
         holder = self._caller()
         if holder is None or record._owner is not holder:
-            owner = record.owner
-            raise RuntimeError(
-                f"cannot release lock {record.name!r} from {self._caller_name()}: "
-                + (f"it is held by {owner}" if owner else "it is not held")
-            )
+            raise foreign_release_error([record], self._caller_name())
         return holder
 
     def held_locks(self) -> list[str]:
@@ -181,20 +179,30 @@ class ManagerBase(Generic[RecordT]):
             raise RuntimeError(f"the calling {self._kind} does not hold lock {name!r}")
         return lease
 
-    def _status(self) -> dict[str, dict[str, Any]]:
-        return status(self._engine.records.values(), self._engine.meta)
+    def _status(self) -> Steps[dict[str, dict[str, Any]]]:
+        entries = status(self._engine.records.values(), self._engine.meta)
+        if self._backend is not None:
+            session = self._open_session()
+            merge_remote(entries, (yield from session.inspect(list(entries))))
+        return entries
 
-    def _potential_deadlocks(
-        self, waits: Sequence[tuple[RemoteWait, str | None]] = ()
-    ) -> list[str]:
-        engine = self._engine
+    def _potential_deadlocks(self) -> Steps[list[str]]:
+        engine, session = self._engine, self._engine.session
+        shared = session is not None and not session.closed
+        sharing = engine.sharing if shared else None
+        waits = [] if sharing is None else (yield from sharing.wait_graph())
         return potential_deadlocks(
             engine.records.values(), engine.waiting, engine.reports, engine.meta,
             engine.long_hold, engine.where, remote_cycles(waits),
         )  # fmt: skip
 
-    def _sharing(self) -> SharingSession | None:
-        """Return the open session if it shares waits across processes."""
-        sharing = self._engine.sharing
-        session = self._engine.session
-        return None if session is None or session.closed else sharing
+    def _connect(self, board: Any, tasks: bool) -> Steps[StoreSession]:
+        """Open a new session of the backend (disconnected again on failure)."""
+        assert self._backend is not None
+        session = self._backend.session(self._engine, board, tasks=tasks)
+        try:
+            yield from session.open()
+        except BaseException:
+            yield from session.disconnect()
+            raise
+        return session

@@ -1,22 +1,16 @@
 """The learned lock order: which lock was taken while holding which.
 
-As the Linux kernel's lockdep: taking lock ``b`` while holding ``a`` records
-the edge ``a -> b`` with where it happened, and an edge that closes a cycle
-is a potential deadlock even if nothing ever blocked. Declared orders count
-as edges too (``a -> b`` whenever ``a`` is declared below ``b``), so a cycle
-through locks of both kinds is found; a pair of declared locks needs no
-learning at all (the declared check decides it).
+As the Linux kernel's lockdep: taking ``b`` while holding ``a`` records the
+edge ``a -> b``; an edge that closes a cycle is a potential deadlock even if
+nothing ever blocked. Declared orders count as edges too, so a cycle through
+locks of both kinds is found.
 
-The cost of a check does not grow with what was learned: the graph keeps a
-topological order of its locks (Pearce and Kelly's dynamic algorithm), so a
-new edge that agrees with the order costs a comparison, and one that does
-not searches only the locks placed between its two ends.
-
-Memory is bounded: at most :data:`MAX_EDGES` learned edges; beyond that the
-oldest are forgotten (an edge forgotten can no longer contradict a later
-one). An inversion once found is remembered (up to :data:`MAX_INVERSIONS`,
-the oldest forgotten first), and the edges along it are never forgotten
-while it is: the same inversion is reported again every time it recurs.
+A check costs the same however much was learned: the graph keeps a
+topological order (Pearce and Kelly's dynamic algorithm), so an edge that
+agrees with it costs a comparison, and one that does not searches only the
+locks ranked between its ends. Memory is bounded: beyond :data:`MAX_EDGES`
+the oldest edges are forgotten, except those along a remembered inversion
+(up to :data:`MAX_INVERSIONS`), so a recurring inversion is reported again.
 """
 
 from __future__ import annotations
@@ -34,10 +28,7 @@ MAX_INVERSIONS = 1_024
 
 
 class Edge(NamedTuple):
-    """Where the learned order ``before -> after`` was first seen.
-
-    Sites of an order learned in another process come formatted (str).
-    """
+    """Where ``before -> after`` was first seen (str sites: another process)."""
 
     holder: str
     before_site: Site | str | None

@@ -1,11 +1,7 @@
 """What the managers know about each lock and each thread or task using them.
 
-A lock's record carries its registration, its local lock (a
-``threading.RLock`` or a ``cc.primitives.Lock``), its live state and its
-statistics. Only this module changes a record's state: the record's methods,
-and :func:`take_free` / :func:`release_levels`, which do it for a whole set
-in one call on the hot path. The public surface is the read-only view of
-:class:`LockInfo` and :class:`AsyncLockInfo`.
+Only this module changes a record's state: the record's methods, and
+:func:`take_free` / :func:`release_levels` for a whole set on the hot path.
 """
 
 from __future__ import annotations
@@ -31,8 +27,8 @@ __all__ = [
 
 logger = logging.getLogger("cc.locks")
 
-# Where a lock was acquired: the code object and the offset of the calling
-# instruction; the line number is worked out only when a report needs it.
+# Where a lock was acquired: code object and instruction offset (the line is
+# worked out only when a report needs it).
 Site = tuple[CodeType, int]
 
 
@@ -82,9 +78,8 @@ class LockUsageStatistics:
 class Holder:
     """A thread or task as the managers see it: what it holds and awaits.
 
-    ``stack``: the locks held, in the order first taken; ``waiting_for``: the
-    lock it waits for; ``key``: the thread or the task (``None`` while a
-    task's holder waits for reuse).
+    ``stack``: the locks held, in the order taken; ``key``: ``None`` while a
+    task's holder is spare.
     """
 
     __slots__ = ("key", "stack", "thread", "waiting_for")
@@ -139,9 +134,7 @@ class LockRecord(Generic[LockT]):
     snapshot that may be a moment old).
     """
 
-    # Whether the local lock is a thread's lock (``acquire(False)``) or a
-    # task's (``acquire_nowait()``); the subclasses say.
-    _threaded: bool
+    _threaded: bool  # a thread's local lock (acquire(False)) or a task's
 
     __slots__ = (
         "__weakref__", "_acquired_at", "_acquisitions", "_contended",
@@ -157,7 +150,7 @@ class LockRecord(Generic[LockT]):
     ) -> None:  # fmt: skip
         self._name, self._order, self._description = name, order, description
         self._raw = raw  # the local lock
-        self._handle: LockT  # set right after creation, by set_handle()
+        self._handle: LockT  # set by set_handle()
         self._retired = False
         self._long_hold = long_hold
         self._owner: Holder | None = None
@@ -169,8 +162,6 @@ class LockRecord(Generic[LockT]):
         self._wait_total = self._wait_max = self._hold_max = 0.0
         # min(_hold_max, _long_hold): a shorter hold has nothing to record.
         self._hold_floor = 0.0
-
-    # -- state changes (the managers call these) ----------------------------
 
     def set_handle(self, handle: LockT) -> None:
         """Attach the managed lock that stands for this record."""
@@ -234,8 +225,6 @@ class LockRecord(Generic[LockT]):
         # Handles and contexts made before may still be used: a lock that is
         # never free sends them off the fast path, to the check that refuses.
         self._raw = _RETIRED
-
-    # -- the read-only view -----------------------------------------------------
 
     @property
     def name(self) -> str:
@@ -325,9 +314,8 @@ RecordT = TypeVar("RecordT", bound=LockRecord[Any])
 class Plan(Generic[RecordT]):
     """The records one ``acquire(*names)`` takes, in the order to take them.
 
-    ``learned``: taking the whole plan from an empty hand needs no order
-    check (its records ascend by construction, and each consecutive pair is
-    declared, already learned, or nothing is checked).
+    ``learned``: taking it from an empty hand needs no order check (its
+    records ascend, and each pair is declared, learned, or nothing is checked).
     """
 
     __slots__ = ("__weakref__", "learned", "records", "release_order", "size")
@@ -343,7 +331,7 @@ def take_free(plan: Plan[Any], holder: Holder, now: float, site: Site) -> int:
 
     The common case, kept lean: no check is needed (see :class:`Plan`).
 
-    :return: how many of ``plan.records`` it took (0 if the case does not apply)
+    :return: how many records it took (0 if the case does not apply)
     """
     stack = holder.stack
     if stack or not plan.learned:
@@ -377,10 +365,9 @@ def release_levels(
 
     The one release path of every record. A record released to its last
     level has its local lock released, or, with ``released``, is appended
-    there for the caller to release after its lease. Records that ``holder``
-    does not hold are left alone.
+    there for the caller to release after its lease.
 
-    :return: those records, or ``None`` if there are none
+    :return: the records ``holder`` does not hold (left alone), or ``None``
     """
     foreign = None
     stack = holder.stack

@@ -1,12 +1,8 @@
 """Steps, and the two ways to wait for them: a thread blocks, a task awaits.
 
-Whatever may wait is written once, for threads and tasks alike, as a
-generator of *steps*: a step says what to wait for (a local lock, a call to
-a store's client, a pause until woken) and knows both ways to wait for it:
-:meth:`block` (a thread) and :meth:`wait` (a task). :func:`run` and
-:func:`arun` drive the generator, sending each result back or throwing the
-error in; they differ only in that one word. The boards are where threads
-and tasks sleep until a store wakes a key.
+Whatever may wait is written once as a generator of steps; each step knows
+how to :meth:`block` (a thread) and to :meth:`wait` (a task) for what it
+stands for. :func:`run` and :func:`arun` drive such a generator.
 """
 
 from __future__ import annotations
@@ -28,8 +24,7 @@ __all__ = [
 T = TypeVar("T")
 #: An operation made of steps, returning ``T``.
 Steps = Generator[Any, Any, T]
-# How a Call runs for tasks: a plain call, an await of a coroutine function,
-# or a blocking call in a worker thread. Threads always call directly.
+# How a Call runs for tasks (threads always call directly).
 DIRECT, AWAIT, IN_THREAD = 0, 1, 2
 
 

@@ -6,32 +6,23 @@ import threading
 from time import monotonic
 from typing import Any
 
-from cc.locks._hierarchy import (
-    LockHierarchy,
-    Policy,
-    check_blocking,
-    check_timeout,
-    parse_hierarchy,
-)
-from cc.locks._manager import ManagerBase
-from cc.locks._records import (
-    Holder,
-    Plan,
-    Site,
-    foreign_release_error,
-    release_levels,
-    take_free,
-    thread_holder,
-)
-from cc.locks._steps import ThreadBoard, run
-from cc.locks._store import LockStore, StoreSession
-from cc.locks._thread_locks import (
+from cc.locks._handles import (
     LockInfo,
     ManagedLock,
     SharedAcquisition,
     ThreadAcquisition,
 )
-from cc.locks._views import merge_remote
+from cc.locks._hierarchy import (
+    LockHierarchy,
+    Policy,
+    check_blocking,
+    check_seconds,
+    parse_hierarchy,
+)
+from cc.locks._manager import ManagerBase
+from cc.locks._records import Holder, Plan, Site, take_free, thread_holder
+from cc.locks._steps import ThreadBoard, run
+from cc.locks.lowlevel import LockStore, StoreSession
 
 __all__ = ["LockInfo", "LockManager", "ManagedLock"]
 
@@ -135,15 +126,7 @@ class LockManager(ManagerBase[LockInfo]):
         with self._session_lock:
             session = self._engine.session
             if session is None or session.closed:
-                assert self._backend is not None
-                session = self._backend.session(
-                    self._engine, ThreadBoard(), tasks=False
-                )
-                try:
-                    run(session.open())
-                except BaseException:
-                    run(session.disconnect())
-                    raise
+                session = run(self._connect(ThreadBoard(), tasks=False))
                 self._engine.attach(session)
                 for name, work in session.background():
                     worker = threading.Thread(
@@ -274,7 +257,7 @@ class LockManager(ManagerBase[LockInfo]):
         if context is None:
             # A cached context was made for valid arguments: check new ones.
             plan = self._engine.plan(names)
-            limit = None if timeout is None else check_timeout(timeout)
+            limit = None if timeout is None else check_seconds(timeout)
             context = self._acquisition(self, plan, limit, blocking)
             # 0 and 1 equal False and True as dict keys: never cache them.
             if timeout not in (0, 1):
@@ -328,9 +311,7 @@ class LockManager(ManagerBase[LockInfo]):
                 mine = self._caller_holding(records[0])  # raises: not ours
             holder = mine
         if self._backend is None:
-            foreign = release_levels(records, holder, monotonic())
-            if foreign:
-                raise foreign_release_error(foreign, holder.describe())
+            self._engine.release(records, holder)
         else:
             run(self._engine.release_shared(records, holder))
 
@@ -349,10 +330,7 @@ class LockManager(ManagerBase[LockInfo]):
 
         :raises LockBackendError: (with a backend) if the store cannot be reached
         """
-        entries = self._status()
-        if self._backend is not None:
-            merge_remote(entries, run(self._open_session().inspect(list(entries))))
-        return entries
+        return run(self._status())
 
     def detect_potential_deadlocks(self) -> list[str]:
         """Describe every deadlock risk the manager knows of, one per string.
@@ -367,6 +345,4 @@ class LockManager(ManagerBase[LockInfo]):
 
         :raises LockBackendError: (with a backend) if the store cannot be reached
         """
-        sharing = self._sharing()
-        waits = [] if sharing is None else run(sharing.wait_graph())
-        return self._potential_deadlocks(waits)
+        return run(self._potential_deadlocks())

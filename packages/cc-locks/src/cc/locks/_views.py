@@ -10,8 +10,8 @@ from typing import Any
 from cc.locks._errors import DeadlockError
 from cc.locks._order import Path
 from cc.locks._records import Holder, LockRecord, Site, format_site
-from cc.locks._store import RemoteHolder, RemoteWait, SharedOrder
 from cc.locks._waits import all_cycles
+from cc.locks.lowlevel import RemoteHolder, RemoteWait, SharedOrder
 
 __all__ = [
     "deadlock", "declared_violation", "describe_cycle", "inversion",
@@ -28,7 +28,7 @@ def declared_violation(
 ) -> Report:
     """Describe ``holder`` asking for ``wanted`` below a declared order it holds.
 
-    ``where`` follows the holder's name (its pid and host, with a store).
+    ``where`` (here and below) follows a holder's name: its pid and host.
     """
     highest = max(
         (r for r in holder.stack if r.order is not None),
@@ -48,10 +48,7 @@ def inversion(
     before: LockRecord[Any], after: LockRecord[Any], holder: Holder, site: Site,
     path: Path, kind: str, where: str = "",
 ) -> Report:  # fmt: skip
-    """Describe taking ``after`` while holding ``before`` against a learned path.
-
-    ``where`` follows the holder's name (its pid and host, with a store).
-    """
+    """Describe taking ``after`` while holding ``before`` against a learned path."""
     return _inversion(
         f"{holder.describe()}{where} takes", before.name, after.name,
         format_site(before._site), format_site(site), path, kind,
@@ -93,19 +90,23 @@ def wait_step(holder: Holder) -> tuple[LockRecord[Any], Holder] | None:
     return None if owner is None else (record, owner)  # type: ignore[return-value]
 
 
+def _chain(first: str, links: Sequence[tuple[str, str]]) -> str:
+    """Describe a wait-for cycle: ``first`` waits, then each (lock, its holder)."""
+    text = f"{first} waits for {links[0][0]!r}, held by {links[0][1]}"
+    for lock, holder in links[1:]:
+        text += f", which waits for {lock!r}, held by {holder}"
+    return text
+
+
 def describe_cycle(
     start: Holder, path: list[tuple[LockRecord[Any], Holder]], where: str = ""
 ) -> str:
     """Describe a wait-for cycle from ``start``, one link at a time."""
-    parts = [f"{start.describe()}{where} waits for {path[0][0].name!r}"]
-    for index, (lock, owner) in enumerate(path):
-        held = (
-            f"held by {owner.describe()}{where} (acquired at {format_site(lock._site)})"
-        )
-        if index + 1 < len(path):
-            held += f", which waits for {path[index + 1][0].name!r}"
-        parts.append(held)
-    return ", ".join(parts)
+    links = [
+        (lock.name, f"{o.describe()}{where} (acquired at {format_site(lock._site)})")
+        for lock, o in path
+    ]
+    return _chain(start.describe() + where, links)
 
 
 def deadlock(
@@ -127,22 +128,18 @@ def deadlock(
 def youngest(cycle: Sequence[RemoteWait]) -> RemoteWait:
     """Return the victim of a cycle across processes: its youngest waiter.
 
-    The one that began waiting last (ties: the greatest node), by the
-    store's clock: every process that finds the cycle picks the same one.
+    By the store's clock (ties: the greatest node), so that every process
+    that finds the cycle picks the same one.
     """
     return max(cycle, key=lambda wait: (wait.waiter.since or 0.0, wait.node))
 
 
-def describe_remote_cycle(cycle: Sequence[RemoteWait]) -> str:
-    """Describe a wait-for cycle of waiters anywhere, from ``cycle[0]``."""
-    parts = [f"{cycle[0].waiter.describe()} waits for {cycle[0].lock!r}"]
-    for index in range(1, len(cycle) + 1):
-        wait = cycle[index % len(cycle)]
-        held = f"held by {wait.waiter.describe()}"
-        if index < len(cycle):
-            held += f", which waits for {wait.lock!r}"
-        parts.append(held)
-    return ", ".join(parts)
+def _remote_links(cycle: Sequence[RemoteWait]) -> list[tuple[str, str]]:
+    """Each lock of a cycle across processes, with its holder: the next waiter."""
+    return [
+        (wait.lock, cycle[(i + 1) % len(cycle)].waiter.describe())
+        for i, wait in enumerate(cycle)
+    ]
 
 
 def remote_deadlock(
@@ -153,7 +150,8 @@ def remote_deadlock(
     ``cycle[0]`` is the wait of the caller, which began at ``site``;
     ``raising``: whether the victim raises (policy "raise").
     """
-    text = describe_remote_cycle(cycle)
+    links = _remote_links(cycle)
+    text = _chain(cycle[0].waiter.describe(), links)
     names = tuple(wait.lock for wait in cycle)
     who = victim.waiter.describe()
     error = DeadlockError(
@@ -161,7 +159,7 @@ def remote_deadlock(
         f"at {format_site(site)} and is the youngest waiter of the cycle, so it "
         "gives up the wait and rolls back; the others go on waiting",
         (*names, names[0]),
-        tuple(cycle[(i + 1) % len(cycle)].waiter.describe() for i in range(len(cycle))),
+        tuple(holder for _, holder in links),
     )
     report = (
         f"deadlock across processes averted: {text}; {who}, the youngest "
@@ -184,7 +182,8 @@ def remote_cycles(waits: Sequence[tuple[RemoteWait, str | None]]) -> list[str]:
     found = []
     for _, path in all_cycles(list(by_node), step):
         cycle = [wait for wait, _ in path]
-        found.append(f"live deadlock across processes: {describe_remote_cycle(cycle)}")
+        text = _chain(cycle[0].waiter.describe(), _remote_links(cycle))
+        found.append(f"live deadlock across processes: {text}")
     return found
 
 
@@ -272,14 +271,10 @@ def potential_deadlocks(
     reports: Mapping[Any, str], meta: RLock, long_hold: float,
     where: str = "", remote: Sequence[str] = (),
 ) -> list[str]:  # fmt: skip
-    """Describe long holds, live wait-for cycles, then the recorded reports.
+    """Describe long holds, live wait-for cycles, the ``remote`` ones, then reports.
 
-    ``where`` follows each holder's name (its pid and host); ``remote`` are
-    the live cycles across processes that the store found.
-
-    The manager's lock is held only to copy the waiters and the reports, and
-    to confirm each cycle found; the search (one pass, linear in waiters plus
-    edges) runs without it.
+    ``meta`` is held only to copy the waiters and reports and to confirm each
+    cycle found; the search (linear) runs without it.
     """
     now = time.monotonic()
     cutoff = now - long_hold

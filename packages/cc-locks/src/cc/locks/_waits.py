@@ -1,10 +1,8 @@
-"""The wait-for graph: who waits for a lock that whom holds, and its cycles.
+"""The wait-for graph (waiter -> holder of the lock it waits for) and its cycles.
 
-Each waiter waits for one lock, and each lock has at most one holder, so the
-graph "waiter -> holder of the lock it waits for" has at most one edge out
-of every node. A cycle in it is a deadlock. The functions here take that
-edge as a ``step`` function, so that any such graph can be searched: the
-threads and tasks of one manager, or holders spread over processes.
+Every node has at most one edge out (one lock awaited, one holder each), given
+as a ``step`` function, so that the waits of one manager or of many
+processes are searched alike. A cycle is a deadlock.
 """
 
 from __future__ import annotations
