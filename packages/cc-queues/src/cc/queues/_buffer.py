@@ -78,6 +78,14 @@ class Lot(ParkingLot):
     ``lot.waiting`` answers with an attribute read, where ``bool(lot)`` is a
     Python call. The count drops when a waker takes a task out of the lot,
     or when a task leaves it cancelled before anyone woke it.
+
+    A task that parks yields, as a checkpoint does, so it spends the rest of
+    the thread's checkpoint budget first: the task that runs next starts a
+    whole one. Checkpoints only come sooner for it, and a producer and a
+    consumer then take turns of a whole budget each, whatever the budget's
+    position when they started; without this, a wait in the middle of a
+    budget split every turn in two, with a park and a wake-up more per turn
+    (measured: 1.5 times the cost of a hand-off).
     """
 
     __slots__ = ("waiting",)
@@ -101,6 +109,7 @@ class Lot(ParkingLot):
                 hand_back(value)
 
         self.waiting += 1
+        next(filter(None, checkpoint_rule(None)))  # up to the budget's end
         try:
             return await super().park(key, passed)
         except BaseException:
