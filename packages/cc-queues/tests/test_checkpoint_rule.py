@@ -122,7 +122,9 @@ async def test_a_loop_of_calls_that_never_wait_ends_at_its_deadline(
     assert late * ops <= 2 * CHECKPOINT_INTERVAL
 
 
-@pytest.mark.parametrize("spent", [0, 1, CHECKPOINT_INTERVAL // 3, CHECKPOINT_INTERVAL - 1])
+@pytest.mark.parametrize(
+    "spent", [0, 1, CHECKPOINT_INTERVAL // 3, CHECKPOINT_INTERVAL - 1]
+)
 async def test_a_wait_in_the_queue_restarts_the_threads_budget(spent: int) -> None:
     # A consumer that parks yields as a checkpoint does, so the producer that
     # runs next has a whole budget: it hands over full runs of items, however

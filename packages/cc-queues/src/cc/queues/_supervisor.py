@@ -269,7 +269,7 @@ class Supervisor(Pool[T]):
                 # The fewest workers idle during each of the last periods: that
                 # many were idle all along, and may go.
                 lows.append(self._idle_low)
-                self._idle_low = self._idle.waiting
+                self._idle_low = self._idle.parked
                 if len(lows) == lows.maxlen and min(lows):
                     self._retire_idle_workers(min(lows))
                     lows.clear()
