@@ -10,8 +10,8 @@ from typing import Any, Generic, TypeVar
 
 from cc.primitives import RateLimiter
 from cc.queues._bounded import BoundedQueue
-from cc.queues._pool import Brief, ErrorHandler, WorkerFunc
-from cc.queues._validation import NotAwaitableError, NotStartedError
+from cc.queues._pool import ErrorHandler, WorkerFunc, report_error
+from cc.queues._validation import NotStartedError
 
 __all__ = ["BatchState", "BatchSummary", "ProgressCallback", "feed", "rate_limited"]
 
@@ -96,21 +96,9 @@ class BatchState(Generic[T, R]):
         if self.collect:
             self.errors[index] = exc
         try:
-            if self.error_handler is None:
-                self.logger.error("worker failed on item %s", Brief(item), exc_info=exc)
-                return
-            try:
-                await self.error_handler(exc, item)
-            except NotAwaitableError:
-                raise  # a misuse: the queue stops the work and raises it
-            except Exception:
-                # Logged here, with the caller's handler and item rather than
-                # the internal queue's view of them.
-                self.logger.exception(
-                    "error handler %r failed on item %s",
-                    self.error_handler,
-                    Brief(item),
-                )
+            # Reported here, with the caller's handler and item rather than
+            # the internal queue's view of them.
+            await report_error(self.logger, exc, item, self.error_handler)
         finally:
             self._progress()
 

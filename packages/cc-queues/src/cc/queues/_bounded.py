@@ -10,7 +10,7 @@ from cc.queues._errors import QueueStateError
 from cc.queues._lifecycle import QueueBase
 from cc.queues._pool import ErrorHandler, WorkerFunc
 from cc.queues._status import QueueStatus
-from cc.queues._validation import check_async_callable, check_count
+from cc.queues._validation import check_count
 
 __all__ = ["BoundedQueue"]
 
@@ -169,12 +169,7 @@ class BoundedQueue(QueueBase[T]):
         :raises QueueStateError: if the queue is not running
         """
         count = check_count("num_workers", num_workers)
-        worker_func = check_async_callable("worker_func", worker_func)
-        if error_handler is not None:
-            error_handler = check_async_callable("error_handler", error_handler)
-        if next(self._due):  # the toolkit's one checkpoint rule
-            self._due = await take_checkpoint(self._due)
-        self._attach_now("start_workers", worker_func, error_handler, count)
+        await self._attach("start_workers", worker_func, error_handler, lambda: count)
 
     async def get(self) -> T:
         """Remove and return the item at the front, waiting for one if empty.

@@ -32,7 +32,7 @@ from cc.queues._buffer import CLOSED, Buffer
 from cc.queues._status import QueueStatus
 from cc.queues._validation import NotAwaitableError, NotStartedError
 
-__all__ = ["NO_HOST", "Brief", "Crew", "ErrorHandler", "Pool", "WorkerFunc"]
+__all__ = ["NO_HOST", "Crew", "ErrorHandler", "Pool", "WorkerFunc", "report_error"]
 
 T = TypeVar("T")
 
@@ -251,7 +251,7 @@ class Pool(Buffer[T]):
                 try:
                     if isinstance(exc, NotAwaitableError):
                         raise
-                    await self._report_error(exc, item, error_handler)
+                    await report_error(self._logger, exc, item, error_handler)
                 finally:
                     self._finish()
             except BaseException:
@@ -262,17 +262,26 @@ class Pool(Buffer[T]):
                 self._processed += 1
                 self._finish()
 
-    async def _report_error(
-        self, exc: Exception, item: T, error_handler: ErrorHandler[T] | None
-    ) -> None:
-        if error_handler is None:
-            self._logger.error("worker failed on item %s", Brief(item), exc_info=exc)
-            return
-        try:
-            await error_handler(exc, item)
-        except NotAwaitableError:
-            raise
-        except Exception:
-            self._logger.exception(
-                "error handler %r failed on item %s", error_handler, Brief(item)
-            )
+
+async def report_error(
+    logger: logging.Logger,
+    exc: Exception,
+    item: object,
+    error_handler: ErrorHandler[Any] | None,
+) -> None:
+    """Pass a worker's error to ``error_handler``, or log it.
+
+    What the handler raises is logged, but for :class:`NotAwaitableError`
+    (a misuse, which stops the work).
+    """
+    if error_handler is None:
+        logger.error("worker failed on item %s", Brief(item), exc_info=exc)
+        return
+    try:
+        await error_handler(exc, item)
+    except NotAwaitableError:
+        raise
+    except Exception:
+        logger.exception(
+            "error handler %r failed on item %s", error_handler, Brief(item)
+        )
