@@ -6,10 +6,9 @@ import logging
 from typing import TypeVar
 
 from cc.primitives.lowlevel import take_checkpoint
-from cc.queues._errors import QueueStateError
 from cc.queues._lifecycle import QueueBase
 from cc.queues._pool import ErrorHandler, WorkerFunc
-from cc.queues._status import QueueStatus
+from cc.queues._status import QueueStateError, QueueStatus
 from cc.queues._validation import check_count
 
 __all__ = ["BoundedQueue"]

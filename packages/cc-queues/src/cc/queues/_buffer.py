@@ -43,8 +43,7 @@ from typing import Any, Generic, TypeVar
 import anyio
 
 from cc.primitives.lowlevel import ParkingLot, checkpoint_rule, take_checkpoint
-from cc.queues._errors import QueueStateError
-from cc.queues._status import QueueStatus
+from cc.queues._status import QueueStateError, QueueStatus
 
 __all__ = ["CLOSED", "RETIRE", "STOP", "Buffer"]
 
@@ -237,10 +236,7 @@ class Buffer(Generic[T]):
 
     def _wake_putter(self) -> None:
         """Wake the oldest waiting producer if a slot is free for it."""
-        if (
-            self._putters.parked
-            and len(self._items) + self._woken_putters < self._maxsize
-        ):
+        if self._putters.parked and self._has_room():
             self._woken_putters += 1
             self._putters.unpark(_RESERVED)
 
@@ -248,11 +244,9 @@ class Buffer(Generic[T]):
 
     def _take(self) -> T:
         """Pop the front item and wake a producer waiting for its slot."""
-        items = self._items
-        item = items.popleft()
-        if self._putters.parked and len(items) + self._woken_putters < self._maxsize:
-            self._woken_putters += 1
-            self._putters.unpark(_RESERVED)
+        item = self._items.popleft()
+        if self._putters.parked:
+            self._wake_putter()
         return item
 
     async def _wait_for_item(self, lot: ParkingLot) -> bool:

@@ -20,13 +20,12 @@ import anyio
 from anyio.abc import TaskGroup
 
 from cc.primitives.lowlevel import checkpoint, take_checkpoint
-from cc.queues._errors import QueueStateError
 from cc.queues._pool import (
     NO_HOST,
     ErrorHandler,
     WorkerFunc,
 )
-from cc.queues._status import QueueStatus
+from cc.queues._status import QueueStateError, QueueStatus
 from cc.queues._supervisor import HandBack, Supervisor
 from cc.queues._validation import (
     check_async_callable,
