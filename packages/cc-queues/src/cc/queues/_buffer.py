@@ -45,19 +45,24 @@ import anyio
 from cc.primitives.lowlevel import ParkingLot, checkpoint_rule, take_checkpoint
 from cc.queues._status import QueueStateError, QueueStatus
 
-__all__ = ["CLOSED", "RETIRE", "STOP", "Buffer"]
+__all__ = ["CLOSED", "NO_HOST", "RETIRE", "STOP", "Buffer"]
 
 T = TypeVar("T")
 
 
-class _Closed:
-    """A closed gate: looks like a coroutine that has ended."""
+class _StandIn:
+    """Looks like a coroutine: one that has ended (``cr_frame`` ``None``) or not."""
 
-    __slots__ = ()
-    cr_frame = None
+    __slots__ = ("cr_frame",)
+
+    def __init__(self, cr_frame: object) -> None:
+        self.cr_frame = cr_frame
 
 
-CLOSED: Any = _Closed()
+CLOSED: Any = _StandIn(None)
+"""A closed gate."""
+NO_HOST: Any = _StandIn(True)
+"""Stands in for the host's coroutine when it cannot be watched."""
 
 # What a waiter is woken with: a reservation (an item for a consumer, a slot
 # for a producer), or news that carries none.

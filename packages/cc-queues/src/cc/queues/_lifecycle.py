@@ -20,11 +20,8 @@ import anyio
 from anyio.abc import TaskGroup
 
 from cc.primitives.lowlevel import checkpoint, take_checkpoint
-from cc.queues._pool import (
-    NO_HOST,
-    ErrorHandler,
-    WorkerFunc,
-)
+from cc.queues._buffer import NO_HOST
+from cc.queues._pool import ErrorHandler, WorkerFunc
 from cc.queues._status import QueueStateError, QueueStatus
 from cc.queues._supervisor import HandBack, Supervisor
 from cc.queues._validation import (

@@ -28,11 +28,11 @@ import anyio
 from anyio.abc import TaskGroup
 
 from cc.primitives.lowlevel import take_checkpoint
-from cc.queues._buffer import CLOSED, Buffer
+from cc.queues._buffer import CLOSED, NO_HOST, Buffer
 from cc.queues._status import QueueStatus
 from cc.queues._validation import NotAwaitableError, NotStartedError
 
-__all__ = ["NO_HOST", "Crew", "ErrorHandler", "Pool", "WorkerFunc", "report_error"]
+__all__ = ["Crew", "ErrorHandler", "Pool", "WorkerFunc", "report_error"]
 
 T = TypeVar("T")
 
@@ -44,28 +44,6 @@ ErrorHandler = Callable[[Exception, T], Awaitable[Any]]
 
 _PROCESSING = QueueStatus.PROCESSING
 _STOPPING = QueueStatus.STOPPING
-
-
-class _NoHost:
-    """Stands in for the host's coroutine when it cannot be watched."""
-
-    __slots__ = ()
-    cr_frame = True  # like a coroutine that has not finished
-
-
-NO_HOST: Any = _NoHost()
-
-
-class Brief:
-    """Formats an item for a log line lazily and at a bounded length."""
-
-    __slots__ = ("item",)
-
-    def __init__(self, item: object) -> None:
-        self.item = item
-
-    def __str__(self) -> str:
-        return reprlib.repr(self.item)
 
 
 class Crew:
@@ -275,7 +253,7 @@ async def report_error(
     (a misuse, which stops the work).
     """
     if error_handler is None:
-        logger.error("worker failed on item %s", Brief(item), exc_info=exc)
+        logger.error("worker failed on item %s", reprlib.repr(item), exc_info=exc)
         return
     try:
         await error_handler(exc, item)
@@ -283,5 +261,5 @@ async def report_error(
         raise
     except Exception:
         logger.exception(
-            "error handler %r failed on item %s", error_handler, Brief(item)
+            "error handler %r failed on item %s", error_handler, reprlib.repr(item)
         )
