@@ -85,9 +85,10 @@ class BoundedQueue(QueueBase[T]):
     :data:`~cc.primitives.lowlevel.CHECKPOINT_INTERVAL`-th cc operation on a
     thread that need not wait is a full checkpoint, so that no loop of queue
     calls can starve the event loop, miss a cancellation or outlive its
-    deadline by more than two checkpoints. A
-    queue belongs to one event loop and is not thread-safe. It logs on the
-    ``cc.queues`` logger unless given another.
+    deadline by more than two checkpoints. A call that waits ends the
+    thread's count, as a checkpoint does, so the task that runs next starts
+    a whole one. A queue belongs to one event loop and is not thread-safe.
+    It logs on the ``cc.queues`` logger unless given another.
 
     :param maxsize: the most items the queue holds, at least 1
     :param timeout: how long :meth:`put` waits for room by default, in
