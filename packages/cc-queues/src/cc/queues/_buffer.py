@@ -268,6 +268,7 @@ class Buffer(Generic[T]):
         # of a whole budget each, wherever the budget stood when they began;
         # a wait in mid-budget split every turn in two, with a park and a
         # wake-up more per turn (measured: 1.5 times the cost of a hand-off).
+        # (A queue's rule is always the thread's budget, which has an end.)
         next(filter(None, self._due))
         woken = await lot.park(hand_back=self._pass_item_on)
         if woken is not _RESERVED:
