@@ -42,44 +42,21 @@ class BatchSummary(Generic[R]):
     errors: dict[int, Exception] = field(default_factory=dict)
 
 
+@dataclass(slots=True, eq=False)
 class BatchState(Generic[T, R]):
     """The bookkeeping of one running batch, shared by its workers."""
 
-    __slots__ = (
-        "collect",
-        "done",
-        "error_handler",
-        "errors",
-        "failed",
-        "logger",
-        "on_progress",
-        "results",
-        "total",
-        "window",
-        "worker_func",
-    )
-
-    def __init__(
-        self,
-        worker_func: Callable[[T], Awaitable[R]],
-        error_handler: ErrorHandler[T] | None,
-        window: RateLimiter | None,
-        collect: bool,
-        on_progress: ProgressCallback | None,
-        total: int | None,
-        logger: logging.Logger,
-    ) -> None:
-        self.worker_func = worker_func
-        self.error_handler = error_handler
-        self.window = window
-        self.collect = collect
-        self.on_progress = on_progress
-        self.total = total
-        self.logger = logger
-        self.done = 0
-        self.failed = 0
-        self.results: dict[int, R] = {}
-        self.errors: dict[int, Exception] = {}
+    worker_func: Callable[[T], Awaitable[R]]
+    error_handler: ErrorHandler[T] | None
+    window: RateLimiter | None
+    collect: bool
+    on_progress: ProgressCallback | None
+    total: int | None
+    logger: logging.Logger
+    done: int = 0
+    failed: int = 0
+    results: dict[int, R] = field(default_factory=dict)
+    errors: dict[int, Exception] = field(default_factory=dict)
 
     async def run(self, entry: tuple[int, T]) -> None:
         index, item = entry

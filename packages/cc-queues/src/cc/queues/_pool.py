@@ -22,6 +22,7 @@ import logging
 import math
 import reprlib
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import anyio
@@ -46,23 +47,22 @@ _PROCESSING = QueueStatus.PROCESSING
 _STOPPING = QueueStatus.STOPPING
 
 
+@dataclass(slots=True, eq=False)
 class Crew:
     """The workers of one ``start_workers()``/``process()`` call."""
 
-    __slots__ = ("cap", "error_handler", "name", "running", "worker_func")
+    worker_func: WorkerFunc[Any]
+    error_handler: ErrorHandler[Any] | None
+    cap: int
+    running: int = 0
 
-    def __init__(
-        self,
-        worker_func: WorkerFunc[Any],
-        error_handler: ErrorHandler[Any] | None,
-        cap: int,
-    ) -> None:
-        self.worker_func = worker_func
-        self.error_handler = error_handler
-        self.cap = cap
-        self.running = 0
-        name = getattr(worker_func, "__qualname__", type(worker_func).__qualname__)
-        self.name = f"cc.queues worker {name}"
+    @property
+    def name(self) -> str:
+        """The name of the crew's worker tasks."""
+        func = self.worker_func
+        return (
+            f"cc.queues worker {getattr(func, '__qualname__', type(func).__qualname__)}"
+        )
 
 
 class Pool(Buffer[T]):
