@@ -364,15 +364,10 @@ class WorkQueue(QueueBase[T]):
         self._batches.append(queue)
         held: list[T] = []  # an item feed() took but put() did not accept
         try:
-            await queue.start()
-            try:
+            async with queue:  # on an error, stops with timeout=0
                 await queue.start_workers(state.run, count, state.on_error)
                 await feed(queue, items, held)
                 await queue.join()
-            except BaseException:
-                await queue.stop(timeout=0)
-                raise
-            await queue.stop()
         except BaseException:
             self._end_batch(queue, count, held, interrupted=True)
             raise
