@@ -15,7 +15,7 @@ from typing import Any
 import anyio
 import pytest
 
-from cc.primitives.lowlevel import CHECKPOINT_INTERVAL
+from cc.primitives.lowlevel import CHECKPOINT_INTERVAL, checkpoint_due
 from cc.queues import BoundedQueue, WorkQueue
 
 pytestmark = pytest.mark.anyio
@@ -120,3 +120,29 @@ async def test_a_loop_of_calls_that_never_wait_ends_at_its_deadline(
                     late += 1
     assert scope.cancelled_caught
     assert late * ops <= 2 * CHECKPOINT_INTERVAL
+
+
+@pytest.mark.parametrize(
+    "spent", [0, 1, CHECKPOINT_INTERVAL // 3, CHECKPOINT_INTERVAL - 1]
+)
+async def test_a_wait_in_the_queue_restarts_the_threads_budget(spent: int) -> None:
+    # A consumer that parks yields as a checkpoint does, so the producer that
+    # runs next has a whole budget: it hands over full runs of items, however
+    # much of the budget was spent before (no extra park/wake cycles).
+    taken: list[int] = []
+    async with BoundedQueue[int](maxsize=2 * CHECKPOINT_INTERVAL) as queue:
+
+        async def consume() -> None:
+            for _ in range(CHECKPOINT_INTERVAL):
+                taken.append(await queue.get())
+
+        for _ in range(spent):
+            checkpoint_due()
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(consume)
+            await anyio.wait_all_tasks_blocked()  # the consumer waits
+            for item in range(CHECKPOINT_INTERVAL - 1):
+                assert await queue.put(item)
+            assert taken == []  # no put yielded: the consumer has not run
+            assert await queue.put(CHECKPOINT_INTERVAL - 1)  # due: a checkpoint
+    assert taken == list(range(CHECKPOINT_INTERVAL))

@@ -17,8 +17,7 @@ from cc.queues.__about__ import __version__ as __version__
 from cc.queues._batch import BatchSummary
 from cc.queues._bounded import BoundedQueue
 from cc.queues._config import QueueConfig
-from cc.queues._errors import QueueStateError
-from cc.queues._status import QueueStatus
+from cc.queues._status import QueueStateError, QueueStatus
 from cc.queues._work import WorkQueue
 
 __all__ = [

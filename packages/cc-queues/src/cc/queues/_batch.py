@@ -10,8 +10,8 @@ from typing import Any, Generic, TypeVar
 
 from cc.primitives import RateLimiter
 from cc.queues._bounded import BoundedQueue
-from cc.queues._pool import Brief, ErrorHandler, WorkerFunc
-from cc.queues._validation import NotAwaitableError, NotStartedError
+from cc.queues._pool import ErrorHandler, WorkerFunc, report_error
+from cc.queues._validation import NotStartedError
 
 __all__ = ["BatchState", "BatchSummary", "ProgressCallback", "feed", "rate_limited"]
 
@@ -42,44 +42,21 @@ class BatchSummary(Generic[R]):
     errors: dict[int, Exception] = field(default_factory=dict)
 
 
+@dataclass(slots=True, eq=False)
 class BatchState(Generic[T, R]):
     """The bookkeeping of one running batch, shared by its workers."""
 
-    __slots__ = (
-        "collect",
-        "done",
-        "error_handler",
-        "errors",
-        "failed",
-        "logger",
-        "on_progress",
-        "results",
-        "total",
-        "window",
-        "worker_func",
-    )
-
-    def __init__(
-        self,
-        worker_func: Callable[[T], Awaitable[R]],
-        error_handler: ErrorHandler[T] | None,
-        window: RateLimiter | None,
-        collect: bool,
-        on_progress: ProgressCallback | None,
-        total: int | None,
-        logger: logging.Logger,
-    ) -> None:
-        self.worker_func = worker_func
-        self.error_handler = error_handler
-        self.window = window
-        self.collect = collect
-        self.on_progress = on_progress
-        self.total = total
-        self.logger = logger
-        self.done = 0
-        self.failed = 0
-        self.results: dict[int, R] = {}
-        self.errors: dict[int, Exception] = {}
+    worker_func: Callable[[T], Awaitable[R]]
+    error_handler: ErrorHandler[T] | None
+    window: RateLimiter | None
+    collect: bool
+    on_progress: ProgressCallback | None
+    total: int | None
+    logger: logging.Logger
+    done: int = 0
+    failed: int = 0
+    results: dict[int, R] = field(default_factory=dict)
+    errors: dict[int, Exception] = field(default_factory=dict)
 
     async def run(self, entry: tuple[int, T]) -> None:
         index, item = entry
@@ -96,21 +73,9 @@ class BatchState(Generic[T, R]):
         if self.collect:
             self.errors[index] = exc
         try:
-            if self.error_handler is None:
-                self.logger.error("worker failed on item %s", Brief(item), exc_info=exc)
-                return
-            try:
-                await self.error_handler(exc, item)
-            except NotAwaitableError:
-                raise  # a misuse: the queue stops the work and raises it
-            except Exception:
-                # Logged here, with the caller's handler and item rather than
-                # the internal queue's view of them.
-                self.logger.exception(
-                    "error handler %r failed on item %s",
-                    self.error_handler,
-                    Brief(item),
-                )
+            # Reported here, with the caller's handler and item rather than
+            # the internal queue's view of them.
+            await report_error(self.logger, exc, item, self.error_handler)
         finally:
             self._progress()
 

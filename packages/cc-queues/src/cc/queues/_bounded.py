@@ -6,11 +6,10 @@ import logging
 from typing import TypeVar
 
 from cc.primitives.lowlevel import take_checkpoint
-from cc.queues._errors import QueueStateError
 from cc.queues._lifecycle import QueueBase
 from cc.queues._pool import ErrorHandler, WorkerFunc
-from cc.queues._status import QueueStatus
-from cc.queues._validation import check_async_callable, check_count
+from cc.queues._status import QueueStateError, QueueStatus
+from cc.queues._validation import check_count
 
 __all__ = ["BoundedQueue"]
 
@@ -86,9 +85,10 @@ class BoundedQueue(QueueBase[T]):
     :data:`~cc.primitives.lowlevel.CHECKPOINT_INTERVAL`-th cc operation on a
     thread that need not wait is a full checkpoint, so that no loop of queue
     calls can starve the event loop, miss a cancellation or outlive its
-    deadline by more than two checkpoints. A
-    queue belongs to one event loop and is not thread-safe. It logs on the
-    ``cc.queues`` logger unless given another.
+    deadline by more than two checkpoints. A call that waits ends the
+    thread's count, as a checkpoint does, so the task that runs next starts
+    a whole one. A queue belongs to one event loop and is not thread-safe.
+    It logs on the ``cc.queues`` logger unless given another.
 
     :param maxsize: the most items the queue holds, at least 1
     :param timeout: how long :meth:`put` waits for room by default, in
@@ -169,12 +169,7 @@ class BoundedQueue(QueueBase[T]):
         :raises QueueStateError: if the queue is not running
         """
         count = check_count("num_workers", num_workers)
-        worker_func = check_async_callable("worker_func", worker_func)
-        if error_handler is not None:
-            error_handler = check_async_callable("error_handler", error_handler)
-        if next(self._due):  # the toolkit's one checkpoint rule
-            self._due = await take_checkpoint(self._due)
-        self._attach_now("start_workers", worker_func, error_handler, count)
+        await self._attach("start_workers", worker_func, error_handler, lambda: count)
 
     async def get(self) -> T:
         """Remove and return the item at the front, waiting for one if empty.

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -19,15 +20,12 @@ import anyio
 from anyio.abc import TaskGroup
 
 from cc.primitives.lowlevel import checkpoint, take_checkpoint
-from cc.queues._errors import QueueStateError
-from cc.queues._pool import (
-    NO_HOST,
-    ErrorHandler,
-    WorkerFunc,
-)
-from cc.queues._status import QueueStatus
+from cc.queues._buffer import NO_HOST
+from cc.queues._pool import ErrorHandler, WorkerFunc
+from cc.queues._status import QueueStateError, QueueStatus
 from cc.queues._supervisor import HandBack, Supervisor
 from cc.queues._validation import (
+    check_async_callable,
     check_bool,
     check_count,
     check_logger,
@@ -403,18 +401,28 @@ class QueueBase(Supervisor[T]):
             self._orphan()
         await self._join()
 
-    def _attach_now(
+    async def _attach(
         self,
         operation: str,
         worker_func: WorkerFunc[T],
         error_handler: ErrorHandler[T] | None,
-        cap: int,
+        grant: Callable[[], int],
     ) -> None:
-        """Add a crew of up to ``cap`` workers, if the queue is running."""
-        if not self._running():
-            raise self._refusal(operation)
-        self._add_crew(worker_func, error_handler, cap)
+        """Add a crew of up to ``grant()`` workers, if the queue is running.
 
-    def _running(self) -> bool:
-        """Whether the queue runs and its host is alive."""
-        return self._accepting.cr_frame is not None
+        The functions are checked first, and the share granted after the
+        checkpoint, without yielding before the crew is added.
+        """
+        worker_func = check_async_callable("worker_func", worker_func)
+        if error_handler is not None:
+            error_handler = check_async_callable("error_handler", error_handler)
+        worker_func = self._paced(worker_func)
+        if next(self._due):  # the toolkit's one checkpoint rule
+            self._due = await take_checkpoint(self._due)
+        if self._accepting.cr_frame is None:  # stopped, or its host has ended
+            raise self._refusal(operation)
+        self._add_crew(worker_func, error_handler, grant())
+
+    def _paced(self, worker_func: WorkerFunc[T]) -> WorkerFunc[T]:
+        """Return ``worker_func`` as the workers call it (a WorkQueue paces it)."""
+        return worker_func

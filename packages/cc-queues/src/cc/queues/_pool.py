@@ -22,17 +22,18 @@ import logging
 import math
 import reprlib
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import anyio
 from anyio.abc import TaskGroup
 
 from cc.primitives.lowlevel import take_checkpoint
-from cc.queues._buffer import CLOSED, Buffer
+from cc.queues._buffer import CLOSED, NO_HOST, Buffer
 from cc.queues._status import QueueStatus
 from cc.queues._validation import NotAwaitableError, NotStartedError
 
-__all__ = ["NO_HOST", "Brief", "Crew", "ErrorHandler", "Pool", "WorkerFunc"]
+__all__ = ["Crew", "ErrorHandler", "Pool", "WorkerFunc", "report_error"]
 
 T = TypeVar("T")
 
@@ -46,45 +47,22 @@ _PROCESSING = QueueStatus.PROCESSING
 _STOPPING = QueueStatus.STOPPING
 
 
-class _NoHost:
-    """Stands in for the host's coroutine when it cannot be watched."""
-
-    __slots__ = ()
-    cr_frame = True  # like a coroutine that has not finished
-
-
-NO_HOST: Any = _NoHost()
-
-
-class Brief:
-    """Formats an item for a log line lazily and at a bounded length."""
-
-    __slots__ = ("item",)
-
-    def __init__(self, item: object) -> None:
-        self.item = item
-
-    def __str__(self) -> str:
-        return reprlib.repr(self.item)
-
-
+@dataclass(slots=True, eq=False)
 class Crew:
     """The workers of one ``start_workers()``/``process()`` call."""
 
-    __slots__ = ("cap", "error_handler", "name", "running", "worker_func")
+    worker_func: WorkerFunc[Any]
+    error_handler: ErrorHandler[Any] | None
+    cap: int
+    running: int = 0
 
-    def __init__(
-        self,
-        worker_func: WorkerFunc[Any],
-        error_handler: ErrorHandler[Any] | None,
-        cap: int,
-    ) -> None:
-        self.worker_func = worker_func
-        self.error_handler = error_handler
-        self.cap = cap
-        self.running = 0
-        name = getattr(worker_func, "__qualname__", type(worker_func).__qualname__)
-        self.name = f"cc.queues worker {name}"
+    @property
+    def name(self) -> str:
+        """The name of the crew's worker tasks."""
+        func = self.worker_func
+        return (
+            f"cc.queues worker {getattr(func, '__qualname__', type(func).__qualname__)}"
+        )
 
 
 class Pool(Buffer[T]):
@@ -251,7 +229,7 @@ class Pool(Buffer[T]):
                 try:
                     if isinstance(exc, NotAwaitableError):
                         raise
-                    await self._report_error(exc, item, error_handler)
+                    await report_error(self._logger, exc, item, error_handler)
                 finally:
                     self._finish()
             except BaseException:
@@ -262,17 +240,26 @@ class Pool(Buffer[T]):
                 self._processed += 1
                 self._finish()
 
-    async def _report_error(
-        self, exc: Exception, item: T, error_handler: ErrorHandler[T] | None
-    ) -> None:
-        if error_handler is None:
-            self._logger.error("worker failed on item %s", Brief(item), exc_info=exc)
-            return
-        try:
-            await error_handler(exc, item)
-        except NotAwaitableError:
-            raise
-        except Exception:
-            self._logger.exception(
-                "error handler %r failed on item %s", error_handler, Brief(item)
-            )
+
+async def report_error(
+    logger: logging.Logger,
+    exc: Exception,
+    item: object,
+    error_handler: ErrorHandler[Any] | None,
+) -> None:
+    """Pass a worker's error to ``error_handler``, or log it.
+
+    What the handler raises is logged, but for :class:`NotAwaitableError`
+    (a misuse, which stops the work).
+    """
+    if error_handler is None:
+        logger.error("worker failed on item %s", reprlib.repr(item), exc_info=exc)
+        return
+    try:
+        await error_handler(exc, item)
+    except NotAwaitableError:
+        raise
+    except Exception:
+        logger.exception(
+            "error handler %r failed on item %s", error_handler, reprlib.repr(item)
+        )

@@ -19,6 +19,7 @@ import contextlib
 import logging
 import math
 from collections import deque
+from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 import anyio
@@ -41,6 +42,7 @@ _STOPPED = QueueStatus.STOPPED
 _WATCH_PERIOD = 1.0
 
 
+@dataclass(slots=True, eq=False)
 class HandBack(Generic[T]):
     """Items a queue handed back, and whether the application took them.
 
@@ -51,13 +53,10 @@ class HandBack(Generic[T]):
     exception that was never retrieved.
     """
 
-    __slots__ = ("collected", "items", "logger", "source")
-
-    def __init__(self, items: list[T], logger: logging.Logger, source: str) -> None:
-        self.items = items
-        self.logger = logger
-        self.source = source
-        self.collected = False
+    items: list[T]
+    logger: logging.Logger
+    source: str
+    collected: bool = False
 
     def collect(self) -> list[T]:
         """Return a copy of the items, which now count as collected."""
@@ -269,7 +268,7 @@ class Supervisor(Pool[T]):
                 # The fewest workers idle during each of the last periods: that
                 # many were idle all along, and may go.
                 lows.append(self._idle_low)
-                self._idle_low = self._idle.waiting
+                self._idle_low = self._idle.parked
                 if len(lows) == lows.maxlen and min(lows):
                     self._retire_idle_workers(min(lows))
                     lows.clear()

@@ -8,7 +8,6 @@ from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Sized
 from typing import Any, TypeVar
 
 from cc.primitives import RateLimiter
-from cc.primitives.lowlevel import take_checkpoint
 from cc.queues._batch import (
     BatchState,
     BatchSummary,
@@ -261,18 +260,16 @@ class WorkQueue(QueueBase[T]):
         :raises TypeError: as :meth:`BoundedQueue.start_workers` does
         :raises QueueStateError: if the queue is not running
         """
-        worker_func = check_async_callable("worker_func", worker_func)
         if num_workers is not None:
             check_count("num_workers", num_workers)
-        if error_handler is not None:
-            error_handler = check_async_callable("error_handler", error_handler)
-        if self._window is not None:
-            worker_func = rate_limited(self._window, worker_func, self._unfailed)
-        if next(self._due):  # the toolkit's one checkpoint rule
-            self._due = await take_checkpoint(self._due)
-        if not self._running():
-            raise self._refusal("process")
-        self._add_crew(worker_func, error_handler, self._grant(num_workers))
+        await self._attach(
+            "process", worker_func, error_handler, lambda: self._grant(num_workers)
+        )
+
+    def _paced(self, worker_func: WorkerFunc[T]) -> WorkerFunc[T]:
+        if self._window is None:
+            return worker_func
+        return rate_limited(self._window, worker_func, self._unfailed)
 
     async def batch_process(
         self,
@@ -367,15 +364,10 @@ class WorkQueue(QueueBase[T]):
         self._batches.append(queue)
         held: list[T] = []  # an item feed() took but put() did not accept
         try:
-            await queue.start()
-            try:
+            async with queue:  # on an error, stops with timeout=0
                 await queue.start_workers(state.run, count, state.on_error)
                 await feed(queue, items, held)
                 await queue.join()
-            except BaseException:
-                await queue.stop(timeout=0)
-                raise
-            await queue.stop()
         except BaseException:
             self._end_batch(queue, count, held, interrupted=True)
             raise
