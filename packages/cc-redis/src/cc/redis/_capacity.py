@@ -23,10 +23,10 @@ import anyio
 from cc.locks import LockBackendError, LockLostError, LockTimeoutError
 from cc.locks.lowlevel import Pause, RemoteHolder, Steps, TaskBoard, arun
 from cc.primitives.lowlevel import current_task_key, task_name
-from cc.redis._client import RedisLink
+from cc.redis._client import RedisLink, parse_holder, text
 from cc.redis._lease import LeaseSession
 from cc.redis._limit_scripts import capacity_keys
-from cc.redis._limits import SharedLimit, check_count, logger, text
+from cc.redis._limits import SharedLimit, check_count, logger
 from cc.redis._tokens import SEP, PoolReporter, TokenLink, TokenRecord
 
 __all__ = ["RedisCapacityLimiter", "RedisCapacityLimiterStatistics"]
@@ -130,6 +130,8 @@ class RedisCapacityLimiter(SharedLimit):
     <RedisCapacityLimiter 4 tokens key='licences' redis://***@db/0 namespace=...>
     """
 
+    _link_type = TokenLink
+
     def __init__(
         self,
         total_tokens: int,
@@ -161,9 +163,6 @@ class RedisCapacityLimiter(SharedLimit):
 
     def _describe(self) -> str:
         return f"{self._total} tokens"
-
-    def _link_type(self) -> type[RedisLink]:
-        return TokenLink
 
     @contextlib.asynccontextmanager
     async def _running(self, link: RedisLink, session: str) -> AsyncIterator[None]:
@@ -288,16 +287,11 @@ class RedisCapacityLimiter(SharedLimit):
 
     async def _borrow(self, borrower: object, *, blocking: bool) -> None:
         lease = self._connected_lease()
-        try:
-            state = (
-                "holding" if borrower in self._borrowers
-                else "waiting for" if borrower in self._waiters else None
-            )  # fmt: skip
-        except TypeError:
-            raise TypeError(
-                "borrower must be hashable (a task, a name, an id), not "
-                f"{type(borrower).__name__}"
-            ) from None
+        _check_hashable(borrower)
+        state = (
+            "holding" if borrower in self._borrowers
+            else "waiting for" if borrower in self._waiters else None
+        )  # fmt: skip
         if state is not None:
             raise RuntimeError(
                 f"this borrower ({_Borrower(borrower).text}) is already {state} "
@@ -323,17 +317,13 @@ class RedisCapacityLimiter(SharedLimit):
         self._borrowers[borrower] = name
 
     def _give_up(self, borrower: object) -> str:
+        _check_hashable(borrower)
         try:
             return self._borrowers.pop(borrower)
         except KeyError:
             raise RuntimeError(
                 f"this borrower ({_Borrower(borrower).text}) isn't holding any "
                 "of this RedisCapacityLimiter's tokens"
-            ) from None
-        except TypeError:
-            raise TypeError(
-                "borrower must be hashable (a task, a name, an id), not "
-                f"{type(borrower).__name__}"
             ) from None
 
     def release(self) -> None:
@@ -406,14 +396,13 @@ class RedisCapacityLimiter(SharedLimit):
         self._total = total
         holders = []
         for _token, left, info in found:
-            fence, since, who, host, pid = (text(info).split(SEP) + [""] * 5)[:5]
-            holders.append(RemoteHolder(
-                holder=who or "an unknown holder", host=host or "an unknown host",
-                pid=int(pid) if pid.isdigit() else None,
-                since=int(since) / 1e6 if since.isdigit() else None, site=None,
-                fencing_token=int(fence) if fence.isdigit() and fence != "0" else None,
-                expires_in=max(0, int(left)) / 1000,
-            ))  # fmt: skip
+            parts = (text(info) or "").split(SEP) + [""] * 5
+            fence, since, who, host, pid = parts[:5]
+            # fence 0: a token taken back after a restart (no fencing token)
+            fields = [who, host, pid, since, None, None if fence == "0" else fence]
+            holder = parse_holder(left, fields)
+            assert holder is not None  # a live lease: ms left > 0
+            holders.append(holder)
         return RedisCapacityLimiterStatistics(
             borrowed_tokens=len(holders),
             total_tokens=total,
@@ -422,6 +411,16 @@ class RedisCapacityLimiter(SharedLimit):
             available_tokens=max(0, total - len(holders)),
             holders=tuple(holders),
         )
+
+
+def _check_hashable(borrower: object) -> None:
+    try:
+        hash(borrower)
+    except TypeError:
+        raise TypeError(
+            "borrower must be hashable (a task, a name, an id), not "
+            f"{type(borrower).__name__}"
+        ) from None
 
 
 def _lost_error(key: str, reason: str) -> LockLostError:

@@ -11,11 +11,11 @@ from typing import Any
 import anyio
 
 from cc.locks import LockBackendError
-from cc.locks.lowlevel import arun
+from cc.locks.lowlevel import Shielded, arun
 from cc.primitives import RateLimiterStatistics
 from cc.redis._client import RedisLink
 from cc.redis._limit_scripts import RATE_STATISTICS, RESERVE, rate_keys, rate_members
-from cc.redis._limits import SharedLimit, check_count, check_seconds, logger, shielded
+from cc.redis._limits import SharedLimit, check_count, check_seconds, logger
 
 __all__ = ["RedisRateLimiter", "RedisRateLimiterStatistics"]
 
@@ -251,7 +251,7 @@ class RedisRateLimiter(SharedLimit):
     async def _cancel(self, link: RedisLink, ticket: str, amount: int) -> None:
         forget = link.script("zrem", self._keys[:1], rate_members(ticket, amount))
         with contextlib.suppress(LockBackendError, TimeoutError):
-            await arun(shielded(forget, _CLEANUP_SECONDS))
+            await Shielded(forget, _CLEANUP_SECONDS).wait()
 
     async def statistics(self) -> RedisRateLimiterStatistics:
         """Return what the server says of the window now, and this process's waiters.
