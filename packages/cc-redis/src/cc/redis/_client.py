@@ -30,6 +30,8 @@ from cc.locks.lowlevel import (
     RemoteWait,
     SharedOrder,
     Steps,
+    arun,
+    run,
 )
 from cc.redis._scripts import (
     INSPECT,
@@ -42,7 +44,7 @@ from cc.redis._scripts import (
     Script,
 )
 
-__all__ = ["Endpoint", "RedisLink", "Taken"]
+__all__ = ["Endpoint", "Protected", "RedisLink", "Taken"]
 
 
 class Endpoint:
@@ -174,6 +176,28 @@ def parse_order(fields: Sequence[Any]) -> tuple[str | None, SharedOrder]:
         before_site=values.get("before_site") or None,
         after_site=values.get("after_site") or None,
     )
+
+
+class Protected:
+    """A step: :class:`~cc.locks.lowlevel.Shielded` without a time limit.
+
+    One cancel scope instead of two, on every release: the client's socket
+    timeout bounds it instead.
+    """
+
+    __slots__ = ("steps",)
+
+    def __init__(self, steps: Steps[Any]) -> None:
+        self.steps = steps
+
+    def block(self) -> Any:
+        """Run the steps (a thread)."""
+        return run(self.steps)
+
+    async def wait(self) -> Any:
+        """Run the steps in a shielded cancel scope (a task)."""
+        with anyio.CancelScope(shield=True):
+            return await arun(self.steps)
 
 
 class RedisLink:

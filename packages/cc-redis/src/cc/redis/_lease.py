@@ -20,8 +20,6 @@ from collections.abc import Callable, Sequence
 from time import monotonic
 from typing import Any
 
-import anyio
-
 from cc.locks import Lease, LockBackendError
 from cc.locks.lowlevel import (
     Pause,
@@ -31,11 +29,9 @@ from cc.locks.lowlevel import (
     SharedOrder,
     Shielded,
     Steps,
-    arun,
     format_site,
-    run,
 )
-from cc.redis._client import RedisLink, Taken
+from cc.redis._client import Protected, RedisLink, Taken
 
 __all__ = ["LeaseSession"]
 
@@ -55,28 +51,6 @@ RENEWER, SHARER, BACKOFF = "\x00renewer", "\x00sharer", "\x00backoff"
 # Orders kept to share (as many as a manager's own graph), read in one trip.
 _MAX_SHARED_ORDERS, _ORDER_BATCH = 16_384, 1024
 _CLOSED = "its manager was closed while it was held"
-
-
-class Protected:
-    """A step: :class:`~cc.locks.lowlevel.Shielded` without a time limit.
-
-    One cancel scope instead of two, on every release: the client's socket
-    timeout bounds it instead.
-    """
-
-    __slots__ = ("steps",)
-
-    def __init__(self, steps: Steps[Any]) -> None:
-        self.steps = steps
-
-    def block(self) -> Any:
-        """Run the steps (a thread)."""
-        return run(self.steps)
-
-    async def wait(self) -> Any:
-        """Run the steps in a shielded cancel scope (a task)."""
-        with anyio.CancelScope(shield=True):
-            return await arun(self.steps)
 
 
 def _release_reason(result: int) -> str:

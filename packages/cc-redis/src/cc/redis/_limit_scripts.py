@@ -43,7 +43,7 @@ are told on their session's wake channel.
 
 from __future__ import annotations
 
-from cc.redis._scripts import Script
+from cc.redis._scripts import CLOCK, Script
 
 __all__ = [
     "CAPACITY_INSPECT", "CAPACITY_RELEASE", "CAPACITY_RENEW", "CAPACITY_SET_TOTAL",
@@ -126,11 +126,9 @@ return {redis.call('ZCOUNT', KEYS[1], '-inf', now),
 
 # Shared by the capacity scripts. KEYS: holders, info, meta, queue, queued,
 # waiting (those a script does not use may be absent at the end).
-CAPACITY_HEAD = """
-local function now_ms()
-  local now = redis.call('TIME')
-  return tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000), now
-end
+CAPACITY_HEAD = (
+    CLOCK
+    + """
 -- Drop the holders whose lease ended.
 local function prune(now)
   local gone = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)
@@ -197,6 +195,7 @@ local function wake(prefix, now)
   end
 end
 """
+)
 
 # ARGV: token, lease ms, holder, total, seen ('1': the caller had answers
 #       before), queue ms (0: do not queue), wake name
@@ -206,7 +205,7 @@ end
 CAPACITY_TAKE = Script(
     CAPACITY_HEAD
     + """
-local now, time = now_ms()
+local now, since = now_ms()
 local lease = tonumber(ARGV[2])
 prune(now)
 local total, quiet, fence = meta(ARGV[4], ARGV[5], now, lease)
@@ -230,7 +229,6 @@ if granted then
   if queued then
     leave_queue(ARGV[1])
   end
-  local since = time[1] .. string.format('%06d', tonumber(time[2]))
   local next_fence = tonumber(since) + 1
   if fence and tonumber(fence) >= tonumber(since) then
     next_fence = tonumber(fence) + 1
@@ -265,11 +263,7 @@ if queue_ms > 0 then
   end
   redis.call('ZADD', KEYS[5], now + queue_ms, ARGV[1])
   redis.call('HSET', KEYS[6], ARGV[1], ARGV[7])
-  for q = 4, 6 do
-    if redis.call('PTTL', KEYS[q]) < queue_ms then
-      redis.call('PEXPIRE', KEYS[q], queue_ms)
-    end
-  end
+  keep(4, 6, queue_ms)
 end
 return {0, retry}
 """
@@ -280,7 +274,7 @@ return {0, retry}
 CAPACITY_RENEW = Script(
     CAPACITY_HEAD
     + """
-local now, time = now_ms()
+local now, since = now_ms()
 local lease = tonumber(ARGV[1])
 prune(now)
 local total, quiet = meta(ARGV[2], ARGV[3], now, lease)
@@ -292,7 +286,6 @@ for i = 4, #ARGV, 2 do
     result[#result + 1] = 1
   elseif now < quiet and redis.call('ZCARD', KEYS[1]) < total then
     redis.call('ZADD', KEYS[1], now + lease, token)
-    local since = time[1] .. string.format('%06d', tonumber(time[2]))
     redis.call('HSET', KEYS[2], token, '0\\31' .. since .. '\\31' .. ARGV[i + 1])
     result[#result + 1] = 1
   else
