@@ -137,21 +137,24 @@ local function prune(now)
     redis.call('HDEL', KEYS[2], unpack(gone))
   end
 end
--- The capacity, the quiet time and the last fencing token. No meta means a
+-- The time (ms, us), after dropping the holders whose lease ended; then
+-- the capacity, the quiet time and the last fencing token. No meta means a
 -- new pool, or one the server lost (a restart without persistence): a
 -- caller that had answers before (seen) tells the latter, and then nothing
 -- new is granted for one lease, while the live holders take theirs back.
-local function meta(total, seen, now, lease)
+local function open_pool(total, seen, lease)
+  local now, since = now_ms()
+  prune(now)
   local found = redis.call('HMGET', KEYS[3], 'total', 'quiet', 'fence')
   if found[1] then
-    return tonumber(found[1]), tonumber(found[2]), found[3]
+    return now, since, tonumber(found[1]), tonumber(found[2]), found[3]
   end
   local quiet = 0
   if seen == '1' then
     quiet = now + lease
   end
   redis.call('HSET', KEYS[3], 'total', total, 'quiet', quiet)
-  return tonumber(total), quiet, false
+  return now, since, tonumber(total), quiet, false
 end
 local function leave_queue(waiter)
   redis.call('LREM', KEYS[4], 1, waiter)
@@ -205,10 +208,8 @@ end
 CAPACITY_TAKE = Script(
     CAPACITY_HEAD
     + """
-local now, since = now_ms()
 local lease = tonumber(ARGV[2])
-prune(now)
-local total, quiet, fence = meta(ARGV[4], ARGV[5], now, lease)
+local now, since, total, quiet, fence = open_pool(ARGV[4], ARGV[5], lease)
 local free = total - redis.call('ZCARD', KEYS[1])
 local granted, queued = false, false
 if now >= quiet and free > 0 then
@@ -274,10 +275,8 @@ return {0, retry}
 CAPACITY_RENEW = Script(
     CAPACITY_HEAD
     + """
-local now, since = now_ms()
 local lease = tonumber(ARGV[1])
-prune(now)
-local total, quiet = meta(ARGV[2], ARGV[3], now, lease)
+local now, since, total, quiet = open_pool(ARGV[2], ARGV[3], lease)
 local result = {}
 for i = 4, #ARGV, 2 do
   local token = ARGV[i]
@@ -331,9 +330,7 @@ return result
 CAPACITY_SET_TOTAL = Script(
     CAPACITY_HEAD
     + """
-local now = now_ms()
-prune(now)
-meta(ARGV[1], ARGV[3], now, tonumber(ARGV[4]))
+local now = open_pool(ARGV[1], ARGV[3], tonumber(ARGV[4]))
 redis.call('HSET', KEYS[3], 'total', ARGV[1])
 wake(ARGV[2], now)
 return 1
@@ -345,9 +342,7 @@ return 1
 CAPACITY_INSPECT = Script(
     CAPACITY_HEAD
     + """
-local now = now_ms()
-prune(now)
-local total = meta(ARGV[1], ARGV[2], now, tonumber(ARGV[3]))
+local now, _, total = open_pool(ARGV[1], ARGV[2], tonumber(ARGV[3]))
 local holders = {}
 local found = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
 for i = 1, #found, 2 do
