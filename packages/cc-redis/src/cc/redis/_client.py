@@ -1,11 +1,8 @@
 """One command layer for redis-py's blocking and asyncio clients.
 
-Each operation of :class:`RedisLink` (take, renew, release, inspect, the
-wake channel) is written once, as a generator of steps: every call to
-redis-py is a :class:`~cc.locks.lowlevel.Call` that the lock manager's
-driver runs as the client needs it (a plain call from a thread, an await on
-asyncio, a call in a worker thread from trio), so the sync and async paths
-differ only in how they wait. Credentials never show: :class:`Endpoint`.
+Each operation of :class:`RedisLink` is written once, as a generator of steps
+(see :mod:`cc.locks.lowlevel`): the sync and async paths differ only in how
+they wait. Credentials never show: :class:`Endpoint`.
 """
 
 from __future__ import annotations

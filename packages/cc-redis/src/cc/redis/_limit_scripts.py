@@ -14,12 +14,8 @@
   data (a restart without persistence): the floor is then one period
   later, so no window holds more than the rate across the restart either.
 
-Each acquisition is one script, :data:`RESERVE`: it gives the caller the
-earliest time, not before the latest grant already made, at which its units
-fit (the newest units in any window of one period never exceed the rate),
-records them at that time and returns how long the caller has to wait. The
-caller sleeps exactly that long. Grants never move and come in the order the
-server ran the scripts: first come, first served, across processes.
+Each acquisition is one script, :data:`RESERVE` (what it grants, and when:
+see :class:`~cc.redis.RedisRateLimiter`).
 
 **Capacity** (:class:`~cc.redis.RedisCapacityLimiter`), six keys in one slot
 ``<namespace>:capacity:{<key>}``:
@@ -34,11 +30,9 @@ server ran the scripts: first come, first served, across processes.
   (the last fencing token);
 * ``...:queue``, ``...:queued``, ``...:waiting``: the waiters, first come
   first; the times until which each one's place holds (as for locks); and
-  the name to publish to wake each one.
-
-Whenever tokens free up (a release, a lease that ran out, a larger
-capacity), the first live waiters that can now be served, and only those,
-are told on their session's wake channel.
+  the name to publish to wake each one. Whenever tokens free up (a release,
+  a lease that ran out, a larger capacity), the first live waiters that
+  they serve, and only those, are told on their session's wake channel.
 """
 
 from __future__ import annotations

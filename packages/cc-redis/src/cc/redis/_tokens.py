@@ -1,8 +1,4 @@
-"""TokenLink: the link of a RedisCapacityLimiter to its pool of tokens.
-
-Its take, renew and release are those a lease session expects of a lock's
-link, run by the pool's own scripts.
-"""
+"""TokenLink: a capacity limiter's link to its pool: a lock's link on pool scripts."""
 
 from __future__ import annotations
 
@@ -139,8 +135,7 @@ class PoolReporter:
     def wait_begins(self, holder: Any, record: Any) -> None:
         return None
 
-    def wait_ends(self, holder: Any, record: Any) -> None:
-        return None
+    wait_ends = wait_begins
 
     def remote_cycle(
         self, holder: Any, site: Any, cycle: Sequence[RemoteWait],
