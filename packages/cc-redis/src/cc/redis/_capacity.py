@@ -59,9 +59,7 @@ class _Borrower:
     __slots__ = ("text",)
 
     def __init__(self, borrower: object) -> None:
-        if isinstance(borrower, str):
-            self.text = f"borrower {borrower!r}"
-        elif isinstance(borrower, threading.Thread):
+        if isinstance(borrower, threading.Thread):
             self.text = f"thread {borrower.name!r}"
         elif type(borrower).__name__ == "Task":  # asyncio's or trio's
             self.text = f"task {task_name(borrower)!r}"
@@ -167,15 +165,9 @@ class RedisCapacityLimiter(SharedLimit):
     @contextlib.asynccontextmanager
     async def _running(self, link: RedisLink, session: str) -> AsyncIterator[None]:
         assert isinstance(link, TokenLink)
-        backend = self._backend
-        lease_ms = max(1, round(backend.lease * 1000))
-        link.bind(self._keys, self._total, lease_ms)
+        link.bind(self._keys, self._total, max(1, round(self._backend.lease * 1000)))
         board = TaskBoard()
-        lease = LeaseSession(
-            PoolReporter(), link, board, session, lease=backend.lease,
-            renew_interval=backend.renew_interval,
-            recheck_interval=backend.recheck_interval, on_lost=backend.lost,
-        )  # fmt: skip
+        lease = self._backend._lease_session(PoolReporter(), link, board, session)
         await arun(lease.open())
         try:
             await arun(link.set_total(self._total))

@@ -228,9 +228,16 @@ class RedisLockBackend:
         :raises TypeError: for a client of your own of the wrong kind
         """
         session_id = secrets.token_hex(8)
+        link = self.connect(session_id, tasks=tasks)
+        return self._lease_session(reporter, link, board, session_id)
+
+    def _lease_session(
+        self, reporter: Reporter, link: RedisLink, board: Any, session_id: str
+    ) -> LeaseSession:
+        """Return a lease session on ``link`` with this backend's settings."""
         return LeaseSession(
-            reporter, self.connect(session_id, tasks=tasks), board, session_id,
-            lease=self._lease, renew_interval=self._renew_interval,
+            reporter, link, board, session_id, lease=self._lease,
+            renew_interval=self._renew_interval,
             recheck_interval=self._recheck_interval, on_lost=self.lost,
         )  # fmt: skip
 
