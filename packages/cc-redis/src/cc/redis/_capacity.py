@@ -1,10 +1,7 @@
 """RedisCapacityLimiter: a pool of tokens shared by every process, under leases.
 
-The tokens are leases, as a lock manager's shared locks are: the
-:class:`~cc.redis._lease.LeaseSession` of the limiter takes them (queueing
-first come, first served, sleeping until woken), renews them in the
-background and gives them back; only the scripts differ, in
-:class:`~cc.redis._tokens.TokenLink`.
+A lock manager's :class:`~cc.redis._lease.LeaseSession` takes, renews and
+gives back the tokens; only the scripts differ (:mod:`cc.redis._tokens`).
 """
 
 from __future__ import annotations

@@ -1,10 +1,8 @@
 """What the shared limits have in common: checks, the server, connecting.
 
-A :class:`SharedLimit` knows its Redis server through a
-:class:`~cc.redis.RedisLockBackend` (given, or made from ``url=``), and is
-used inside ``async with limit.connect():``, which opens its connection (on
-asyncio the asyncio client, on trio the blocking client in worker threads,
-as for locks) and closes it again on the way out.
+A :class:`SharedLimit` reaches its server through a
+:class:`~cc.redis.RedisLockBackend` (given, or made from ``url=``), with the
+clients that lock managers use, inside ``async with limit.connect():``.
 """
 
 from __future__ import annotations
