@@ -1,10 +1,7 @@
 """RedisCapacityLimiter: a pool of tokens shared by every process, under leases.
 
-The tokens are leases, as a lock manager's shared locks are: the
-:class:`~cc.redis._lease.LeaseSession` of the limiter takes them (queueing
-first come, first served, sleeping until woken), renews them in the
-background and gives them back; only the scripts differ, in
-:class:`~cc.redis._tokens.TokenLink`.
+A lock manager's :class:`~cc.redis._lease.LeaseSession` takes, renews and
+gives back the tokens; only the scripts differ (:mod:`cc.redis._tokens`).
 """
 
 from __future__ import annotations
@@ -23,10 +20,10 @@ import anyio
 from cc.locks import LockBackendError, LockLostError, LockTimeoutError
 from cc.locks.lowlevel import Pause, RemoteHolder, Steps, TaskBoard, arun
 from cc.primitives.lowlevel import current_task_key, task_name
-from cc.redis._client import RedisLink
+from cc.redis._client import RedisLink, parse_holder, text
 from cc.redis._lease import LeaseSession
 from cc.redis._limit_scripts import capacity_keys
-from cc.redis._limits import SharedLimit, check_count, logger, text
+from cc.redis._limits import SharedLimit, check_count, logger
 from cc.redis._tokens import SEP, PoolReporter, TokenLink, TokenRecord
 
 __all__ = ["RedisCapacityLimiter", "RedisCapacityLimiterStatistics"]
@@ -59,9 +56,7 @@ class _Borrower:
     __slots__ = ("text",)
 
     def __init__(self, borrower: object) -> None:
-        if isinstance(borrower, str):
-            self.text = f"borrower {borrower!r}"
-        elif isinstance(borrower, threading.Thread):
+        if isinstance(borrower, threading.Thread):
             self.text = f"thread {borrower.name!r}"
         elif type(borrower).__name__ == "Task":  # asyncio's or trio's
             self.text = f"task {task_name(borrower)!r}"
@@ -130,6 +125,8 @@ class RedisCapacityLimiter(SharedLimit):
     <RedisCapacityLimiter 4 tokens key='licences' redis://***@db/0 namespace=...>
     """
 
+    _link_type = TokenLink
+
     def __init__(
         self,
         total_tokens: int,
@@ -162,21 +159,12 @@ class RedisCapacityLimiter(SharedLimit):
     def _describe(self) -> str:
         return f"{self._total} tokens"
 
-    def _link_type(self) -> type[RedisLink]:
-        return TokenLink
-
     @contextlib.asynccontextmanager
     async def _running(self, link: RedisLink, session: str) -> AsyncIterator[None]:
         assert isinstance(link, TokenLink)
-        backend = self._backend
-        lease_ms = max(1, round(backend.lease * 1000))
-        link.bind(self._keys, self._total, lease_ms)
+        link.bind(self._keys, self._total, max(1, round(self._backend.lease * 1000)))
         board = TaskBoard()
-        lease = LeaseSession(
-            PoolReporter(), link, board, session, lease=backend.lease,
-            renew_interval=backend.renew_interval,
-            recheck_interval=backend.recheck_interval, on_lost=backend.lost,
-        )  # fmt: skip
+        lease = self._backend._lease_session(PoolReporter(), link, board, session)
         await arun(lease.open())
         try:
             await arun(link.set_total(self._total))
@@ -288,16 +276,11 @@ class RedisCapacityLimiter(SharedLimit):
 
     async def _borrow(self, borrower: object, *, blocking: bool) -> None:
         lease = self._connected_lease()
-        try:
-            state = (
-                "holding" if borrower in self._borrowers
-                else "waiting for" if borrower in self._waiters else None
-            )  # fmt: skip
-        except TypeError:
-            raise TypeError(
-                "borrower must be hashable (a task, a name, an id), not "
-                f"{type(borrower).__name__}"
-            ) from None
+        _check_hashable(borrower)
+        state = (
+            "holding" if borrower in self._borrowers
+            else "waiting for" if borrower in self._waiters else None
+        )  # fmt: skip
         if state is not None:
             raise RuntimeError(
                 f"this borrower ({_Borrower(borrower).text}) is already {state} "
@@ -323,17 +306,13 @@ class RedisCapacityLimiter(SharedLimit):
         self._borrowers[borrower] = name
 
     def _give_up(self, borrower: object) -> str:
+        _check_hashable(borrower)
         try:
             return self._borrowers.pop(borrower)
         except KeyError:
             raise RuntimeError(
                 f"this borrower ({_Borrower(borrower).text}) isn't holding any "
                 "of this RedisCapacityLimiter's tokens"
-            ) from None
-        except TypeError:
-            raise TypeError(
-                "borrower must be hashable (a task, a name, an id), not "
-                f"{type(borrower).__name__}"
             ) from None
 
     def release(self) -> None:
@@ -406,14 +385,13 @@ class RedisCapacityLimiter(SharedLimit):
         self._total = total
         holders = []
         for _token, left, info in found:
-            fence, since, who, host, pid = (text(info).split(SEP) + [""] * 5)[:5]
-            holders.append(RemoteHolder(
-                holder=who or "an unknown holder", host=host or "an unknown host",
-                pid=int(pid) if pid.isdigit() else None,
-                since=int(since) / 1e6 if since.isdigit() else None, site=None,
-                fencing_token=int(fence) if fence.isdigit() and fence != "0" else None,
-                expires_in=max(0, int(left)) / 1000,
-            ))  # fmt: skip
+            parts = (text(info) or "").split(SEP) + [""] * 5
+            fence, since, who, host, pid = parts[:5]
+            # fence 0: a token taken back after a restart (no fencing token)
+            fields = [who, host, pid, since, None, None if fence == "0" else fence]
+            holder = parse_holder(left, fields)
+            assert holder is not None  # a live lease: ms left > 0
+            holders.append(holder)
         return RedisCapacityLimiterStatistics(
             borrowed_tokens=len(holders),
             total_tokens=total,
@@ -422,6 +400,16 @@ class RedisCapacityLimiter(SharedLimit):
             available_tokens=max(0, total - len(holders)),
             holders=tuple(holders),
         )
+
+
+def _check_hashable(borrower: object) -> None:
+    try:
+        hash(borrower)
+    except TypeError:
+        raise TypeError(
+            "borrower must be hashable (a task, a name, an id), not "
+            f"{type(borrower).__name__}"
+        ) from None
 
 
 def _lost_error(key: str, reason: str) -> LockLostError:

@@ -1,11 +1,8 @@
 """One command layer for redis-py's blocking and asyncio clients.
 
-Each operation of :class:`RedisLink` (take, renew, release, inspect, the
-wake channel) is written once, as a generator of steps: every call to
-redis-py is a :class:`~cc.locks.lowlevel.Call` that the lock manager's
-driver runs as the client needs it (a plain call from a thread, an await on
-asyncio, a call in a worker thread from trio), so the sync and async paths
-differ only in how they wait. Credentials never show: :class:`Endpoint`.
+Each operation of :class:`RedisLink` is written once, as a generator of steps
+(see :mod:`cc.locks.lowlevel`): the sync and async paths differ only in how
+they wait. Credentials never show: :class:`Endpoint`.
 """
 
 from __future__ import annotations
@@ -30,6 +27,8 @@ from cc.locks.lowlevel import (
     RemoteWait,
     SharedOrder,
     Steps,
+    arun,
+    run,
 )
 from cc.redis._scripts import (
     INSPECT,
@@ -42,7 +41,7 @@ from cc.redis._scripts import (
     Script,
 )
 
-__all__ = ["Endpoint", "RedisLink", "Taken"]
+__all__ = ["Endpoint", "Protected", "RedisLink", "Taken"]
 
 
 class Endpoint:
@@ -176,43 +175,44 @@ def parse_order(fields: Sequence[Any]) -> tuple[str | None, SharedOrder]:
     )
 
 
-def _take_keys(keys: Keys, name: str) -> tuple[str, ...]:
-    lock, queue, queued = keys.queue(name)
-    return lock, f"{lock}:fence", queue, queued, keys.waits, keys.wait_times
+class Protected:
+    """A step: :class:`~cc.locks.lowlevel.Shielded` without a time limit.
 
+    One cancel scope instead of two, on every release: the client's socket
+    timeout bounds it instead.
+    """
 
-def _release_args(
-    keys: Keys, names: Sequence[str], tokens: Sequence[str], node: str
-) -> tuple[list[str], list[str]]:
-    script_keys = [keys.waits, keys.wait_times]
-    args = [keys.wake_prefix, node]
-    for name, token in zip(names, tokens, strict=True):
-        script_keys += keys.queue(name)
-        args += (token, name)
-    return script_keys, args
+    __slots__ = ("steps",)
+
+    def __init__(self, steps: Steps[Any]) -> None:
+        self.steps = steps
+
+    def block(self) -> Any:
+        """Run the steps (a thread)."""
+        return run(self.steps)
+
+    async def wait(self) -> Any:
+        """Run the steps in a shielded cancel scope (a task)."""
+        with anyio.CancelScope(shield=True):
+            return await arun(self.steps)
 
 
 class RedisLink:
-    """A session's operations on Redis (see :class:`cc.locks.lowlevel.StoreSession`).
+    """A session's operations on Redis, for every client (see the module).
 
-    One class for every client: each operation is a generator of steps, and
-    each call to redis-py is a :class:`~cc.locks.lowlevel.Call` step that the
-    manager's driver runs as it must (``mode``): a plain call (threads), an
-    await (redis.asyncio), or a call in a worker thread (tasks off asyncio).
+    ``mode`` says how its :class:`~cc.locks.lowlevel.Call` steps run for tasks.
     """
 
     def __init__(
         self, client: Any, keys: Keys, session: str, where: Endpoint, *,
         owned: bool, mode: int,
     ) -> None:  # fmt: skip
-
         self._client = client
         self._keys = keys
         self.channel = keys.wake(session)
         self.where = where
         self._owned = owned
         self._mode = mode
-        self._errors = redis.exceptions
         self._pubsub: Any = None
         # A listener off asyncio sits in a worker thread for long: it must
         # not take one of the default limiter's threads from the program.
@@ -228,7 +228,7 @@ class RedisLink:
         text = self.where.scrub(f"{type(exc).__name__}: {exc}")
         return LockBackendError(f"Redis at {self.where} failed: {text}")
 
-    def _script(
+    def script(
         self, script: Script | str, keys: Sequence[str], args: Sequence[Any]
     ) -> Steps[Any]:
         """Run ``script`` on ``keys`` and ``args``; return the reply.
@@ -238,24 +238,16 @@ class RedisLink:
 
         :raises LockBackendError: if the server cannot be reached or refuses it
         """
-        client = self._client
-        errors = self._errors
+        client, errors = self._client, redis.exceptions
+        counted = (len(keys), *keys, *args)
         for attempt in (1, 2):
             try:
                 if isinstance(script, str):
                     return (yield self._call(getattr(client, script), *keys, *args))
                 try:
-                    return (
-                        yield self._call(
-                            client.evalsha, script.sha, len(keys), *keys, *args
-                        )
-                    )
+                    return (yield self._call(client.evalsha, script.sha, *counted))
                 except errors.NoScriptError:
-                    return (
-                        yield self._call(
-                            client.eval, script.text, len(keys), *keys, *args
-                        )
-                    )
+                    return (yield self._call(client.eval, script.text, *counted))
             except (errors.ConnectionError, errors.TimeoutError) as exc:
                 # One more try, releases included: a pooled connection that
                 # went stale across a server restart fails without running
@@ -268,8 +260,6 @@ class RedisLink:
                 raise self._error(exc) from exc
         raise AssertionError("unreachable")  # pragma: no cover
 
-    script = _script  # public, for the shared limits
-
     def take(
         self, name: str, token: str, lease_ms: int, holder: str, host: str,
         pid: int, site: str, queue_ms: int, node: str, detect: int, wait_ms: int,
@@ -280,11 +270,13 @@ class RedisLink:
         publishes its wait for ``wait_ms`` and gets the cycle through it, if
         any; with 2 also, and a caller that takes the lock drops its wait.
         """
-        reply = yield from self._script(
+        keys = self._keys
+        lock, queue, queued = keys.queue(name)
+        reply = yield from self.script(
             TAKE,
-            _take_keys(self._keys, name),
+            (lock, f"{lock}:fence", queue, queued, keys.waits, keys.wait_times),
             (token, lease_ms, holder, host, pid, site, queue_ms, node, detect, name,
-             self._keys.prefix, wait_ms),
+             keys.prefix, wait_ms),
         )  # fmt: skip
         return parse_taken(reply)
 
@@ -295,13 +287,17 @@ class RedisLink:
 
         ``node``: a waiter whose published wait is dropped too.
         """
-        keys, args = _release_args(self._keys, names, tokens, node)
-        return [int(r) for r in (yield from self._script(RELEASE, keys, args))]
+        keys = [self._keys.waits, self._keys.wait_times]
+        args = [self._keys.wake_prefix, node]
+        for name, token in zip(names, tokens, strict=True):
+            keys += self._keys.queue(name)
+            args += (token, name)
+        return [int(r) for r in (yield from self.script(RELEASE, keys, args))]
 
     def wait_graph(self) -> Steps[list[tuple[RemoteWait, str | None]]]:
         """Return every live wait, with the node that holds the lock it waits for."""
         keys = (self._keys.waits, self._keys.wait_times)
-        replies = yield from self._script(WAIT_GRAPH, keys, (self._keys.prefix,))
+        replies = yield from self.script(WAIT_GRAPH, keys, (self._keys.prefix,))
         return [
             (parse_wait(node, wait), text(holder) or None)
             for node, wait, holder in replies
@@ -319,7 +315,7 @@ class RedisLink:
         for edge in edges:
             args += (edge.before, edge.after, edge.holder, edge.before_site or "",
                      edge.after_site or "")  # fmt: skip
-        replies = yield from self._script(SHARE_ORDER, (self._keys.order,), args)
+        replies = yield from self.script(SHARE_ORDER, (self._keys.order,), args)
         return [(text(entry) or "", *parse_order(fields)) for entry, fields in replies]
 
     def renew(
@@ -328,7 +324,7 @@ class RedisLink:
         """Renew each lease: 1 renewed, 0 expired, -1 taken over."""
         keys = [self._keys.lock(name) for name in names]
         return [
-            int(r) for r in (yield from self._script(RENEW, keys, (lease_ms, *tokens)))
+            int(r) for r in (yield from self.script(RENEW, keys, (lease_ms, *tokens)))
         ]
 
     def inspect(self, names: Sequence[str]) -> Steps[list[RemoteHolder | None]]:
@@ -336,40 +332,40 @@ class RedisLink:
         if not names:
             return []
         keys = [self._keys.lock(name) for name in names]
-        replies = yield from self._script(INSPECT, keys, ())
+        replies = yield from self.script(INSPECT, keys, ())
         return [parse_holder(*item) for item in replies]
+
+    def _checked(
+        self, fn: Callable[..., Any], *args: Any, listen: bool = True
+    ) -> Steps[Any]:
+        """Call ``fn`` (by default, of the subscription); raise LockBackendError."""
+        try:
+            return (yield self._call(fn, *args, listen=listen))
+        except redis.exceptions.RedisError as exc:
+            raise self._error(exc) from exc
 
     def publish(self, message: str) -> Steps[None]:
         """Publish ``message`` on the link's wake channel (to stop its listener)."""
-        try:
-            yield self._call(self._client.publish, self.channel, message)
-        except self._errors.RedisError as exc:
-            raise self._error(exc) from exc
+        yield from self._checked(
+            self._client.publish, self.channel, message, listen=False
+        )
 
     def subscribe(self) -> Steps[None]:
         """Subscribe to the wake channel; return once the server confirmed."""
         yield from self._unsubscribe()
-        errors = self._errors
-        try:
-            pubsub = self._pubsub = self._client.pubsub()
-            yield self._call(pubsub.subscribe, self.channel, listen=True)
-            while True:
-                message = yield self._call(pubsub.get_message, False, 5.0, listen=True)
-                if message is None:
-                    raise errors.TimeoutError("no subscription confirmation")
-                if message["type"] == "subscribe":
-                    return
-        except errors.RedisError as exc:
-            raise self._error(exc) from exc
+        pubsub = self._pubsub = self._client.pubsub()
+        yield from self._checked(pubsub.subscribe, self.channel)
+        while True:
+            message = yield from self._checked(pubsub.get_message, False, 5.0)
+            if message is None:
+                exc = redis.exceptions.TimeoutError("no subscription confirmation")
+                raise self._error(exc) from exc
+            if message["type"] == "subscribe":
+                return
 
     def next_wake(self, seconds: float) -> Steps[str | None]:
         """Wait up to ``seconds`` for a published name; ``None`` if none came."""
-        try:
-            message = yield self._call(
-                self._pubsub.get_message, False, seconds, listen=True
-            )
-        except self._errors.RedisError as exc:
-            raise self._error(exc) from exc
+        message = yield from self._checked(self._pubsub.get_message, False, seconds)
         if message is None or message["type"] != "message":
             return None
         return text(message["data"])

@@ -1,34 +1,10 @@
-"""Leases on shared locks: taking, waiting, renewing and releasing them.
+"""Leases on shared locks: the Redis half of a lock manager, once for threads and tasks.
 
-A lock manager with a :class:`~cc.redis.RedisLockBackend` takes a lock's
-local lock first (so only one of its threads or tasks at a time asks Redis
-for a given lock), then the lock's key in Redis. A :class:`LeaseSession`
-does the Redis half, once for threads and tasks (its operations are
-generators of steps, see :mod:`cc.locks.lowlevel`):
-
-* :meth:`~LeaseSession.take` tries Redis; while another process holds the
-  lock, or an earlier waiter is due to take it, the store queues the caller
-  (first come, first served) and the caller sleeps until it is told that its
-  turn came, the holder's lease would run out, or ``recheck_interval``
-  passed, and tries again, within the caller's deadline. A caller that gives
-  up (timeout, cancellation, error) leaves the queue at once.
-* :meth:`~LeaseSession.renewals` renews every held lease in one round trip,
-  ``renew_interval`` after its last confirmation, and marks a lease lost when
-  Redis says it is gone or it could not be confirmed in time.
-* :meth:`~LeaseSession.listen` hears the session's wake channel and wakes the
-  waiter of the lock named; after a reconnection it wakes every waiter.
-* :meth:`~LeaseSession.release` releases in one round trip and reports the
-  leases that were lost.
-
-It also extends the manager's deadlock detection across processes (it is a
-:class:`~cc.locks.lowlevel.SharingSession`): each try of a waiter publishes
-its wait and follows the chain of waits and holders from it in the same
-script, so a cycle is found by the try that closes it (and by every other
-member at its next try, at most ``recheck_interval`` later); the manager
-handles it by its policy. The victim, the youngest waiter, is as a rule the
-one whose wait closed the cycle: it finds the cycle at once.
-:meth:`~LeaseSession.order_sharing` publishes the lock orders the manager
-learns and hands it those of other processes.
+The manager takes a lock's local lock first (so one of its threads or tasks
+at a time asks Redis), then :class:`LeaseSession` takes, renews and releases
+its key. Each try of a waiter publishes its wait and follows the chain of
+waits and holders in the same script, so a cycle is found by the try that
+closes it and by every other member within ``recheck_interval``.
 """
 
 from __future__ import annotations
@@ -44,64 +20,37 @@ from collections.abc import Callable, Sequence
 from time import monotonic
 from typing import Any
 
-import anyio
-
 from cc.locks import Lease, LockBackendError
 from cc.locks.lowlevel import (
     Pause,
     RemoteHolder,
+    RemoteWait,
     Reporter,
     SharedOrder,
     Shielded,
     Steps,
-    arun,
     format_site,
-    run,
 )
-from cc.redis._client import RedisLink, Taken
-from cc.redis._sharing import BACKOFF, SharedChecks
+from cc.redis._client import Protected, RedisLink, Taken
 
-__all__ = ["LeaseSession", "Protected"]
+__all__ = ["LeaseSession"]
 
 logger = logging.getLogger(__name__.rpartition(".")[0])  # "cc.redis"
 
 # How long a listener waits for a message before looking again; it also
 # bounds how long closing a threaded listener can take if Redis is gone.
 LISTEN_SLICE = 1.0
-# Reconnection back-off of the listener, in seconds.
-_BACKOFF_FIRST, _BACKOFF_MAX = 0.05, 1.0
-# At most this many formatted acquisition sites are kept.
-_MAX_SITES = 1024
+_BACKOFF_FIRST, _BACKOFF_MAX = 0.05, 1.0  # the listener's reconnections
+_MAX_SITES = 1024  # formatted acquisition sites kept
 # A waiter keeps its place in a lock's queue for recheck_interval plus this
 # (capped by recheck_interval itself) after each try: time enough to try
 # again while it lives; once it stops, it holds the others up no longer.
 _QUEUE_SLACK = 0.5
-# The board key of the renewal loop (the back-off's is in _sharing).
-RENEWER = "\x00renewer"
+# Board keys of the background work (and of a back-off after losing Redis).
+RENEWER, SHARER, BACKOFF = "\x00renewer", "\x00sharer", "\x00backoff"
+# Orders kept to share (as many as a manager's own graph), read in one trip.
+_MAX_SHARED_ORDERS, _ORDER_BATCH = 16_384, 1024
 _CLOSED = "its manager was closed while it was held"
-
-
-class Protected:
-    """A step: run ``steps`` to the end even if the caller is cancelled.
-
-    :class:`~cc.locks.lowlevel.Shielded` without a time limit, in one cancel
-    scope instead of two: releases, on every hold, are bounded by the
-    client's socket timeout instead.
-    """
-
-    __slots__ = ("steps",)
-
-    def __init__(self, steps: Steps[Any]) -> None:
-        self.steps = steps
-
-    def block(self) -> Any:
-        """Run the steps (a thread)."""
-        return run(self.steps)
-
-    async def wait(self) -> Any:
-        """Run the steps in a shielded cancel scope (a task)."""
-        with anyio.CancelScope(shield=True):
-            return await arun(self.steps)
 
 
 def _release_reason(result: int) -> str:
@@ -110,12 +59,11 @@ def _release_reason(result: int) -> str:
     return "its lease had expired and another holder had taken the lock"
 
 
-class LeaseSession(SharedChecks):
-    """The Redis half of a lock manager, for threads or tasks (a store session).
+class LeaseSession:
+    """A :class:`~cc.locks.lowlevel.SharingSession` on Redis.
 
-    ``board`` is the manager's way to sleep until woken: ``prepare(key)``
-    returns a token to pass in a :class:`~cc.locks.lowlevel.Pause`,
-    ``wake(key)`` wakes it, ``wake_all()`` and ``close()`` wake everyone.
+    ``board``: where to sleep until woken (``prepare(key)`` gives a token for
+    a :class:`~cc.locks.lowlevel.Pause`, ``wake(key)`` wakes it).
     """
 
     def __init__(
@@ -223,7 +171,13 @@ class LeaseSession(SharedChecks):
                 )  # fmt: skip
                 if taken.ok:
                     known = False
-                    self._new_lease(name, token, taken, sent)
+                    lease = Lease(name, token, taken.fencing_token, taken.since,
+                                  sent + self._lease_s)  # fmt: skip
+                    with self._state:
+                        self._held[name] = lease
+                        early = sent + self._interval < self._renewer_due
+                    if early:
+                        board.wake(RENEWER)
                     return monotonic() - waiting_since if waiting_since else 0.0
                 known = blocking
                 now = monotonic()
@@ -231,7 +185,7 @@ class LeaseSession(SharedChecks):
                     waiting_since = now
                     engine.wait_begins(holder, record)
                 if taken.home is not None:
-                    self._cycle_through_here(holder, site, taken)
+                    self._cycle_through_here(holder, site, taken.home, taken)
                 elif taken.cycle:  # a deadlock, even at the deadline
                     engine.remote_cycle(holder, site, taken.cycle)
                 if not blocking or now >= deadline:
@@ -246,36 +200,19 @@ class LeaseSession(SharedChecks):
             raise
         except BaseException:
             if known and not self.closed:
-                yield from self._forget(name, token, node if waiting_since else "")
+                # Hold nothing, leave the queue (waking the next waiter), drop
+                # the wait; if the store is away, they end by themselves.
+                node = node if waiting_since else ""
+                forget = self._link.release([name], [token], node)
+                with contextlib.suppress(LockBackendError, TimeoutError):
+                    yield Shielded(forget, self._lease_s)
             raise
         finally:
             if waiting_since:
                 engine.wait_ends(holder, record)
 
-    def _new_lease(self, name: str, token: str, taken: Taken, sent: float) -> None:
-        lease = Lease(
-            name, token, taken.fencing_token, taken.since, sent + self._lease_s
-        )
-        with self._state:
-            self._held[name] = lease
-            early = sent + self._interval < self._renewer_due
-        if early:
-            self._board.wake(RENEWER)
-
-    def _forget(self, name: str, token: str, node: str) -> Steps[None]:
-        """After a failed or cancelled take, make sure ``token`` holds nothing.
-
-        It also leaves the lock's queue, waking the next waiter, and drops
-        the wait of ``node`` (if not ``""``). If the store cannot be reached,
-        the lease (if any) and the wait end by themselves.
-        """
-        with contextlib.suppress(LockBackendError, TimeoutError):
-            yield Shielded(self._link.release([name], [token], node), self._lease_s)
-
     def release(self, names: Sequence[str]) -> Steps[list[tuple[str, str]]]:
-        """Release the leases held on ``names`` in one round trip.
-
-        Finishes even if the caller is cancelled meanwhile.
+        """Release ``names`` in one round trip, even if the caller is cancelled.
 
         :return: ``(name, reason)`` for each lease that was lost
         """
@@ -386,13 +323,93 @@ class LeaseSession(SharedChecks):
         except Exception:
             logger.exception("on_lost callback failed for lock %r", lease.name)
 
+    # -- deadlock detection across processes -------------------------------------
+
+    def _cycle_through_here(
+        self, holder: Any, site: Any, home: str, taken: Taken
+    ) -> None:
+        """Close a chain that ended at ``home``, a holder of this session, if it can.
+
+        That holder publishes no wait: it may wait for a lock that another
+        thread or task of this process holds. If such waits lead back to
+        ``holder``, the cycle is seen here only, so ``holder`` is its victim.
+        """
+        local = self._engine.local_chain(int(home.rpartition(".")[2], 16), holder)
+        if local:
+            here = [
+                RemoteWait(
+                    f"{self._id}.{id(waiter):x}",
+                    lock,
+                    RemoteHolder(
+                        waiter.describe(), self._host, self._pid, None, None, None, None
+                    ),
+                )
+                for waiter, lock in local
+            ]
+            self._engine.remote_cycle(
+                holder, site, [*taken.cycle, *here], seen_here_only=True
+            )
+
+    def share_order(self, edge: SharedOrder) -> None:
+        """Publish a learned order to the other processes soon (does not block)."""
+        with self._state:
+            if len(self._orders) >= _MAX_SHARED_ORDERS:  # the store is away
+                del self._orders[0]
+            self._orders.append(edge)
+        self._board.wake(SHARER)
+
+    def wait_graph(self) -> Steps[list[tuple[RemoteWait, str | None]]]:
+        """Return every live wait in the store, with the node holding its lock."""
+        return (yield from self._link.wait_graph())
+
+    def _sync_orders(self) -> Steps[None]:
+        """Publish the orders learned here; learn those published elsewhere."""
+        with self._state:
+            orders, self._orders = self._orders, []
+        try:
+            while True:
+                entries = yield from self._link.share_order(
+                    self._orders_read, orders, self._id, _MAX_SHARED_ORDERS,
+                    _ORDER_BATCH,
+                )  # fmt: skip
+                orders = []
+                if entries:
+                    self._orders_read = entries[-1][0]
+                    self._engine.merge_order(
+                        [edge for _, session, edge in entries if session != self._id]
+                    )
+                if len(entries) < _ORDER_BATCH:
+                    return
+        except BaseException:
+            if orders:  # not published: try again later
+                with self._state:
+                    self._orders[:0] = orders
+            raise
+
+    def order_sharing(self) -> Steps[None]:
+        """Publish the orders learned here at once; read the others' every recheck."""
+        board = self._board
+        read_at = monotonic() + self._recheck
+        while not self.closed:
+            wake = board.prepare(SHARER)
+            with self._state:
+                due = bool(self._orders)
+            now = monotonic()
+            if not due and now < read_at:
+                # Woken early (a board wakes its sleepers for any key): sleep on.
+                yield Pause(board, wake, read_at - now)
+                continue
+            read_at = now + self._recheck
+            try:
+                yield from self._sync_orders()
+            except LockBackendError as exc:
+                logger.debug("order sharing lost the store: %s", exc)
+                yield Pause(board, board.prepare(BACKOFF), self._recheck)
+
     # -- closing -----------------------------------------------------------------
 
     def close(self) -> Steps[None]:
-        """Give back what is still held (its holders will hear it was lost).
-
-        The driver then stops the background work and calls :meth:`disconnect`.
-        """
+        """Give back what is still held; the driver then calls :meth:`disconnect`."""
         with self._state:
             if self.closed:
                 return

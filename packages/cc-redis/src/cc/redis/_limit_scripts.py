@@ -14,12 +14,8 @@
   data (a restart without persistence): the floor is then one period
   later, so no window holds more than the rate across the restart either.
 
-Each acquisition is one script, :data:`RESERVE`: it gives the caller the
-earliest time, not before the latest grant already made, at which its units
-fit (the newest units in any window of one period never exceed the rate),
-records them at that time and returns how long the caller has to wait. The
-caller sleeps exactly that long. Grants never move and come in the order the
-server ran the scripts: first come, first served, across processes.
+Each acquisition is one script, :data:`RESERVE` (what it grants, and when:
+see :class:`~cc.redis.RedisRateLimiter`).
 
 **Capacity** (:class:`~cc.redis.RedisCapacityLimiter`), six keys in one slot
 ``<namespace>:capacity:{<key>}``:
@@ -34,16 +30,14 @@ server ran the scripts: first come, first served, across processes.
   (the last fencing token);
 * ``...:queue``, ``...:queued``, ``...:waiting``: the waiters, first come
   first; the times until which each one's place holds (as for locks); and
-  the name to publish to wake each one.
-
-Whenever tokens free up (a release, a lease that ran out, a larger
-capacity), the first live waiters that can now be served, and only those,
-are told on their session's wake channel.
+  the name to publish to wake each one. Whenever tokens free up (a release,
+  a lease that ran out, a larger capacity), the first live waiters that
+  they serve, and only those, are told on their session's wake channel.
 """
 
 from __future__ import annotations
 
-from cc.redis._scripts import Script
+from cc.redis._scripts import CLOCK, Script
 
 __all__ = [
     "CAPACITY_INSPECT", "CAPACITY_RELEASE", "CAPACITY_RENEW", "CAPACITY_SET_TOTAL",
@@ -126,11 +120,9 @@ return {redis.call('ZCOUNT', KEYS[1], '-inf', now),
 
 # Shared by the capacity scripts. KEYS: holders, info, meta, queue, queued,
 # waiting (those a script does not use may be absent at the end).
-CAPACITY_HEAD = """
-local function now_ms()
-  local now = redis.call('TIME')
-  return tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000), now
-end
+CAPACITY_HEAD = (
+    CLOCK
+    + """
 -- Drop the holders whose lease ended.
 local function prune(now)
   local gone = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)
@@ -139,21 +131,24 @@ local function prune(now)
     redis.call('HDEL', KEYS[2], unpack(gone))
   end
 end
--- The capacity, the quiet time and the last fencing token. No meta means a
+-- The time (ms, us), after dropping the holders whose lease ended; then
+-- the capacity, the quiet time and the last fencing token. No meta means a
 -- new pool, or one the server lost (a restart without persistence): a
 -- caller that had answers before (seen) tells the latter, and then nothing
 -- new is granted for one lease, while the live holders take theirs back.
-local function meta(total, seen, now, lease)
+local function open_pool(total, seen, lease)
+  local now, since = now_ms()
+  prune(now)
   local found = redis.call('HMGET', KEYS[3], 'total', 'quiet', 'fence')
   if found[1] then
-    return tonumber(found[1]), tonumber(found[2]), found[3]
+    return now, since, tonumber(found[1]), tonumber(found[2]), found[3]
   end
   local quiet = 0
   if seen == '1' then
     quiet = now + lease
   end
   redis.call('HSET', KEYS[3], 'total', total, 'quiet', quiet)
-  return tonumber(total), quiet, false
+  return now, since, tonumber(total), quiet, false
 end
 local function leave_queue(waiter)
   redis.call('LREM', KEYS[4], 1, waiter)
@@ -197,6 +192,7 @@ local function wake(prefix, now)
   end
 end
 """
+)
 
 # ARGV: token, lease ms, holder, total, seen ('1': the caller had answers
 #       before), queue ms (0: do not queue), wake name
@@ -206,10 +202,8 @@ end
 CAPACITY_TAKE = Script(
     CAPACITY_HEAD
     + """
-local now, time = now_ms()
 local lease = tonumber(ARGV[2])
-prune(now)
-local total, quiet, fence = meta(ARGV[4], ARGV[5], now, lease)
+local now, since, total, quiet, fence = open_pool(ARGV[4], ARGV[5], lease)
 local free = total - redis.call('ZCARD', KEYS[1])
 local granted, queued = false, false
 if now >= quiet and free > 0 then
@@ -230,7 +224,6 @@ if granted then
   if queued then
     leave_queue(ARGV[1])
   end
-  local since = time[1] .. string.format('%06d', tonumber(time[2]))
   local next_fence = tonumber(since) + 1
   if fence and tonumber(fence) >= tonumber(since) then
     next_fence = tonumber(fence) + 1
@@ -265,11 +258,7 @@ if queue_ms > 0 then
   end
   redis.call('ZADD', KEYS[5], now + queue_ms, ARGV[1])
   redis.call('HSET', KEYS[6], ARGV[1], ARGV[7])
-  for q = 4, 6 do
-    if redis.call('PTTL', KEYS[q]) < queue_ms then
-      redis.call('PEXPIRE', KEYS[q], queue_ms)
-    end
-  end
+  keep(4, 6, queue_ms)
 end
 return {0, retry}
 """
@@ -280,10 +269,8 @@ return {0, retry}
 CAPACITY_RENEW = Script(
     CAPACITY_HEAD
     + """
-local now, time = now_ms()
 local lease = tonumber(ARGV[1])
-prune(now)
-local total, quiet = meta(ARGV[2], ARGV[3], now, lease)
+local now, since, total, quiet = open_pool(ARGV[2], ARGV[3], lease)
 local result = {}
 for i = 4, #ARGV, 2 do
   local token = ARGV[i]
@@ -292,7 +279,6 @@ for i = 4, #ARGV, 2 do
     result[#result + 1] = 1
   elseif now < quiet and redis.call('ZCARD', KEYS[1]) < total then
     redis.call('ZADD', KEYS[1], now + lease, token)
-    local since = time[1] .. string.format('%06d', tonumber(time[2]))
     redis.call('HSET', KEYS[2], token, '0\\31' .. since .. '\\31' .. ARGV[i + 1])
     result[#result + 1] = 1
   else
@@ -338,9 +324,7 @@ return result
 CAPACITY_SET_TOTAL = Script(
     CAPACITY_HEAD
     + """
-local now = now_ms()
-prune(now)
-meta(ARGV[1], ARGV[3], now, tonumber(ARGV[4]))
+local now = open_pool(ARGV[1], ARGV[3], tonumber(ARGV[4]))
 redis.call('HSET', KEYS[3], 'total', ARGV[1])
 wake(ARGV[2], now)
 return 1
@@ -352,9 +336,7 @@ return 1
 CAPACITY_INSPECT = Script(
     CAPACITY_HEAD
     + """
-local now = now_ms()
-prune(now)
-local total = meta(ARGV[1], ARGV[2], now, tonumber(ARGV[3]))
+local now, _, total = open_pool(ARGV[1], ARGV[2], tonumber(ARGV[3]))
 local holders = {}
 local found = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
 for i = 1, #found, 2 do

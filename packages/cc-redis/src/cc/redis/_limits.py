@@ -1,10 +1,8 @@
 """What the shared limits have in common: checks, the server, connecting.
 
-A :class:`SharedLimit` knows its Redis server through a
-:class:`~cc.redis.RedisLockBackend` (given, or made from ``url=``), and is
-used inside ``async with limit.connect():``, which opens its connection (on
-asyncio the asyncio client, on trio the blocking client in worker threads,
-as for locks) and closes it again on the way out.
+A :class:`SharedLimit` reaches its server through a
+:class:`~cc.redis.RedisLockBackend` (given, or made from ``url=``), with the
+clients that lock managers use, inside ``async with limit.connect():``.
 """
 
 from __future__ import annotations
@@ -17,13 +15,11 @@ from collections.abc import AsyncIterator
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from cc.locks.lowlevel import Shielded, Steps, arun
+from cc.locks.lowlevel import Shielded
 from cc.redis._client import Endpoint, RedisLink
 from cc.redis._locks import RedisLockBackend
 
-__all__ = [
-    "MAX_COUNT", "SharedLimit", "check_count", "check_seconds", "shielded", "text",
-]  # fmt: skip
+__all__ = ["MAX_COUNT", "SharedLimit", "check_count", "check_seconds"]
 
 logger = logging.getLogger(__name__.rpartition(".")[0])  # "cc.redis"
 
@@ -77,20 +73,10 @@ def check_seconds(name: str, value: object) -> float:
     return float(value)
 
 
-def text(value: object) -> str:
-    """Return a reply's bytes (or anything) as ``str``."""
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def shielded(steps: Steps[Any], seconds: float | None) -> Steps[Any]:
-    """Run ``steps`` to the end even if the caller is cancelled meanwhile."""
-    return (yield Shielded(steps, seconds))
-
-
 class SharedLimit:
     """The server, key and connection of a limit shared through Redis."""
 
-    _kind = "limit"
+    _link_type: type[RedisLink] = RedisLink  # the kind of link connect() makes
 
     def __init__(
         self, key: object, url: object, backend: object, namespace: object,
@@ -132,15 +118,13 @@ class SharedLimit:
         self._session = ""
 
     def __repr__(self) -> str:
-        where = self._backend._where() if self._from_url() else "a client of yours"
+        from_url = isinstance(self._backend._redis, str)
+        where = self._backend._where() if from_url else "a client of yours"
         state = "connected" if self._link is not None else "not connected"
         return (
             f"<{type(self).__name__} {self._describe()} key={self._key!r} "
             f"{where} namespace={self._backend.namespace!r} {state}>"
         )
-
-    def _from_url(self) -> bool:
-        return isinstance(self._backend._redis, str)
 
     def _describe(self) -> str:
         raise NotImplementedError
@@ -175,7 +159,7 @@ class SharedLimit:
         if self._link is not None:
             raise RuntimeError(f"{self!r} is connected already")
         session = secrets.token_hex(8)
-        link = self._backend.connect(session, tasks=True, link_type=self._link_type())
+        link = self._backend.connect(session, tasks=True, link_type=self._link_type)
         self._link, self._session = link, session
         try:
             async with self._running(link, session):
@@ -183,10 +167,7 @@ class SharedLimit:
         finally:
             self._link = None
             with contextlib.suppress(Exception):
-                await arun(shielded(link.close(), None))
-
-    def _link_type(self) -> type[RedisLink]:
-        return RedisLink
+                await Shielded(link.close(), None).wait()
 
     @contextlib.asynccontextmanager
     async def _running(self, link: RedisLink, session: str) -> AsyncIterator[None]:

@@ -26,48 +26,45 @@ class RedisLockBackend:
 
     Pass one to :class:`cc.locks.LockManager` or
     :class:`cc.locks.AsyncLockManager` as ``backend=``: the manager keeps its
-    API, its ordering rules and its checks, and each lock becomes one key on
-    the Redis server, so that every manager using the same server, database
-    and ``namespace`` shares it, in any process on any host.
+    API, ordering rules and checks, and each lock becomes one key on the
+    server, shared by every manager using the same server, database and
+    ``namespace``, in any process on any host.
 
     Each acquisition gets a new owner token and a lease (a TTL on the key)
-    that the manager renews in the background while the holder lives, so
-    that a crashed holder blocks others for at most ``lease`` seconds. Only
-    the token's owner can release it (an atomic compare-and-delete), and
-    each acquisition hands out a *fencing token*, a number that grows with
-    every acquisition of that lock (see :class:`cc.locks.Lease`): pass it along to
-    the storage you protect and let it refuse writes that carry an older
-    one. Waiters sleep until a release is published (Redis pub/sub), checking
-    again at least every ``recheck_interval`` seconds and when the holder's
-    lease would run out.
+    that the manager renews in the background while the holder lives, so a
+    crashed holder blocks others for at most ``lease`` seconds. Only the
+    owner can release it (an atomic compare-and-delete), and each
+    acquisition hands out a *fencing token* that grows with every
+    acquisition of that lock (see :class:`cc.locks.Lease`): pass it to the
+    storage you protect and let it refuse writes that carry an older one.
+    Waiters sleep until a release is published (Redis pub/sub), trying again
+    at least every ``recheck_interval`` and when the holder's lease would end.
 
-    The managers' deadlock checks span the processes too (unless their
-    ``policy`` is ``"off"`` or ``detect_deadlocks`` false): each waiter
-    publishes its wait (for as long as a lease), and each try follows the
-    chain of waits and holders in Redis, so a wait-for cycle between
-    processes is found by the try that closes it, by every other member
-    within ``recheck_interval``, and handled by the manager's policy (with
-    ``"raise"``, only the cycle's youngest waiter gets
-    :class:`cc.locks.DeadlockError`). The orders the managers learn are
-    shared as well, read again every ``recheck_interval``; reports name each
-    holder with its pid and host.
+    The managers' deadlock checks span the processes too (unless ``policy``
+    is ``"off"`` or ``detect_deadlocks`` false): each waiter publishes its
+    wait (for as long as a lease) and each try follows the chain of waits
+    and holders in Redis, so a cycle between processes is found by the try
+    that closes it and by every other member within ``recheck_interval``,
+    and handled by the manager's policy (with ``"raise"``, only the cycle's
+    youngest waiter gets :class:`cc.locks.DeadlockError`). Learned orders are
+    shared too, read every ``recheck_interval``; reports name pid and host.
 
     What one Redis server guarantees, and what it does not:
 
-    * Mutual exclusion holds while the server keeps its data and the
-      holder's process keeps renewing in time. A restart without
-      persistence, or a failover to a replica that had not received the
-      latest writes, forgets held locks: two holders can then overlap.
+    * Mutual exclusion holds while the server keeps its data and the holder
+      renews in time. A restart without persistence, or a failover to a
+      replica that missed the latest writes, forgets held locks: two holders
+      can then overlap.
     * A lease is time: a holder paused longer than its lease (a stopped
       process, a long GC or swap, a clock jump on the server) loses the lock
       without running any code. The manager notices at the next renewal or
-      release (``Lease.lost``, ``on_lost``, :class:`cc.locks.LockLostError`), but
-      the code of the paused block may already have acted. Fencing tokens,
-      checked by the protected resource, are the real protection.
-    * Redlock (the same lock on several independent servers) is not
-      offered: it still rests on bounded pauses and clock drift, and
-      gives no fencing token, so it buys no safety that a fencing token on
-      one server does not; use Redis' own replication for availability.
+      release (``Lease.lost``, ``on_lost``, :class:`cc.locks.LockLostError`),
+      but the paused block may already have acted. Fencing tokens, checked by
+      the protected resource, are the real protection.
+    * Redlock (one lock on several independent servers) is not offered: it
+      still rests on bounded pauses and clock drift and gives no fencing
+      token, so it buys no safety that a fencing token on one server does
+      not; use Redis' own replication for availability.
 
     :param redis: where the server is: a URL (``redis://host:6379/0``,
         ``rediss://...``, ``unix:///path?db=0``) from which the manager
@@ -124,7 +121,7 @@ class RedisLockBackend:
                 "recheck_interval must be a number of seconds > 0, "
                 f"not {recheck_interval!r}"
             )
-        if not (isinstance(redis, str) or _is_redis_client(redis)):
+        if not isinstance(redis, (str, Redis, AsyncRedis)):
             raise TypeError(
                 "redis must be a redis:// URL or a redis-py client "
                 f"(redis.Redis or redis.asyncio.Redis), not {type(redis).__name__}"
@@ -176,17 +173,6 @@ class RedisLockBackend:
 
     # -- connecting ------------------------------------------------------------
 
-    def _client_options(self) -> dict[str, Any]:
-        # Our own clients do not retry on their own: the links retry each
-        # script once themselves, and decide what a retried release means.
-        # Timeouts keep a dead server from holding a caller, or the renewal,
-        # past the lease.
-        timeout = max(1.0, self._lease / 4)
-        return {
-            "socket_timeout": timeout,
-            "socket_connect_timeout": timeout,
-        }
-
     def _where(self) -> Endpoint:
         if isinstance(self._redis, str):
             return Endpoint(self._redis)
@@ -208,15 +194,21 @@ class RedisLockBackend:
 
         :raises TypeError: for a client of your own of the wrong kind
         """
-        mode = (
-            AWAIT if tasks and _running_on_asyncio() else IN_THREAD if tasks else DIRECT
-        )
+        aio: Any = sys.modules.get("asyncio")
+        on_asyncio = aio is not None and aio._get_running_loop() is not None
+        mode = AWAIT if tasks and on_asyncio else IN_THREAD if tasks else DIRECT
         wanted: Any = AsyncRedis if mode == AWAIT else Redis
         client: Any = self._redis
         owned = isinstance(client, str)
         if owned:
+            # Our own clients do not retry on their own: the links retry each
+            # script once themselves, and decide what a retried release means.
+            # Timeouts keep a dead server from holding a caller, or the
+            # renewal, past the lease.
             retry = (AsyncRetry if mode == AWAIT else Retry)(NoBackoff(), 0)
-            client = wanted.from_url(client, retry=retry, **self._client_options())
+            timeout = max(1.0, self._lease / 4)
+            client = wanted.from_url(client, retry=retry, socket_timeout=timeout,
+                                     socket_connect_timeout=timeout)  # fmt: skip
         elif not isinstance(client, wanted):
             raise TypeError(
                 "an AsyncLockManager on asyncio needs a redis.asyncio.Redis client "
@@ -236,9 +228,16 @@ class RedisLockBackend:
         :raises TypeError: for a client of your own of the wrong kind
         """
         session_id = secrets.token_hex(8)
+        link = self.connect(session_id, tasks=tasks)
+        return self._lease_session(reporter, link, board, session_id)
+
+    def _lease_session(
+        self, reporter: Reporter, link: RedisLink, board: Any, session_id: str
+    ) -> LeaseSession:
+        """Return a lease session on ``link`` with this backend's settings."""
         return LeaseSession(
-            reporter, self.connect(session_id, tasks=tasks), board, session_id,
-            lease=self._lease, renew_interval=self._renew_interval,
+            reporter, link, board, session_id, lease=self._lease,
+            renew_interval=self._renew_interval,
             recheck_interval=self._recheck_interval, on_lost=self.lost,
         )  # fmt: skip
 
@@ -258,12 +257,3 @@ def _positive(value: object) -> bool:
         )
     except OverflowError:  # an int beyond any float: not a usable duration
         return False
-
-
-def _is_redis_client(value: object) -> bool:
-    return isinstance(value, (Redis, AsyncRedis))
-
-
-def _running_on_asyncio() -> bool:
-    aio: Any = sys.modules.get("asyncio")
-    return aio is not None and aio._get_running_loop() is not None

@@ -11,11 +11,11 @@ from typing import Any
 import anyio
 
 from cc.locks import LockBackendError
-from cc.locks.lowlevel import arun
+from cc.locks.lowlevel import Shielded, arun
 from cc.primitives import RateLimiterStatistics
 from cc.redis._client import RedisLink
 from cc.redis._limit_scripts import RATE_STATISTICS, RESERVE, rate_keys, rate_members
-from cc.redis._limits import SharedLimit, check_count, check_seconds, logger, shielded
+from cc.redis._limits import SharedLimit, check_count, check_seconds, logger
 
 __all__ = ["RedisRateLimiter", "RedisRateLimiterStatistics"]
 
@@ -49,34 +49,30 @@ class RedisRateLimiter(SharedLimit):
     """At most ``rate`` acquisitions in any ``period`` seconds, over every process.
 
     Every process that uses the same Redis server, namespace and ``key``
-    counts against the same limit. The limit is exact, as
-    :class:`cc.primitives.RateLimiter`'s is, and timed by the Redis server's
-    clock (never the clients'): the server keeps a log of the units granted
-    within the last period, and no window of ``period`` seconds, wherever it
-    starts, holds more than ``rate`` of them. Each
-    acquisition is one Lua script: it gives the caller the earliest time,
-    not before the latest grant already made, at which its units fit, records
-    them at that time, and says how long that is; the caller sleeps exactly
-    that long (no polling, no busy loop). So acquisitions are granted in the
-    order the server received them, first come, first served across every
-    process, and a grant once given never moves.
+    counts against it. The limit is exact, as
+    :class:`cc.primitives.RateLimiter`'s is, and timed by the server's clock
+    (never the clients'): no window of ``period`` seconds, wherever it
+    starts, holds more than ``rate`` grants. Each acquisition is one Lua
+    script that gives the caller the earliest time, not before the latest
+    grant made, at which its units fit, records them there and says how long
+    that is; the caller sleeps exactly that long (no polling). So grants come
+    first come, first served across every process, and never move.
 
-    A waiter that is cancelled (or times out, with :func:`anyio.fail_after`)
-    takes its reservation back, so it consumes nothing; the time it held stays
-    unused by those already waiting behind it (they keep their times), and
-    goes to the next newcomer only if it fits before their grants. A waiter
-    that woke from its sleep checks that the server still knows its grant: if
-    the server lost its data meanwhile (a restart without persistence), it
-    queues again. A client that used the limit before and finds its data gone
-    makes the server grant nothing new for one period, so no window holds
-    more than ``rate`` even across the restart; a process that starts after a
-    restart and before any other client has noticed it cannot know this.
+    A waiter that is cancelled (or times out) takes its reservation back and
+    consumes nothing; those behind it keep their times, and its time goes to
+    a newcomer only if it fits before their grants. A waiter that woke checks
+    that the server still knows its grant, and queues again if the server
+    lost its data meanwhile (a restart without persistence). A client that
+    used the limit before and finds its data gone makes the server grant
+    nothing new for one period, so no window holds more than ``rate`` across
+    the restart either; a process that starts after a restart, before any
+    other client noticed it, cannot know this.
 
     Use it inside ``async with limiter.connect():``; then ``async with
-    limiter:`` or ``await limiter.acquire()`` takes one unit. Every method that
-    asks the server is a coroutine (``statistics()`` included). It is an async
-    API, for asyncio, uvloop and trio. ``fast_acquire`` has no meaning here:
-    every acquisition waits for the server's answer, which is a checkpoint.
+    limiter:`` or ``await limiter.acquire()`` takes one unit. Every method
+    that asks the server is a coroutine (``statistics()`` included), for
+    asyncio, uvloop and trio. ``fast_acquire`` has no meaning here: every
+    acquisition waits for the server's answer, which is a checkpoint.
 
     :param rate: acquisitions per period, an int from 1 to 1,000,000,000 (for
         one every two seconds, use ``rate=1, period=2``)
@@ -251,7 +247,7 @@ class RedisRateLimiter(SharedLimit):
     async def _cancel(self, link: RedisLink, ticket: str, amount: int) -> None:
         forget = link.script("zrem", self._keys[:1], rate_members(ticket, amount))
         with contextlib.suppress(LockBackendError, TimeoutError):
-            await arun(shielded(forget, _CLEANUP_SECONDS))
+            await Shielded(forget, _CLEANUP_SECONDS).wait()
 
     async def statistics(self) -> RedisRateLimiterStatistics:
         """Return what the server says of the window now, and this process's waiters.

@@ -2,49 +2,36 @@
 
 Every lock ``name`` of a ``namespace`` is four keys in one hash slot:
 
-* ``<namespace>:lock:{<name>}``: a hash that exists while some process holds
-  the lock: the holder's owner ``token`` (new for every acquisition), its
-  ``fence`` (fencing token), ``since`` (server time in microseconds),
-  ``holder``, ``host``, ``pid`` and ``site``. Its TTL is the lease.
-* ``<namespace>:lock:{<name>}:fence``: the last fencing token handed out;
-  it never expires, so tokens keep growing across holders.
-* ``<namespace>:lock:{<name>}:queue``: the waiters' tokens, first come
-  first; and ``...:queued``, a sorted set of the same tokens scored by the
-  server time (ms) until which each waiter's place holds. A waiter checks in
-  (tries again) at least every ``recheck_interval``, which renews its place;
-  one that stops checking in (crashed, cancelled without a word) loses its
-  place once that time passed, so it cannot hold up the others for longer.
-  Both keys expire when no waiter is left to renew them.
+* ``<namespace>:lock:{<name>}``: a hash while some process holds the lock:
+  the owner ``token`` (new for every acquisition), ``fence`` (fencing
+  token), ``since`` (server time, us), ``holder``, ``host``, ``pid``,
+  ``site`` and ``node``. Its TTL is the lease.
+* ``...:fence``: the last fencing token handed out; it never expires, so
+  tokens keep growing across holders.
+* ``...:queue``: the waiters' tokens, first come first; ``...:queued``: the
+  same scored by the server time (ms) until which each one's place holds.
+  A waiter renews it at each try (at least every ``recheck_interval``); one
+  that stops (crashed, cancelled without a word) loses its place then, so
+  it cannot hold up the others for longer. Both expire with the last waiter.
 
-A free lock goes to the first live waiter in the queue: a newcomer, and the
-holder that just let go, queue behind the waiters already there instead of
-barging past them. A release wakes only that first waiter, by publishing the
-lock's name on the channel ``<namespace>:wake:<session>`` of the waiter's
-session (the first part of its token), so that a release wakes one process,
-not all of them, and an uncontended release costs no message.
+A free lock goes to the first live waiter: a newcomer, and the holder that
+just let go, queue behind the waiters already there. A release wakes only
+that first waiter, by publishing the lock's name on the channel
+``<namespace>:wake:<session>`` of its session (the first part of its
+token): one process is woken, and an uncontended release sends nothing.
 
-Deadlock detection across processes uses three more keys per namespace:
+Deadlock detection across processes uses three keys per namespace:
+``<namespace>:waits``, a hash of each waiting node's (session and thread or
+task) wait as a JSON array (lock, since, holder, host, pid, site), with
+``...:waits:until`` scoring each node by the server time (ms) until which
+its wait holds (a lease, renewed at each try), so a dead process's waits
+vanish with its leases; the lock's hash names its holder's ``node``, so the
+chain runs waiter, lock, holder, its wait...; and ``<namespace>:order``, a
+stream of learned lock orders capped at the size of a manager's own graph.
 
-* ``<namespace>:waits``: a hash, the wait of each waiting holder (its
-  ``node``: the session and the thread or task): the lock it waits for,
-  since when (server time in microseconds), who it is (holder, host, pid)
-  and where it asked, as a JSON array; ``...:waits:until``, a sorted set of
-  the same nodes scored by the server time (ms) until which each wait holds
-  (a lease's length, renewed at each try), so that the waits of a dead
-  process vanish with its leases. The lock's hash names its holder's
-  ``node``: the wait-for chain runs waiter, lock, holder, its wait, ...
-* ``<namespace>:order``: a stream of the lock orders the managers learned
-  (``before``, ``after``, who and where), capped at the size of a manager's
-  own order graph; each manager reads what others added.
-
-Each step is one Lua script, so it is atomic on the server: take (set the
-hash if the lock is free and no earlier waiter is due, else queue, publish
-the wait, follow the wait-for chain from it and report the holder, its
-remaining TTL and the cycle if the chain came back), renew (extend the TTL
-of the hashes whose token still matches), release (delete the hashes whose
-token still matches, leave the queue and the waits, and wake the next
-waiter), inspect (holders
-and TTLs for ``get_lock_status()``), the wait graph (for
+Each step is one Lua script, atomic on the server: take (or queue, publish
+the wait and follow the chain from it), renew, release (and wake the next
+waiter), inspect (for ``get_lock_status()``), the wait graph (for
 ``detect_potential_deadlocks()``) and order sharing (add, then read on).
 """
 
@@ -53,8 +40,8 @@ from __future__ import annotations
 import hashlib
 
 __all__ = [
-    "INSPECT", "RELEASE", "RENEW", "SHARE_ORDER", "TAKE", "WAIT_GRAPH", "Keys",
-    "Script",
+    "CLOCK", "INSPECT", "RELEASE", "RENEW", "SHARE_ORDER", "TAKE", "WAIT_GRAPH",
+    "Keys", "Script",
 ]  # fmt: skip
 
 
@@ -68,14 +55,30 @@ class Script:
         self.sha = hashlib.sha1(text.encode()).hexdigest()
 
 
-# Shared by the take and release scripts: the first live waiter of a queue
-# (KEYS index q: the list, q + 1: the check-in times), after dropping the
-# waiters at its head that stopped checking in (crashed, or gone).
-HEAD = """
+# Shared by every script (the limits' too): the server's time in ms, and in
+# us as a string (exact where a Lua number is not); the TTL of KEYS[first]
+# to KEYS[last] made at least ms.
+CLOCK = """
 local function now_ms()
-  local now = redis.call('TIME')
-  return tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+  local time = redis.call('TIME')
+  return tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000),
+    time[1] .. string.format('%06d', tonumber(time[2]))
 end
+local function keep(first, last, ms)
+  for k = first, last do
+    if redis.call('PTTL', KEYS[k]) < ms then
+      redis.call('PEXPIRE', KEYS[k], ms)
+    end
+  end
+end
+"""
+
+# Shared by the lock scripts: the first live waiter of a queue, after
+# dropping the waiters at its head that stopped checking in (crashed, or
+# gone); and dropping a published wait.
+HEAD = (
+    CLOCK
+    + """
 local function live_head(queue, times, now)
   while true do
     local head = redis.call('LINDEX', queue, 0)
@@ -96,6 +99,7 @@ local function drop_wait(waits, times, node)
   end
 end
 """
+)
 
 # KEYS: lock, fence, queue, check-in times, waits, wait times
 # ARGV: token, lease ms, holder, host, pid, site, queue ms (0: do not queue),
@@ -116,18 +120,13 @@ local function publish_wait(now)
   local node, name = ARGV[8], ARGV[10]
   local wait = redis.call('HGET', KEYS[5], node)
   if not wait or cjson.decode(wait)[1] ~= name then
-    local time = redis.call('TIME')
-    local since = time[1] .. string.format('%06d', tonumber(time[2]))
+    local _, since = now_ms()
     wait = cjson.encode({name, since, ARGV[3], ARGV[4], ARGV[5], ARGV[6]})
     redis.call('HSET', KEYS[5], node, wait)
   end
   local wait_ms = tonumber(ARGV[12])
   redis.call('ZADD', KEYS[6], now + wait_ms, node)
-  for k = 5, 6 do
-    if redis.call('PTTL', KEYS[k]) < wait_ms then
-      redis.call('PEXPIRE', KEYS[k], wait_ms)
-    end
-  end
+  keep(5, 6, wait_ms)
   -- A few waits of processes that died, gone for good.
   for _, lapsed in ipairs(redis.call('ZRANGEBYSCORE', KEYS[6], '-inf', now,
       'LIMIT', 0, 8)) do
@@ -187,11 +186,7 @@ if current or (head and head ~= ARGV[1]) then
       redis.call('RPUSH', KEYS[3], ARGV[1])
     end
     redis.call('ZADD', KEYS[4], now + queue_ms, ARGV[1])
-    for q = 3, 4 do
-      if redis.call('PTTL', KEYS[q]) < queue_ms then
-        redis.call('PEXPIRE', KEYS[q], queue_ms)
-      end
-    end
+    keep(3, 4, queue_ms)
     if ARGV[9] ~= '0' then
       cycle = find_cycle(now, publish_wait(now))
     end
@@ -210,8 +205,7 @@ end
 if ARGV[9] == '2' then
   drop_wait(KEYS[5], KEYS[6], ARGV[8])
 end
-local time = redis.call('TIME')
-local since = time[1] .. string.format('%06d', tonumber(time[2]))
+local _, since = now_ms()
 local last = redis.call('GET', KEYS[2])
 if not last or tonumber(last) < tonumber(since) then
   redis.call('SET', KEYS[2], since)

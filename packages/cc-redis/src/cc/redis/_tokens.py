@@ -1,8 +1,4 @@
-"""TokenLink: the link of a RedisCapacityLimiter to its pool of tokens.
-
-Its take, renew and release are those a lease session expects of a lock's
-link, run by the pool's own scripts.
-"""
+"""TokenLink: a capacity limiter's link to its pool: a lock's link on pool scripts."""
 
 from __future__ import annotations
 
@@ -20,6 +16,7 @@ from cc.redis._limit_scripts import (
     CAPACITY_SET_TOTAL,
     CAPACITY_TAKE,
 )
+from cc.redis._scripts import Script
 
 __all__ = ["SEP", "PoolReporter", "TokenLink", "TokenRecord"]
 
@@ -42,6 +39,12 @@ class TokenLink(RedisLink):
         self.keys, self.total, self.lease_ms = keys, total, lease_ms
         self._holders: dict[str, str] = {}  # token -> who holds it
 
+    def _pool(self, script: Script, *args: object) -> Steps[Any]:
+        """Run a pool script on the pool's keys; the server has answered since."""
+        reply = yield from self.script(script, self.keys, args)
+        self.seen = "1"
+        return reply
+
     def take(
         self, name: str, token: str, lease_ms: int, holder: str, host: str,
         pid: int, site: str, queue_ms: int, node: str = "", detect: int = 0,
@@ -53,15 +56,11 @@ class TokenLink(RedisLink):
         a lock's take publishes for deadlock detection) are not used.
         """
         who = f"{holder}{SEP}{host}{SEP}{pid}"
-        reply = yield from self.script(
-            CAPACITY_TAKE,
-            self.keys,
-            (token, lease_ms, who, self.total, self.seen, queue_ms, name),
+        reply = yield from self._pool(
+            CAPACITY_TAKE, token, lease_ms, who, self.total, self.seen, queue_ms, name
         )
-        self.seen = "1"
         if isinstance(reply, int):  # the fencing token; since is 1 us before
-            self._holders[token] = who
-            return Taken(True, reply, (reply - 1) / 1e6)
+            reply = (1, reply, reply - 1)
         if int(reply[0]) == 1:
             self._holders[token] = who
             return Taken(True, int(reply[1]), int(reply[2]) / 1e6)
@@ -76,9 +75,7 @@ class TokenLink(RedisLink):
         args: list[object] = [lease_ms, self.total, self.seen]
         for token in tokens:
             args += (token, self._holders.get(token, "?"))
-        reply = yield from self.script(CAPACITY_RENEW, self.keys[:3], args)
-        self.seen = "1"
-        return [int(r) for r in reply]
+        return [int(r) for r in (yield from self._pool(CAPACITY_RENEW, *args))]
 
     def release(
         self, names: Sequence[str], tokens: Sequence[str], node: str = ""
@@ -89,24 +86,21 @@ class TokenLink(RedisLink):
         """
         for token in tokens:
             self._holders.pop(token, None)
-        reply = yield from self.script(
-            CAPACITY_RELEASE, self.keys, (self._keys.wake_prefix, *tokens)
-        )
+        reply = yield from self._pool(CAPACITY_RELEASE, self._keys.wake_prefix, *tokens)
         return [reply] if isinstance(reply, int) else [int(r) for r in reply]
 
     def set_total(self, total: int) -> Steps[None]:
         """Store the pool's capacity, and wake the waiters it can now serve."""
         self.total = total
-        args = (total, self._keys.wake_prefix, self.seen, self.lease_ms)
-        yield from self.script(CAPACITY_SET_TOTAL, self.keys, args)
-        self.seen = "1"
+        yield from self._pool(
+            CAPACITY_SET_TOTAL, total, self._keys.wake_prefix, self.seen, self.lease_ms
+        )
 
     def inspect_pool(self) -> Steps[Any]:
         """Return ``(total, live waiters, [(token, ms left, info)...])``."""
-        reply = yield from self.script(
-            CAPACITY_INSPECT, self.keys, (self.total, self.seen, self.lease_ms)
+        reply = yield from self._pool(
+            CAPACITY_INSPECT, self.total, self.seen, self.lease_ms
         )
-        self.seen = "1"
         return int(reply[0]), int(reply[1]), reply[2]
 
 
@@ -141,8 +135,7 @@ class PoolReporter:
     def wait_begins(self, holder: Any, record: Any) -> None:
         return None
 
-    def wait_ends(self, holder: Any, record: Any) -> None:
-        return None
+    wait_ends = wait_begins
 
     def remote_cycle(
         self, holder: Any, site: Any, cycle: Sequence[RemoteWait],
