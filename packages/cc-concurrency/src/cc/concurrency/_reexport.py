@@ -93,12 +93,14 @@ def failures() -> dict[str, str]:
 def reexport(
     module: str, namespace: dict[str, Any]
 ) -> tuple[list[str], Callable[[str], object]]:
-    """Bind every distribution's names in ``namespace``; return its ``__all__``
-    and the ``__getattr__`` that explains a missing name.
+    """Bind every distribution's names in ``namespace``.
 
     A required distribution that cannot be imported keeps its names in
     ``__all__`` (using one raises an :class:`ImportError` saying why);
     cc-redis adds its names only when it imports.
+
+    :return: the module's ``__all__``, and the ``__getattr__`` that says why
+        a name is missing
     """
     exported = ["__version__"]
     for dist, names in NAMES.items():

@@ -2,59 +2,25 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Awaitable
 from typing import Any, Literal, TypeVar, overload
 
-from cc.core_helpers._checkpoint import checkpoint_closing, checkpoint_due
 from cc.core_helpers._errors import ValidationError
 from cc.core_helpers._pool import JobPool
 from cc.core_helpers._validation import (
     check_flag,
     check_limit,
+    checkpoint_closing,
     close_coroutines,
     describe,
     is_awaitable,
 )
+from cc.primitives.lowlevel import checkpoint_due
 
 __all__ = ["async_gather"]
 
 _T = TypeVar("_T")
-
-
-class _GatherPool(JobPool):
-    __slots__ = ("_awaitables", "_count", "_next")
-
-    def __init__(
-        self,
-        awaitables: tuple[Awaitable[Any], ...],
-        *,
-        limit: float,
-        return_exceptions: bool,
-    ) -> None:
-        super().__init__(
-            name="async_gather", limit=limit, return_exceptions=return_exceptions
-        )
-        self._awaitables = awaitables
-        self._count = len(awaitables)
-        self._next = 0
-        self._results = [None] * self._count
-
-    def _claim(self) -> int:
-        index = self._next
-        if index < self._count:
-            self._next = index + 1
-            self._job = self._awaitables[index]
-            return index
-        return -1
-
-    def _discard(self, job: Any) -> None:
-        close_coroutines((job,))
-
-    def _finished(self) -> None:
-        # Awaitables never claimed (the gather failed or was cancelled first)
-        # never run; close the coroutines among them so that Python does not
-        # warn that they were never awaited.
-        close_coroutines(self._awaitables[self._next :])
 
 
 @overload
@@ -165,8 +131,16 @@ async def async_gather(
         raise
     if checkpoint_due():
         await checkpoint_closing(awaitables)
-    pool = _GatherPool(
-        awaitables, limit=limit_value, return_exceptions=return_exceptions
+    source = iter(awaitables)
+    pool = JobPool(
+        source,
+        name="async_gather",
+        limit=limit_value,
+        return_exceptions=return_exceptions,
     )
-    await pool.run()
-    return pool._results
+    try:
+        return await pool.next_results(math.inf)
+    finally:
+        # Awaitables never started (the gather failed or was cancelled first)
+        # never run: close them, so that Python does not warn about them.
+        close_coroutines(source)

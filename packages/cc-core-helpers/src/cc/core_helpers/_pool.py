@@ -8,31 +8,32 @@ earlier design ran jobs that finished without waiting in the calling task and
 ran several jobs one after another in shared worker tasks; it was faster, and
 it let a job re-enter a lock its caller held.)
 
-The calling task is the *feeder*: it claims the next job (taking the next
-awaitable, or pulling the next item from the source, so that a source is
-always read by the task that called the helper) and spawns a task for it,
-until ``limit`` jobs are running; then it waits until one finishes. So a task
-is spawned for each job that starts, and only then. Jobs are claimed, and
-their tasks spawned, in input order; when several tasks are spawned at the
-same moment, the backend decides which runs first (trio deliberately varies
-it).
+The calling task is the *feeder*: it takes the next job from the source (so
+a source is always read by the task that called the helper) and spawns a task
+for it, until ``limit`` jobs are running; then it waits until one finishes.
+Jobs are taken, and their tasks spawned, in input order; when several tasks
+are spawned at the same moment, the backend decides which runs first (trio
+deliberately varies it).
 
 Failure handling is structured: the first failure cancels the task group
 (every job still in flight is cancelled; jobs not claimed yet are never
 claimed; jobs whose task has not started yet never start) and the pool waits
 for every task to finish before anything is raised. Job tasks never let an
-exception escape into the task group; they record it, and :meth:`JobPool.run`
-decides what to raise once nothing is running any more.
+exception escape into the task group; they record it, and the pool decides
+what to raise once nothing is running any more.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import anyio
 from anyio.abc import TaskGroup
 from anyio.lowlevel import checkpoint_if_cancelled
+
+from cc.core_helpers._validation import close_coroutines
 
 __all__ = ["FatalError", "JobPool"]
 
@@ -53,39 +54,51 @@ class FatalError(Exception):
 
 
 class JobPool:
-    """Run jobs, each in a task of its own, at most ``limit`` at once.
+    """Run each job of ``source`` in a task of its own, at most ``limit`` at once.
 
-    Subclasses provide the jobs through :meth:`_claim` (or :meth:`_claim_async`
-    when ``_async_source`` is true), turn a claimed job into an awaitable with
-    ``_call`` (in the job's own task) when jobs are not awaitables already,
-    and drop a job that will never start with :meth:`_discard`.
+    :param source: the jobs (an iterator, or an async iterator if ``is_async``),
+        read by the feeder; the pool never closes it
+    :param call: turns a job into an awaitable, in the job's own task; ``None``
+        when the jobs are awaitables (then a job that never starts is closed)
     """
 
     __slots__ = (
-        "_async_source",
         "_call",
+        "_exhausted",
         "_failures",
-        "_job",
+        "_is_async",
         "_job_name",
         "_limit",
         "_name",
+        "_quota",
         "_results",
         "_return_exceptions",
         "_running",
         "_slot_freed",
+        "_source",
         "_stopping",
         "_task_group",
     )
 
-    def __init__(self, *, name: str, limit: float, return_exceptions: bool) -> None:
+    def __init__(
+        self,
+        source: Iterator[Any] | AsyncIterator[Any],
+        *,
+        name: str,
+        limit: float,
+        return_exceptions: bool,
+        call: Callable[[Any], Awaitable[Any]] | None = None,
+        is_async: bool = False,
+    ) -> None:
+        self._source = source
+        self._is_async = is_async
+        self._call = call
         self._name = name
         self._job_name = f"{name} job"
         self._limit = limit
         self._return_exceptions = return_exceptions
-        self._async_source = False
-        # Turns a claimed job into an awaitable; None when jobs are awaitables.
-        self._call: Any = None
-        self._job: Any = None
+        self._exhausted = False
+        self._quota: float = 0
         self._results: list[Any] = []
         self._failures: list[BaseException] = []
         self._stopping = False
@@ -93,32 +106,18 @@ class JobPool:
         self._slot_freed: anyio.Event | None = None  # the feeder waits on it
         self._task_group: TaskGroup | None = None
 
-    # -- provided by subclasses ---------------------------------------------
+    async def next_results(self, quota: float) -> list[Any]:
+        """Run the next ``quota`` jobs (or all that are left) to completion.
 
-    def _claim(self) -> int:
-        """Claim the next job: store it in ``_job`` and return its result index.
-
-        :return: the index in ``_results``, or -1 when there is nothing to claim
+        :return: their outcomes in input order; empty once the source is done
+        :raises BaseException: the chosen failure, if any (see
+            :meth:`_failure_to_raise`)
         """
-        raise NotImplementedError
-
-    async def _claim_async(self) -> int:
-        """Like :meth:`_claim`, for sources that must be awaited."""
-        raise NotImplementedError
-
-    def _discard(self, job: Any) -> None:
-        """Drop a claimed job whose task starts after the pool has stopped."""
-
-    def _finished(self) -> None:
-        """Release what was not used, once every job task has finished."""
-
-    # -- running -------------------------------------------------------------
-
-    async def run(self) -> None:
-        """Run every claimable job; raise the chosen failure if any.
-
-        On return, ``_results`` holds one outcome per claimed job.
-        """
+        self._results = []
+        self._failures = []
+        self._quota = quota
+        if self._exhausted:
+            return self._results
         self._stopping = False
         self._running = 0
         self._slot_freed = None
@@ -133,9 +132,8 @@ class JobPool:
             error = exc
         finally:
             self._task_group = None
-            self._finished()
         if error is None and not self._failures:
-            return
+            return self._results
         try:
             failure = await self._failure_to_raise(error)
         finally:
@@ -151,32 +149,36 @@ class JobPool:
         start_soon = task_group.start_soon
         run_job = self._run_job
         name = self._job_name
-        while not self._stopping:
+        source: Any = self._source
+        results = self._results
+        while not self._stopping and self._quota > 0:
             if self._running >= self._limit:
                 self._slot_freed = slot_freed = anyio.Event()
                 await slot_freed.wait()
                 continue
             try:
-                index = (
-                    await self._claim_async() if self._async_source else self._claim()
-                )
+                job = await anext(source) if self._is_async else next(source)
+            except (StopIteration, StopAsyncIteration):
+                self._exhausted = True
+                return
             except BaseException as exc:
                 # The source itself failed: that ends the pool, whatever
                 # return_exceptions says.
                 self._fail(exc)
                 return
-            if index < 0:
-                return
+            self._quota -= 1
             self._running += 1
-            start_soon(run_job, index, self._job, name=name)
+            results.append(None)
+            start_soon(run_job, len(results) - 1, job, name=name)
 
     async def _run_job(self, index: int, job: Any) -> None:
         """Run one job in its own task, record its outcome and free its slot."""
         try:
-            if self._stopping:
-                self._discard(job)
-                return
             call = self._call
+            if self._stopping:
+                if call is None:
+                    close_coroutines((job,))
+                return
             self._results[index] = await (job if call is None else call(job))
         except BaseException as exc:
             if (
