@@ -2,20 +2,15 @@
 
 ``anyio.current_time()`` and ``anyio.Event()`` find the running backend on
 every call (about 1 µs each: most of an uncontended rate-limited acquisition,
-and of a wait in a parking lot). Each thread remembers instead how to read
-its event loop's clock and make its events: asyncio's ``loop.time`` and
-anyio's event class for asyncio (after checking that this loop still runs
-here), trio's ``current_time`` and anyio's event class for trio (after
-checking that a trio task runs). A remembered way that no longer belongs to
-the running loop is noticed and replaced, so the time and the events are
-always the running loop's, as anyio's are. Backends are looked up in
+and of a wait in a parking lot). Each thread remembers instead how to read its
+loop's clock and make its events, checks on each call that this loop still
+runs here, and finds the ways anew when it does not. Backends are looked up in
 ``sys.modules``, never imported.
 """
 
 from __future__ import annotations
 
 import functools
-import operator
 import os
 import sys
 import threading
@@ -85,15 +80,14 @@ def _asyncio_ways(aio: Any, loop: Any) -> tuple[Clock, EventFactory]:
     # table of current tasks answers instead.
     if sys.version_info >= (3, 12):
         running_loop = aio._get_running_loop
-        here = functools.partial(operator.is_, loop)  # here(running_loop())
 
         def clock() -> float:
-            if not here(running_loop()):
+            if running_loop() is not loop:
                 raise _Stale
             return time()  # type: ignore[no-any-return]
 
         def event() -> anyio.Event:
-            if not here(running_loop()):
+            if running_loop() is not loop:
                 raise _Stale
             return event_class()
 

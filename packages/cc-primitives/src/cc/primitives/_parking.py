@@ -14,12 +14,14 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
+from types import TracebackType
 
 import anyio
 
+from cc.primitives._checkpoints import checkpoint_rule
 from cc.primitives._clock import new_event
 
-__all__ = ["ParkingLot"]
+__all__ = ["ParkingLot", "Primitive"]
 
 
 class ParkingLot:
@@ -200,3 +202,33 @@ class ParkingLot:
         if line is None:
             raise LookupError("no task is parked in this ParkingLot")
         return next(iter(line))
+
+
+class Primitive:
+    """The base of cc's primitives: a line of waiting tasks and a checkpoint rule.
+
+    ``async with`` ends with ``release()``; ``repr()`` shows :meth:`_state`
+    and how many tasks wait.
+    """
+
+    __slots__ = ("__weakref__", "_due", "_waiters")
+
+    release: Callable[[], None]
+
+    def __init__(self, fast_acquire: bool | None = None) -> None:
+        self._due = checkpoint_rule(fast_acquire)
+        self._waiters = ParkingLot()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self._state()} waiting={self._waiters.parked}>"
+
+    def _state(self) -> str:
+        raise NotImplementedError
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.release()

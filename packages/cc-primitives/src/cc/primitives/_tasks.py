@@ -1,25 +1,18 @@
 """Cheap identification of the running task, whatever the async backend.
 
-Reentrant locks and capacity limiters must know *which task* is calling on
-every acquire and release, so this lookup sits on the hottest path of the
-package. ``anyio.get_current_task()`` builds a ``TaskInfo`` object on each call
-(about 2 µs), which alone would cost more than an uncontended ``asyncio.Lock``.
-Like anyio's own backends, we therefore ask the running backend for its native
-task object directly: asyncio and trio are looked up through ``sys.modules``
-(never imported here, so cc.primitives stays backend neutral and does not pull
-either library in); any other anyio backend falls back to
-``anyio.get_current_task().id``.
+Locks and capacity limiters ask *which task* calls on every acquire and
+release, so this lookup is on the hottest path. ``anyio.get_current_task()``
+builds a ``TaskInfo`` on each call (about 2 µs, more than an uncontended
+``asyncio.Lock``); like anyio's own backends, we ask the running backend for
+its native task instead (asyncio and trio found in ``sys.modules``, never
+imported; other anyio backends through ``anyio.get_current_task().id``).
 
-Each thread remembers how to ask its backend (a *fetcher*), found on the first
-call and again whenever the fetcher stops answering (the thread now runs
-another event loop or backend). On Python 3.10 and 3.11, asking asyncio for
-the running loop costs a ``getpid()`` system call, several times the rest of
-an uncontended lock; there the fetcher reads the task of the loop that this
-thread was found running straight from asyncio's table of current tasks
-(``asyncio.tasks._current_tasks``, which those frozen versions fill on every
-task step). That table names a task only while it runs a step of that loop,
-so a fetcher left over from a loop that has stopped answers ``None`` and is
-replaced.
+Each thread remembers how to ask (a *fetcher*), found again whenever it stops
+answering (the thread now runs another loop or backend). On Python 3.10 and
+3.11, asking asyncio for the running loop costs a ``getpid()`` system call;
+there the fetcher reads the task of the loop found running from asyncio's
+table of current tasks, which names a task only while it runs a step of that
+loop, so a fetcher left from a stopped loop answers ``None`` and is replaced.
 """
 
 from __future__ import annotations
