@@ -35,6 +35,13 @@ def _borrower_name(borrower: object) -> str:
     return borrower if isinstance(borrower, str) else task_name(borrower)
 
 
+def _unhashable(borrower: object) -> TypeError:
+    return TypeError(
+        "borrower must be hashable (a task, a name, an id), not "
+        f"{type(borrower).__name__}"
+    )
+
+
 class CapacityLimiter(Primitive):
     """Limit how many borrowers may use a resource at once.
 
@@ -154,10 +161,7 @@ class CapacityLimiter(Primitive):
         try:
             holding = borrower in self._borrowers
         except TypeError:
-            raise TypeError(
-                "borrower must be hashable (a task, a name, an id), not "
-                f"{type(borrower).__name__}"
-            ) from None
+            raise _unhashable(borrower) from None
         if holding or borrower in self._waiters:
             state = "holding" if holding else "waiting for"
             raise RuntimeError(
@@ -197,10 +201,7 @@ class CapacityLimiter(Primitive):
                 "of this CapacityLimiter's tokens"
             ) from None
         except TypeError:
-            raise TypeError(
-                "borrower must be hashable (a task, a name, an id), not "
-                f"{type(borrower).__name__}"
-            ) from None
+            raise _unhashable(borrower) from None
         if self._waiters.parked:
             self._wake_waiters()
 

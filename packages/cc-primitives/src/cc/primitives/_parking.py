@@ -1,14 +1,4 @@
-"""The one first-in first-out waiting primitive under every cc primitive.
-
-A :class:`ParkingLot` holds tasks that wait for something another task will
-give them: ownership of a lock, a token, a notification, a queue item. The
-waker decides what to give and hands it over *directly* when it wakes the
-task (no barging: a task that runs in between cannot take it first). The hard
-part, what happens when a task is woken with something just as it is
-cancelled, is written here once: the task passes what it was given to the
-``hand_back`` callback of its :meth:`ParkingLot.park` call before the
-cancellation propagates, so nothing is stranded.
-"""
+"""The first-in first-out waiting primitive under every cc primitive, and their base."""
 
 from __future__ import annotations
 
@@ -47,11 +37,10 @@ class ParkingLot:
       next parked task, or back to the structure it came from); it runs in
       the cancelled task, synchronously, before anything else runs.
 
-    The lot allocates its waiting structure when a task first parks and
-    drops it when the last one leaves, so an idle lot costs one small object.
-    Test ``lot.parked`` (the number of parked tasks, an attribute) on a hot
-    path: it is much cheaper than ``len(lot)`` or ``bool(lot)``.
-    It belongs to the event loop of its tasks and is not thread safe.
+    An idle lot costs one small object. Test ``lot.parked`` (the number of
+    parked tasks) on a hot path: it is much cheaper than ``len(lot)`` or
+    ``bool(lot)``. It belongs to the event loop of its tasks and is not
+    thread safe.
 
     >>> import anyio
     >>> from cc.primitives.lowlevel import ParkingLot

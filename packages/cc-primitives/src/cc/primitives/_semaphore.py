@@ -47,11 +47,7 @@ class Semaphore(Primitive):
     :param initial_value: tokens available at first (``>= 0``)
     :param max_value: optional upper bound on the value (``>= initial_value``)
     :param fast_acquire: the checkpoint rule of an acquisition that does not
-        have to wait, as for :class:`Lock`: ``None`` (cc's default, a
-        checkpoint every
-        :data:`~cc.primitives.lowlevel.CHECKPOINT_INTERVAL`-th such call on a
-        thread), ``False`` (every call),
-        ``True`` (never)
+        have to wait, as for :class:`Lock` (``None``: cc's default)
     :raises TypeError: for a value that is not an integer, or a
         ``fast_acquire`` that is not a bool or ``None``
     :raises ValueError: for a negative ``initial_value`` or a ``max_value``
