@@ -6,9 +6,9 @@ from dataclasses import dataclass
 
 import anyio
 
+from cc.primitives._backend import current_task_key, task_name
 from cc.primitives._checkpoints import take_checkpoint
 from cc.primitives._parking import Primitive
-from cc.primitives._tasks import current_task_key, task_name
 from cc.primitives._validation import check_total_tokens
 
 __all__ = ["CapacityLimiter", "CapacityLimiterStatistics"]

@@ -7,9 +7,9 @@ from types import TracebackType
 
 import anyio
 
+from cc.primitives._backend import current_task_key, task_info, task_name
 from cc.primitives._checkpoints import take_checkpoint
 from cc.primitives._parking import Primitive
-from cc.primitives._tasks import current_task_key, task_info, task_name
 
 __all__ = ["Lock", "LockStatistics"]
 

@@ -8,8 +8,8 @@ from types import TracebackType
 
 import anyio
 
+from cc.primitives._backend import new_event
 from cc.primitives._checkpoints import checkpoint_rule
-from cc.primitives._clock import new_event
 
 __all__ = ["ParkingLot", "Primitive"]
 

@@ -8,8 +8,8 @@ from types import TracebackType
 
 import anyio
 
+from cc.primitives._backend import current_time
 from cc.primitives._checkpoints import checkpoint_rule, take_checkpoint
-from cc.primitives._clock import current_time
 from cc.primitives._parking import ParkingLot
 from cc.primitives._validation import check_positive_number
 

@@ -47,6 +47,7 @@ cheap) and :func:`task_name`, for whatever is owned by a task.
 True
 """
 
+from cc.primitives._backend import current_task_key, task_name
 from cc.primitives._checkpoints import (
     CHECKPOINT_INTERVAL,
     checkpoint,
@@ -55,7 +56,6 @@ from cc.primitives._checkpoints import (
     take_checkpoint,
 )
 from cc.primitives._parking import ParkingLot
-from cc.primitives._tasks import current_task_key, task_name
 
 __all__ = [
     "CHECKPOINT_INTERVAL",
