@@ -46,13 +46,12 @@ async def async_gather(
 ) -> list[Any]:
     """Await every awaitable concurrently and return their results in order.
 
-    Unlike :func:`asyncio.gather`, this is *structured*: when it returns or
+    Unlike :func:`asyncio.gather` (which raises at once and leaves the
+    others running, unsupervised), this is *structured*: when it returns or
     raises, none of the awaitables is still running. If one fails (and
-    ``return_exceptions`` is false), the others are cancelled and
-    :func:`async_gather` waits until they have finished being cancelled before
-    it raises. Plain ``asyncio.gather`` raises at once and leaves the others
-    running in the background, unsupervised. If the task calling
-    :func:`async_gather` is cancelled, every awaitable is cancelled too.
+    ``return_exceptions`` is false), the others are cancelled, and it raises
+    once they have finished being cancelled. If the calling task is
+    cancelled, every awaitable is cancelled too.
 
     Error semantics, with ``return_exceptions=False``:
 
@@ -73,15 +72,14 @@ async def async_gather(
     other :class:`BaseException` are never returned as results; they
     propagate as above.
 
-    How it runs: each awaitable runs in a task of its own, in a task group
-    that the call owns, never in the calling task. So whatever is tied to a
-    task (a :class:`~cc.primitives.Lock` the caller holds, a
+    Each awaitable runs in a task of its own, in a task group the call owns,
+    never in the calling task, so whatever is tied to a task (a
+    :class:`~cc.primitives.Lock` the caller holds, a
     :class:`~cc.primitives.CapacityLimiter` token, what
     :func:`anyio.get_current_task` reports, the :mod:`contextvars` it sets)
-    is the awaitable's own, as with a task you start yourself. With ``limit``,
-    a task is started for an awaitable only when it may run. Awaitables that
-    are never started (because an earlier one failed) are closed, so Python
-    does not warn about them.
+    is the awaitable's own. With ``limit``, a task is started for an
+    awaitable only when it may run. Awaitables never started (an earlier one
+    failed) are closed, so Python does not warn about them.
 
     :param awaitables: coroutines, tasks or other awaitables; each at most once
     :param return_exceptions: put exceptions in the result list instead of

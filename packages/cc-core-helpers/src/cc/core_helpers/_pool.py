@@ -1,12 +1,11 @@
 """The engine of async_gather and async_map: a task per job, at most ``limit`` at once.
 
-Every job runs in a task of its own, started in a task group owned by the
-call. Nothing a job does can therefore be seen as done by the caller or by
-another job: a lock it takes, a limiter token it borrows, the task that
-``anyio.get_current_task()`` reports, the context variables it sets. (An
-earlier design ran jobs that finished without waiting in the calling task and
-ran several jobs one after another in shared worker tasks; it was faster, and
-it let a job re-enter a lock its caller held.)
+Every job runs in a task of its own, in a task group owned by the call, so
+nothing a job does (a lock it takes, a token it borrows, the task anyio
+reports, the context variables it sets) is seen as done by the caller or by
+another job. (Running jobs that finish at once in the calling task, or
+several in one worker task, was faster, and let a job re-enter a lock its
+caller held.)
 
 The calling task is the *feeder*: it takes the next job from the source (so
 a source is always read by the task that called the helper) and spawns a task
@@ -15,12 +14,10 @@ Jobs are taken, and their tasks spawned, in input order; when several tasks
 are spawned at the same moment, the backend decides which runs first (trio
 deliberately varies it).
 
-Failure handling is structured: the first failure cancels the task group
-(every job still in flight is cancelled; jobs not claimed yet are never
-claimed; jobs whose task has not started yet never start) and the pool waits
-for every task to finish before anything is raised. Job tasks never let an
-exception escape into the task group; they record it, and the pool decides
-what to raise once nothing is running any more.
+The first failure cancels the task group (jobs in flight are cancelled,
+jobs not taken or not started never start) and the pool waits for every task
+to finish before anything is raised. Job tasks record their exceptions
+instead of letting them into the task group; the pool decides what to raise.
 """
 
 from __future__ import annotations
@@ -41,11 +38,9 @@ logger = logging.getLogger(__name__)
 
 
 class FatalError(Exception):
-    """Raised by a job to stop the whole pool with ``error``.
+    """Raised by a job that could not even start: the pool raises ``error``.
 
-    ``return_exceptions`` does not apply: the pool raises ``error`` itself.
-    Used when the job cannot even be started (``async_map``'s function did
-    not return an awaitable), which is a programming error, not a result.
+    ``return_exceptions`` does not apply: a programming error, not a result.
     """
 
     def __init__(self, error: BaseException) -> None:
@@ -209,14 +204,10 @@ class JobPool:
     async def _failure_to_raise(self, error: BaseException | None) -> BaseException:
         """Pick the one exception to raise once every job task has finished.
 
-        1. An exception that reached the calling task itself and is not a
-           cancellation (a KeyboardInterrupt, say) always wins.
-        2. Otherwise the first failure of a job that is not a cancellation,
-           preferring a BaseException such as KeyboardInterrupt or SystemExit
-           over an ordinary Exception. Failures of other jobs are attached to
-           it as a note and logged at DEBUG level, never raised in a group.
-        3. Otherwise (only cancellations) the cancellation that reached the
-           calling task, or, failing that, the first one recorded.
+        In order: what reached the calling task itself unless a cancellation;
+        the first job failure that is not a cancellation (a BaseException
+        first; the others noted on it and logged, as async_gather documents);
+        the cancellation that reached the caller, or the first recorded.
         """
         cancelled = anyio.get_cancelled_exc_class()
         if error is not None and not _is_cancellation(error, cancelled):
@@ -260,9 +251,8 @@ class JobPool:
 def _is_cancellation(exc: BaseException, cancelled: type[BaseException]) -> bool:
     """Return whether ``exc`` is a cancellation, or a group of nothing else.
 
-    (A raw trio nursery that is cancelled raises its Cancelled in a group.)
-    Exception groups are recognised by their ``exceptions`` tuple, which the
-    builtin class and the ``exceptiongroup`` backport of Python 3.10 share.
+    (A cancelled raw trio nursery raises its Cancelled in a group; groups are
+    recognised by the ``exceptions`` tuple the 3.10 backport shares.)
     """
     if isinstance(exc, cancelled):
         return True
