@@ -19,6 +19,6 @@ if TYPE_CHECKING:  # what type checkers and IDEs see: the names reexport() binds
     from cc.queues import *  # noqa: F403
     from cc.redis import *  # noqa: F403
 else:
-    from cc.concurrency._reexport import reexport
+    from cc.concurrency import _reexport
 
-    __all__, __getattr__ = reexport(__name__, globals())
+    __all__, __getattr__ = _reexport.reexport(__name__, globals())
