@@ -12,7 +12,6 @@ from collections.abc import (
     Iterable,
     Iterator,
 )
-from types import TracebackType
 from typing import Any, Generic, Literal, TypeVar, overload
 
 from cc.core_helpers._errors import ValidationError
@@ -183,12 +182,7 @@ class AsyncMap(Generic[_R]):
             self._due = await take_checkpoint(self._due)
         return self.__aiter__()
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
 
