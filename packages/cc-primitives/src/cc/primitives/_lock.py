@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import TracebackType
 
 import anyio
 
@@ -90,7 +91,12 @@ class Lock(Primitive):
             # Woken as the new owner (at depth 1) by _hand_off().
             await self._waiters.park(task, self._pass_on)
 
-    async def __aexit__(self, *exc_info: object) -> None:
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         if (
             self._depth == 1
             and not self._waiters.parked
