@@ -145,6 +145,7 @@ class JobPool:
         run_job = self._run_job
         name = self._job_name
         source: Any = self._source
+        ended = StopAsyncIteration if self._is_async else StopIteration
         results = self._results
         while not self._stopping and self._quota > 0:
             if self._running >= self._limit:
@@ -153,7 +154,7 @@ class JobPool:
                 continue
             try:
                 job = await anext(source) if self._is_async else next(source)
-            except (StopIteration, StopAsyncIteration):
+            except ended:
                 self._exhausted = True
                 return
             except BaseException as exc:
