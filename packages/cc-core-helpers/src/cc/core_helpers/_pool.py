@@ -65,7 +65,6 @@ class JobPool:
         "_job_name",
         "_limit",
         "_name",
-        "_quota",
         "_results",
         "_return_exceptions",
         "_running",
@@ -93,7 +92,6 @@ class JobPool:
         self._limit = limit
         self._return_exceptions = return_exceptions
         self._exhausted = False
-        self._quota: float = 0
         self._results: list[Any] = []
         self._failures: list[BaseException] = []
         self._stopping = False
@@ -110,7 +108,6 @@ class JobPool:
         """
         self._results = []
         self._failures = []
-        self._quota = quota
         if self._exhausted:
             return self._results
         self._stopping = False
@@ -120,7 +117,7 @@ class JobPool:
         try:
             async with anyio.create_task_group() as task_group:
                 self._task_group = task_group
-                await self._feed(task_group)
+                await self._feed(task_group, quota)
         except BaseException as exc:
             # Only a cancellation from outside (or a KeyboardInterrupt delivered
             # to this task) gets here: job tasks and the feeder never raise.
@@ -139,21 +136,22 @@ class JobPool:
             del failure
             self._failures = []
 
-    async def _feed(self, task_group: TaskGroup) -> None:
-        """Claim jobs and spawn a task for each, keeping at most ``limit`` running."""
+    async def _feed(self, task_group: TaskGroup, quota: float) -> None:
+        """Start ``quota`` jobs, a task each, keeping at most ``limit`` running."""
         start_soon = task_group.start_soon
         run_job = self._run_job
         name = self._job_name
         source: Any = self._source
-        ended = StopAsyncIteration if self._is_async else StopIteration
+        is_async = self._is_async
+        ended = StopAsyncIteration if is_async else StopIteration
         results = self._results
-        while not self._stopping and self._quota > 0:
+        while not self._stopping and quota > 0:
             if self._running >= self._limit:
                 self._slot_freed = slot_freed = anyio.Event()
                 await slot_freed.wait()
                 continue
             try:
-                job = await anext(source) if self._is_async else next(source)
+                job = await anext(source) if is_async else next(source)
             except ended:
                 self._exhausted = True
                 return
@@ -162,10 +160,11 @@ class JobPool:
                 # return_exceptions says.
                 self._fail(exc)
                 return
-            self._quota -= 1
+            quota -= 1
             self._running += 1
+            index = len(results)
             results.append(None)
-            start_soon(run_job, len(results) - 1, job, name=name)
+            start_soon(run_job, index, job, name=name)
 
     async def _run_job(self, index: int, job: Any) -> None:
         """Run one job in its own task, record its outcome and free its slot."""
