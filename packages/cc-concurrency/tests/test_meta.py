@@ -213,16 +213,29 @@ def test_a_name_that_could_not_be_imported_says_why(
     with pytest.raises(AttributeError, match="has no attribute 'nope'"):
         cc.concurrency.nope  # type: ignore[attr-defined]  # noqa: B018
     monkeypatch.setattr(reexport, "_failures", {})
-    reexport.record_failure("cc-queues", ModuleNotFoundError("no cc.queues"))
-    assert reexport.failures() == {"cc-queues": "ModuleNotFoundError: no cc.queues"}
-    error = reexport.missing_name_error("cc.concurrency", "WorkQueue", ["WorkQueue"])
-    assert isinstance(error, ImportError)
-    assert str(error).startswith(
-        "cc.concurrency.WorkQueue is not available because these cc distributions "
-        "could not be imported: cc-queues (ModuleNotFoundError: no cc.queues)."
-    )
-    other = reexport.missing_name_error("cc.concurrency", "nope", ["WorkQueue"])
-    assert isinstance(other, AttributeError)
+    monkeypatch.setitem(sys.modules, "cc.queues", None)  # as if not installed
+    for name in reexport.NAMES["cc-queues"]:  # a reload keeps what was bound
+        monkeypatch.delattr(cc.concurrency, name)
+    try:
+        module = importlib.reload(cc.concurrency)
+        assert reexport.failures() == {
+            "cc-queues": "ModuleNotFoundError: import of cc.queues halted; "
+            "None in sys.modules"
+        }
+        assert "WorkQueue" in module.__all__
+        with pytest.raises(ImportError) as error:
+            module.WorkQueue  # noqa: B018
+        assert not isinstance(error.value, AttributeError)
+        assert str(error.value).startswith(
+            "cc.concurrency.WorkQueue is not available because these cc "
+            "distributions could not be imported: cc-queues (ModuleNotFoundError: "
+        )
+        assert "Run `python -m cc.concurrency` to check" in str(error.value)
+        assert module.Lock is sys.modules["cc.primitives"].Lock
+        assert not hasattr(module, "nope")
+    finally:
+        monkeypatch.undo()
+        importlib.reload(cc.concurrency)
 
 
 def test_python_dash_m_runs_and_succeeds() -> None:

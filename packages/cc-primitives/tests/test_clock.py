@@ -8,8 +8,8 @@ import anyio
 import pytest
 import trio.testing
 
-import cc.primitives._clock
-from cc.primitives._clock import current_time, new_event
+import cc.primitives._backend
+from cc.primitives._backend import current_time, new_event
 
 pytestmark = pytest.mark.anyio
 
@@ -49,11 +49,11 @@ def test_outside_an_event_loop_it_raises() -> None:
 async def test_a_backend_it_does_not_know_is_asked_through_anyio(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    per_thread = cc.primitives._clock._per_thread
+    per_thread = cc.primitives._backend._per_thread
     monkeypatch.setitem(sys.modules, "trio", None)  # as if trio were unknown
     monkeypatch.setattr(per_thread, "clock", None)  # stale: not callable
     monkeypatch.delattr(per_thread, "event")
-    cc.primitives._clock._find_backend()
+    cc.primitives._backend._find_backend()
     assert per_thread.clock is anyio.current_time
     assert per_thread.event is anyio.Event
     monkeypatch.undo()

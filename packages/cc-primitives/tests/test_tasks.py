@@ -8,9 +8,9 @@ from types import SimpleNamespace
 import anyio
 import pytest
 
-import cc.primitives._tasks
+import cc.primitives._backend
 from cc.primitives import current_task_key, task_name
-from cc.primitives._tasks import task_info
+from cc.primitives._backend import task_info
 
 pytestmark = pytest.mark.anyio
 
@@ -59,7 +59,7 @@ async def test_task_info_without_anyio_s_backend_class(
     """Should an anyio release drop its TaskInfo subclasses, cc still answers."""
     expected = anyio.get_current_task()
     without_classes = SimpleNamespace(import_module=lambda name: SimpleNamespace())
-    monkeypatch.setattr(cc.primitives._tasks, "importlib", without_classes)
+    monkeypatch.setattr(cc.primitives._backend, "importlib", without_classes)
     info = task_info(current_task_key())
     assert type(info) is anyio.TaskInfo
     assert info == expected
@@ -100,7 +100,9 @@ def test_a_forked_child_finds_its_backend_afresh() -> None:
             warnings.simplefilter("ignore", DeprecationWarning)
             pid = os.fork()
         if pid == 0:  # the child: nothing remembered from the parent
-            os._exit(0 if "fetch" not in vars(cc.primitives._tasks._per_thread) else 1)
+            os._exit(
+                0 if "fetch" not in vars(cc.primitives._backend._per_thread) else 1
+            )
         return os.waitpid(pid, 0)[1]  # noqa: ASYNC222 (the child exits at once)
 
     assert anyio.run(key_then_fork) == 0
@@ -113,9 +115,9 @@ async def test_trio_without_its_private_run_context_uses_the_public_call(
     import trio
 
     monkeypatch.setitem(sys.modules, "trio._core._run", SimpleNamespace())
-    monkeypatch.delattr(cc.primitives._tasks._per_thread, "fetch")
+    monkeypatch.delattr(cc.primitives._backend._per_thread, "fetch")
     assert current_task_key() is trio.lowlevel.current_task()
-    assert cc.primitives._tasks._per_thread.fetch is trio.lowlevel.current_task
+    assert cc.primitives._backend._per_thread.fetch is trio.lowlevel.current_task
     monkeypatch.undo()
-    del cc.primitives._tasks._per_thread.fetch  # find the fast one again
+    del cc.primitives._backend._per_thread.fetch  # find the fast one again
     assert current_task_key() is trio.lowlevel.current_task()

@@ -85,24 +85,23 @@ class DistributionReport:
 
         An optional distribution that is not installed is not a problem.
         """
-        if self.installed is None:
-            if self.extra is not None:
-                return None
-            return (
-                f"{self.name} is not installed ({META_DISTRIBUTION} {meta_version} "
-                f"needs {self.name}{self.required})"
-            )
-        if not self.fits:
-            return (
-                f"{self.name} {self.installed} is installed, but "
-                f"{META_DISTRIBUTION} {meta_version} needs {self.name}{self.required}"
-            )
-        if self.import_error is not None:
-            return (
-                f"{self.name} {self.installed} is installed, but {self.module} "
-                f"cannot be imported: {self.import_error}"
-            )
-        return None
+        template = _PROBLEMS.get(self.status)
+        if template is None:
+            return None
+        return template.format(
+            self, meta=f"{META_DISTRIBUTION} {meta_version}", needs=self.required
+        )
+
+
+# What each status but "ok" and "optional" says, as str.format templates.
+_PROBLEMS = {
+    "MISSING": "{0.name} is not installed ({meta} needs {0.name}{needs})",
+    "MISMATCH": "{0.name} {0.installed} is installed, but {meta} needs {0.name}{needs}",
+    "BROKEN": (
+        "{0.name} {0.installed} is installed, but {0.module} cannot be imported: "
+        "{0.import_error}"
+    ),
+}
 
 
 @dataclass(frozen=True)

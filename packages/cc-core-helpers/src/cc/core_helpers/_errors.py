@@ -26,12 +26,3 @@ class ValidationError(ConcurrencyError, ValueError):
     ... )
     (True, True)
     """
-
-
-class MissingDependencyError(ValidationError, ModuleNotFoundError):
-    """An optional dependency needed for the requested option is not installed.
-
-    Private: raised by :func:`~cc.core_helpers.async_run` as a
-    :class:`ValidationError` that is also a :class:`ModuleNotFoundError`, so
-    that both ``except ValidationError`` and ``except ImportError`` work.
-    """

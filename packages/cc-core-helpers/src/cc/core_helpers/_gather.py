@@ -2,59 +2,25 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Awaitable
 from typing import Any, Literal, TypeVar, overload
 
-from cc.core_helpers._checkpoint import checkpoint_closing, checkpoint_due
 from cc.core_helpers._errors import ValidationError
 from cc.core_helpers._pool import JobPool
 from cc.core_helpers._validation import (
     check_flag,
     check_limit,
+    checkpoint_closing,
     close_coroutines,
     describe,
     is_awaitable,
 )
+from cc.primitives.lowlevel import checkpoint_due
 
 __all__ = ["async_gather"]
 
 _T = TypeVar("_T")
-
-
-class _GatherPool(JobPool):
-    __slots__ = ("_awaitables", "_count", "_next")
-
-    def __init__(
-        self,
-        awaitables: tuple[Awaitable[Any], ...],
-        *,
-        limit: float,
-        return_exceptions: bool,
-    ) -> None:
-        super().__init__(
-            name="async_gather", limit=limit, return_exceptions=return_exceptions
-        )
-        self._awaitables = awaitables
-        self._count = len(awaitables)
-        self._next = 0
-        self._results = [None] * self._count
-
-    def _claim(self) -> int:
-        index = self._next
-        if index < self._count:
-            self._next = index + 1
-            self._job = self._awaitables[index]
-            return index
-        return -1
-
-    def _discard(self, job: Any) -> None:
-        close_coroutines((job,))
-
-    def _finished(self) -> None:
-        # Awaitables never claimed (the gather failed or was cancelled first)
-        # never run; close the coroutines among them so that Python does not
-        # warn that they were never awaited.
-        close_coroutines(self._awaitables[self._next :])
 
 
 @overload
@@ -80,13 +46,12 @@ async def async_gather(
 ) -> list[Any]:
     """Await every awaitable concurrently and return their results in order.
 
-    Unlike :func:`asyncio.gather`, this is *structured*: when it returns or
+    Unlike :func:`asyncio.gather` (which raises at once and leaves the
+    others running, unsupervised), this is *structured*: when it returns or
     raises, none of the awaitables is still running. If one fails (and
-    ``return_exceptions`` is false), the others are cancelled and
-    :func:`async_gather` waits until they have finished being cancelled before
-    it raises. Plain ``asyncio.gather`` raises at once and leaves the others
-    running in the background, unsupervised. If the task calling
-    :func:`async_gather` is cancelled, every awaitable is cancelled too.
+    ``return_exceptions`` is false), the others are cancelled, and it raises
+    once they have finished being cancelled. If the calling task is
+    cancelled, every awaitable is cancelled too.
 
     Error semantics, with ``return_exceptions=False``:
 
@@ -107,15 +72,14 @@ async def async_gather(
     other :class:`BaseException` are never returned as results; they
     propagate as above.
 
-    How it runs: each awaitable runs in a task of its own, in a task group
-    that the call owns, never in the calling task. So whatever is tied to a
-    task (a :class:`~cc.primitives.Lock` the caller holds, a
+    Each awaitable runs in a task of its own, in a task group the call owns,
+    never in the calling task, so whatever is tied to a task (a
+    :class:`~cc.primitives.Lock` the caller holds, a
     :class:`~cc.primitives.CapacityLimiter` token, what
     :func:`anyio.get_current_task` reports, the :mod:`contextvars` it sets)
-    is the awaitable's own, as with a task you start yourself. With ``limit``,
-    a task is started for an awaitable only when it may run. Awaitables that
-    are never started (because an earlier one failed) are closed, so Python
-    does not warn about them.
+    is the awaitable's own. With ``limit``, a task is started for an
+    awaitable only when it may run. Awaitables never started (an earlier one
+    failed) are closed, so Python does not warn about them.
 
     :param awaitables: coroutines, tasks or other awaitables; each at most once
     :param return_exceptions: put exceptions in the result list instead of
@@ -165,8 +129,16 @@ async def async_gather(
         raise
     if checkpoint_due():
         await checkpoint_closing(awaitables)
-    pool = _GatherPool(
-        awaitables, limit=limit_value, return_exceptions=return_exceptions
+    source = iter(awaitables)
+    pool = JobPool(
+        source,
+        name="async_gather",
+        limit=limit_value,
+        return_exceptions=return_exceptions,
     )
-    await pool.run()
-    return pool._results
+    try:
+        return await pool.next_results(math.inf)
+    finally:
+        # Awaitables never started (the gather failed or was cancelled first)
+        # never run: close them, so that Python does not warn about them.
+        close_coroutines(source)

@@ -12,7 +12,6 @@ from collections.abc import (
     Iterable,
     Iterator,
 )
-from types import TracebackType
 from typing import Any, Generic, Literal, TypeVar, overload
 
 from cc.core_helpers._errors import ValidationError
@@ -36,83 +35,6 @@ _AWAITED = "awaited"
 _ITERATING = "iterating"
 _RUNNING = "running"
 _CLOSED = "closed"
-
-
-class _MapPool(JobPool):
-    """Pulls items from the source and calls ``func`` on each, in order.
-
-    The items are pulled by the feeder (the task that awaits or iterates);
-    ``func`` is called in each job's own task.
-    """
-
-    __slots__ = ("_exhausted", "_func", "_quota", "_source")
-
-    def __init__(
-        self,
-        func: Callable[[Any], Awaitable[Any]],
-        source: Iterator[Any] | AsyncIterator[Any],
-        *,
-        is_async: bool,
-        limit: int,
-        return_exceptions: bool,
-    ) -> None:
-        super().__init__(
-            name="async_map", limit=limit, return_exceptions=return_exceptions
-        )
-        self._func = func
-        self._source = source
-        self._async_source = is_async
-        self._call = self._call_func
-        self._exhausted = False
-        self._quota: float = 0
-
-    def _call_func(self, item: Any) -> Awaitable[Any]:
-        awaitable = self._func(item)
-        if not is_awaitable(awaitable):
-            raise FatalError(
-                ValidationError(
-                    f"async_map: func must return an awaitable (be an async "
-                    f"function), but it returned {describe(awaitable)}"
-                )
-            )
-        return awaitable
-
-    def _claim(self) -> int:
-        if self._exhausted or self._quota <= 0:
-            return -1
-        try:
-            self._job = next(self._source)  # type: ignore[arg-type]
-        except StopIteration:
-            self._exhausted = True
-            return -1
-        return self._claimed()
-
-    async def _claim_async(self) -> int:
-        if self._exhausted or self._quota <= 0:
-            return -1
-        try:
-            self._job = await self._source.__anext__()  # type: ignore[union-attr]
-        except StopAsyncIteration:
-            self._exhausted = True
-            return -1
-        return self._claimed()
-
-    def _claimed(self) -> int:
-        self._quota -= 1
-        self._results.append(None)
-        return len(self._results) - 1
-
-    async def next_results(self, quota: float) -> list[Any]:
-        """Run the next ``quota`` calls (or all that are left) to completion.
-
-        :return: their outcomes in input order; empty once the source is done
-        """
-        self._results = []
-        self._failures = []
-        self._quota = quota
-        if not self._exhausted:
-            await self.run()
-        return self._results
 
 
 class AsyncMap(Generic[_R]):
@@ -145,19 +67,47 @@ class AsyncMap(Generic[_R]):
     close the iterable it was given.
     """
 
-    __slots__ = ("_due", "_limit", "_pending", "_pool", "_state")
+    __slots__ = ("_due", "_func", "_limit", "_pending", "_pool", "_state")
 
-    def __init__(self, pool: _MapPool, limit: int) -> None:
+    def __init__(
+        self,
+        func: Callable[[Any], Awaitable[Any]],
+        source: Iterator[Any] | AsyncIterator[Any],
+        *,
+        is_async: bool,
+        limit: int,
+        return_exceptions: bool,
+    ) -> None:
         # cc's checkpoint rule, bound once: every step of the iteration spends it.
         self._due = checkpoint_rule(None)
-        self._pool = pool
+        self._func = func
+        self._pool = JobPool(
+            source,
+            name="async_map",
+            limit=limit,
+            return_exceptions=return_exceptions,
+            call=self._call,
+            is_async=is_async,
+        )
         self._limit = limit
         self._state = _FRESH
         # Results of the current window not yet handed out, last one first.
         self._pending: list[_R] = []
 
+    def _call(self, item: Any) -> Awaitable[Any]:
+        # In the job's own task: func must give an awaitable, or the map fails.
+        awaitable = self._func(item)
+        if not is_awaitable(awaitable):
+            raise FatalError(
+                ValidationError(
+                    f"async_map: func must return an awaitable (be an async "
+                    f"function), but it returned {describe(awaitable)}"
+                )
+            )
+        return awaitable
+
     def __repr__(self) -> str:
-        func = getattr(self._pool._func, "__qualname__", repr(self._pool._func))
+        func = getattr(self._func, "__qualname__", repr(self._func))
         return f"<{type(self).__name__} {func} limit={self._limit} {self._state}>"
 
     def __await__(self) -> Generator[Any, None, list[_R]]:
@@ -232,12 +182,7 @@ class AsyncMap(Generic[_R]):
             self._due = await take_checkpoint(self._due)
         return self.__aiter__()
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
 
@@ -332,11 +277,10 @@ def async_map(
                 f"{describe(iterable)}"
             ) from None
         is_async = False
-    pool = _MapPool(
+    return AsyncMap(
         func,
         source,
         is_async=is_async,
         limit=limit_value,
         return_exceptions=return_exceptions,
     )
-    return AsyncMap(pool, limit_value)

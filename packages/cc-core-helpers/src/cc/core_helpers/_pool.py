@@ -1,38 +1,36 @@
 """The engine of async_gather and async_map: a task per job, at most ``limit`` at once.
 
-Every job runs in a task of its own, started in a task group owned by the
-call. Nothing a job does can therefore be seen as done by the caller or by
-another job: a lock it takes, a limiter token it borrows, the task that
-``anyio.get_current_task()`` reports, the context variables it sets. (An
-earlier design ran jobs that finished without waiting in the calling task and
-ran several jobs one after another in shared worker tasks; it was faster, and
-it let a job re-enter a lock its caller held.)
+Every job runs in a task of its own, in a task group owned by the call, so
+nothing a job does (a lock it takes, a token it borrows, the task anyio
+reports, the context variables it sets) is seen as done by the caller or by
+another job. (Running jobs that finish at once in the calling task, or
+several in one worker task, was faster, and let a job re-enter a lock its
+caller held.)
 
-The calling task is the *feeder*: it claims the next job (taking the next
-awaitable, or pulling the next item from the source, so that a source is
-always read by the task that called the helper) and spawns a task for it,
-until ``limit`` jobs are running; then it waits until one finishes. So a task
-is spawned for each job that starts, and only then. Jobs are claimed, and
-their tasks spawned, in input order; when several tasks are spawned at the
-same moment, the backend decides which runs first (trio deliberately varies
-it).
+The calling task is the *feeder*: it takes the next job from the source (so
+a source is always read by the task that called the helper) and spawns a task
+for it, until ``limit`` jobs are running; then it waits until one finishes.
+Jobs are taken, and their tasks spawned, in input order; when several tasks
+are spawned at the same moment, the backend decides which runs first (trio
+deliberately varies it).
 
-Failure handling is structured: the first failure cancels the task group
-(every job still in flight is cancelled; jobs not claimed yet are never
-claimed; jobs whose task has not started yet never start) and the pool waits
-for every task to finish before anything is raised. Job tasks never let an
-exception escape into the task group; they record it, and :meth:`JobPool.run`
-decides what to raise once nothing is running any more.
+The first failure cancels the task group (jobs in flight are cancelled,
+jobs not taken or not started never start) and the pool waits for every task
+to finish before anything is raised. Job tasks record their exceptions
+instead of letting them into the task group; the pool decides what to raise.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import anyio
 from anyio.abc import TaskGroup
 from anyio.lowlevel import checkpoint_if_cancelled
+
+from cc.core_helpers._validation import close_coroutines
 
 __all__ = ["FatalError", "JobPool"]
 
@@ -40,11 +38,9 @@ logger = logging.getLogger(__name__)
 
 
 class FatalError(Exception):
-    """Raised by a job to stop the whole pool with ``error``.
+    """Raised by a job that could not even start: the pool raises ``error``.
 
-    ``return_exceptions`` does not apply: the pool raises ``error`` itself.
-    Used when the job cannot even be started (``async_map``'s function did
-    not return an awaitable), which is a programming error, not a result.
+    ``return_exceptions`` does not apply: a programming error, not a result.
     """
 
     def __init__(self, error: BaseException) -> None:
@@ -53,19 +49,19 @@ class FatalError(Exception):
 
 
 class JobPool:
-    """Run jobs, each in a task of its own, at most ``limit`` at once.
+    """Run each job of ``source`` in a task of its own, at most ``limit`` at once.
 
-    Subclasses provide the jobs through :meth:`_claim` (or :meth:`_claim_async`
-    when ``_async_source`` is true), turn a claimed job into an awaitable with
-    ``_call`` (in the job's own task) when jobs are not awaitables already,
-    and drop a job that will never start with :meth:`_discard`.
+    :param source: the jobs (an iterator, or an async iterator if ``is_async``),
+        read by the feeder; the pool never closes it
+    :param call: turns a job into an awaitable, in the job's own task; ``None``
+        when the jobs are awaitables (then a job that never starts is closed)
     """
 
     __slots__ = (
-        "_async_source",
         "_call",
+        "_exhausted",
         "_failures",
-        "_job",
+        "_is_async",
         "_job_name",
         "_limit",
         "_name",
@@ -73,19 +69,29 @@ class JobPool:
         "_return_exceptions",
         "_running",
         "_slot_freed",
+        "_source",
         "_stopping",
         "_task_group",
     )
 
-    def __init__(self, *, name: str, limit: float, return_exceptions: bool) -> None:
+    def __init__(
+        self,
+        source: Iterator[Any] | AsyncIterator[Any],
+        *,
+        name: str,
+        limit: float,
+        return_exceptions: bool,
+        call: Callable[[Any], Awaitable[Any]] | None = None,
+        is_async: bool = False,
+    ) -> None:
+        self._source = source
+        self._is_async = is_async
+        self._call = call
         self._name = name
         self._job_name = f"{name} job"
         self._limit = limit
         self._return_exceptions = return_exceptions
-        self._async_source = False
-        # Turns a claimed job into an awaitable; None when jobs are awaitables.
-        self._call: Any = None
-        self._job: Any = None
+        self._exhausted = False
         self._results: list[Any] = []
         self._failures: list[BaseException] = []
         self._stopping = False
@@ -93,32 +99,17 @@ class JobPool:
         self._slot_freed: anyio.Event | None = None  # the feeder waits on it
         self._task_group: TaskGroup | None = None
 
-    # -- provided by subclasses ---------------------------------------------
+    async def next_results(self, quota: float) -> list[Any]:
+        """Run the next ``quota`` jobs (or all that are left) to completion.
 
-    def _claim(self) -> int:
-        """Claim the next job: store it in ``_job`` and return its result index.
-
-        :return: the index in ``_results``, or -1 when there is nothing to claim
+        :return: their outcomes in input order; empty once the source is done
+        :raises BaseException: the chosen failure, if any (see
+            :meth:`_failure_to_raise`)
         """
-        raise NotImplementedError
-
-    async def _claim_async(self) -> int:
-        """Like :meth:`_claim`, for sources that must be awaited."""
-        raise NotImplementedError
-
-    def _discard(self, job: Any) -> None:
-        """Drop a claimed job whose task starts after the pool has stopped."""
-
-    def _finished(self) -> None:
-        """Release what was not used, once every job task has finished."""
-
-    # -- running -------------------------------------------------------------
-
-    async def run(self) -> None:
-        """Run every claimable job; raise the chosen failure if any.
-
-        On return, ``_results`` holds one outcome per claimed job.
-        """
+        self._results = []
+        self._failures = []
+        if self._exhausted:
+            return self._results
         self._stopping = False
         self._running = 0
         self._slot_freed = None
@@ -126,16 +117,15 @@ class JobPool:
         try:
             async with anyio.create_task_group() as task_group:
                 self._task_group = task_group
-                await self._feed(task_group)
+                await self._feed(task_group, quota)
         except BaseException as exc:
             # Only a cancellation from outside (or a KeyboardInterrupt delivered
             # to this task) gets here: job tasks and the feeder never raise.
             error = exc
         finally:
             self._task_group = None
-            self._finished()
         if error is None and not self._failures:
-            return
+            return self._results
         try:
             failure = await self._failure_to_raise(error)
         finally:
@@ -146,37 +136,44 @@ class JobPool:
             del failure
             self._failures = []
 
-    async def _feed(self, task_group: TaskGroup) -> None:
-        """Claim jobs and spawn a task for each, keeping at most ``limit`` running."""
+    async def _feed(self, task_group: TaskGroup, quota: float) -> None:
+        """Start ``quota`` jobs, a task each, keeping at most ``limit`` running."""
         start_soon = task_group.start_soon
         run_job = self._run_job
         name = self._job_name
-        while not self._stopping:
+        source: Any = self._source
+        is_async = self._is_async
+        ended = StopAsyncIteration if is_async else StopIteration
+        results = self._results
+        while not self._stopping and quota > 0:
             if self._running >= self._limit:
                 self._slot_freed = slot_freed = anyio.Event()
                 await slot_freed.wait()
                 continue
             try:
-                index = (
-                    await self._claim_async() if self._async_source else self._claim()
-                )
+                job = await anext(source) if is_async else next(source)
+            except ended:
+                self._exhausted = True
+                return
             except BaseException as exc:
                 # The source itself failed: that ends the pool, whatever
                 # return_exceptions says.
                 self._fail(exc)
                 return
-            if index < 0:
-                return
+            quota -= 1
             self._running += 1
-            start_soon(run_job, index, self._job, name=name)
+            index = len(results)
+            results.append(None)
+            start_soon(run_job, index, job, name=name)
 
     async def _run_job(self, index: int, job: Any) -> None:
         """Run one job in its own task, record its outcome and free its slot."""
         try:
-            if self._stopping:
-                self._discard(job)
-                return
             call = self._call
+            if self._stopping:
+                if call is None:
+                    close_coroutines((job,))
+                return
             self._results[index] = await (job if call is None else call(job))
         except BaseException as exc:
             if (
@@ -207,14 +204,10 @@ class JobPool:
     async def _failure_to_raise(self, error: BaseException | None) -> BaseException:
         """Pick the one exception to raise once every job task has finished.
 
-        1. An exception that reached the calling task itself and is not a
-           cancellation (a KeyboardInterrupt, say) always wins.
-        2. Otherwise the first failure of a job that is not a cancellation,
-           preferring a BaseException such as KeyboardInterrupt or SystemExit
-           over an ordinary Exception. Failures of other jobs are attached to
-           it as a note and logged at DEBUG level, never raised in a group.
-        3. Otherwise (only cancellations) the cancellation that reached the
-           calling task, or, failing that, the first one recorded.
+        In order: what reached the calling task itself unless a cancellation;
+        the first job failure that is not a cancellation (a BaseException
+        first; the others noted on it and logged, as async_gather documents);
+        the cancellation that reached the caller, or the first recorded.
         """
         cancelled = anyio.get_cancelled_exc_class()
         if error is not None and not _is_cancellation(error, cancelled):
@@ -258,9 +251,8 @@ class JobPool:
 def _is_cancellation(exc: BaseException, cancelled: type[BaseException]) -> bool:
     """Return whether ``exc`` is a cancellation, or a group of nothing else.
 
-    (A raw trio nursery that is cancelled raises its Cancelled in a group.)
-    Exception groups are recognised by their ``exceptions`` tuple, which the
-    builtin class and the ``exceptiongroup`` backport of Python 3.10 share.
+    (A cancelled raw trio nursery raises its Cancelled in a group; groups are
+    recognised by the ``exceptions`` tuple the 3.10 backport shares.)
     """
     if isinstance(exc, cancelled):
         return True

@@ -9,7 +9,7 @@ from typing import Any, NoReturn, TypeVar
 
 import anyio
 
-from cc.core_helpers._errors import MissingDependencyError, ValidationError
+from cc.core_helpers._errors import ValidationError
 from cc.core_helpers._validation import (
     check_flag,
     describe,
@@ -22,6 +22,15 @@ __all__ = ["async_run"]
 _T = TypeVar("_T")
 
 _BACKENDS = ("asyncio", "trio")
+
+
+class MissingDependencyError(ValidationError, ModuleNotFoundError):
+    """An optional dependency needed for the requested option is not installed.
+
+    Private: raised by :func:`~cc.core_helpers.async_run` as a
+    :class:`ValidationError` that is also a :class:`ModuleNotFoundError`, so
+    that both ``except ValidationError`` and ``except ImportError`` work.
+    """
 
 
 def async_run(

@@ -5,21 +5,22 @@ from __future__ import annotations
 import math
 import sys
 import time
-from collections.abc import Awaitable
+import types
+from collections.abc import Awaitable, Generator
 from types import CoroutineType
-from typing import TypeVar
+from typing import Any, Protocol, TypeVar, cast
 
 import anyio
 
-from cc.core_helpers._checkpoint import checkpoint_closing, checkpoint_due
-from cc.core_helpers._driving import resume, step_iterator
 from cc.core_helpers._errors import ValidationError
 from cc.core_helpers._validation import (
     check_seconds,
+    checkpoint_closing,
     close_coroutines,
     describe,
     is_awaitable,
 )
+from cc.primitives.lowlevel import checkpoint_due
 
 __all__ = ["async_sleep", "async_wait_for"]
 
@@ -29,6 +30,69 @@ _T = TypeVar("_T")
 # too large for a float (10**400) off the fast paths: anyio would raise
 # OverflowError turning them into a deadline; check_seconds makes them inf.
 _LONGEST = sys.float_info.max
+
+
+# async_wait_for drives the awaitable step by step: ``await`` would hide whether
+# it finished at once or had to wait, and work that finishes without waiting
+# needs no timer. The first ``send(None)`` finishes it or yields what it waits
+# for; resume() then hands that to the event loop unchanged and relays all the
+# event loop sends or throws, exactly as ``await`` would, in the same task.
+
+
+class Steps(Protocol):
+    """What the event loop drives a task's coroutine through (send/throw/close)."""
+
+    def send(self, value: Any, /) -> Any: ...
+
+    def throw(self, exc: BaseException, /) -> Any: ...
+
+    def close(self) -> None: ...
+
+
+def _delegate(iterator: Any) -> Generator[Any, Any, Any]:
+    # "yield from" gives any __await__ iterator (even one without send/throw)
+    # the full generator protocol, with exactly the semantics of "await".
+    return (yield from iterator)
+
+
+def step_iterator(awaitable: object) -> Steps:
+    """Return an object with ``send``/``throw``/``close`` that runs ``awaitable``.
+
+    The caller has checked that ``awaitable`` is awaitable.
+    """
+    if type(awaitable) is CoroutineType:
+        return awaitable  # the common case, checked first
+    if type(awaitable) is types.GeneratorType:
+        # A generator-based coroutine (@types.coroutine) is its own iterator.
+        return awaitable
+    return _delegate(cast("Awaitable[Any]", awaitable).__await__())
+
+
+@types.coroutine
+def resume(steps: Steps, pending: Any) -> Generator[Any, Any, Any]:
+    """Continue ``steps``, which has just yielded ``pending``, to completion.
+
+    Awaiting the result behaves exactly like having awaited the original
+    awaitable from the start.
+    """
+    send = steps.send
+    throw = steps.throw
+    while True:
+        try:
+            sent = yield pending
+        except GeneratorExit:
+            steps.close()
+            raise
+        except BaseException as exc:
+            try:
+                pending = throw(exc)
+            except StopIteration as stop:
+                return stop.value
+        else:
+            try:
+                pending = send(sent)
+            except StopIteration as stop:
+                return stop.value
 
 
 async def async_sleep(delay: float) -> None:

@@ -1,4 +1,9 @@
-"""Argument checks shared by the helpers, with messages that say what is allowed."""
+"""Argument checks shared by the helpers, and closing what a helper will never run.
+
+Every message says what is allowed. A coroutine a helper was given but will
+never run (refused, or not started because of a cancellation) is closed, so
+that Python does not warn that it was never awaited.
+"""
 
 from __future__ import annotations
 
@@ -12,11 +17,13 @@ from types import CoroutineType
 from typing import Any
 
 from cc.core_helpers._errors import ValidationError
+from cc.primitives.lowlevel import checkpoint
 
 __all__ = [
     "check_flag",
     "check_limit",
     "check_seconds",
+    "checkpoint_closing",
     "close_coroutines",
     "describe",
     "is_awaitable",
@@ -110,11 +117,16 @@ def is_awaitable(value: object) -> bool:
 
 
 def close_coroutines(values: Iterable[Any]) -> None:
-    """Close every coroutine object in ``values``.
-
-    Called when a helper refuses its arguments: the coroutines will never run,
-    and closing them stops Python from warning that they were never awaited.
-    """
+    """Close every coroutine object in ``values``."""
     for value in values:
         if inspect.iscoroutine(value):
             value.close()
+
+
+async def checkpoint_closing(unstarted: Iterable[Any] = ()) -> None:
+    """Await a full checkpoint; if it raises, close the ``unstarted`` coroutines."""
+    try:
+        await checkpoint()
+    except BaseException:
+        close_coroutines(unstarted)
+        raise

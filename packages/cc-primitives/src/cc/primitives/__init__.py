@@ -14,6 +14,7 @@ that the primitives use to track owners.
 """
 
 from cc.primitives.__about__ import __version__ as __version__
+from cc.primitives._backend import current_task_key, task_name
 from cc.primitives._condition import Condition, ConditionStatistics
 from cc.primitives._errors import ConcurrencyError
 from cc.primitives._event import Event, EventStatistics
@@ -21,7 +22,6 @@ from cc.primitives._limiter import CapacityLimiter, CapacityLimiterStatistics
 from cc.primitives._lock import Lock, LockStatistics
 from cc.primitives._rate import RateLimiter, RateLimiterStatistics
 from cc.primitives._semaphore import Semaphore, SemaphoreStatistics
-from cc.primitives._tasks import current_task_key, task_name
 
 __all__ = [
     "Lock",

@@ -1,24 +1,11 @@
 """cc's one checkpoint rule, implemented once for every package of the toolkit.
 
-The rule (cc's default, ``fast_acquire=None``): *on each thread, every*
-:data:`CHECKPOINT_INTERVAL` *-th cc async operation that does not have to
-wait starts with a full checkpoint* (a cancellation check and a yield to the
-event loop), before it takes anything. An operation that waits is a
-checkpoint anyway. So a loop of cc calls that never wait yields at least once
-every :data:`CHECKPOINT_INTERVAL` calls: a cancellation requested meanwhile
-ends it at the next checkpoint, and within two checkpoints (at most
-``2 * CHECKPOINT_INTERVAL`` calls) every other ready task has run and a
-passed deadline has ended it (at the first one the event loop turns the
-deadline into a cancellation, or trio may run the looping task first in its
-batch; the second one settles it).
-
-Why per thread: a task that never yields is the only task running on its
-thread's event loop, so one count per thread bounds every such task, including
-a loop that cycles over many objects (one lock per key), which a count per
-object would not. Tasks of one thread share the count, which only ever makes a
-checkpoint come sooner. A count per task (a context variable) or a module
-global were measured too: the first costs more on every call, the second is
-not exact when event loops run in several threads.
+The rule and its bound are stated in the primitives guide ("When cc yields").
+The count is per thread: a task that never yields is the only one running on
+its thread, so one count per thread bounds every such task, even a loop over
+many objects (one lock per key), which a count per object would not. A count
+per task (a context variable) costs more per call; a module global is not
+exact when event loops run in several threads.
 """
 
 from __future__ import annotations
@@ -42,9 +29,8 @@ __all__ = [
 
 CHECKPOINT_INTERVAL = 64
 """N of the rule: every N-th cc operation on a thread that does not wait is a
-full checkpoint. A checkpoint costs a few microseconds (a turn of the event
-loop); spread over 64 calls it adds about a tenth of a microsecond to each
-(measured), and 64 back-to-back calls take a few tens of microseconds."""
+full checkpoint (a few microseconds, about a tenth of one per call when spread
+over 64 calls)."""
 
 Rule = Iterator[bool]
 """A rule in its bound form: ``next(rule)`` spends a unit of a budget and
@@ -55,18 +41,13 @@ async def checkpoint() -> None:
     """Take a full checkpoint: check for cancellation, let other tasks run.
 
     It is :func:`anyio.lowlevel.checkpoint`, except that a trio task calls
-    trio's own checkpoint directly (anyio's wrapper around it costs about as
-    much again); trio is looked up, never imported.
+    trio's own checkpoint directly (anyio's wrapper costs about as much again).
     """
     await _backend_checkpoint()
 
 
 def _backend_checkpoint() -> Awaitable[None]:
-    """Return the running backend's checkpoint, to await at once.
-
-    :func:`take_checkpoint` awaits it directly: one coroutine less than
-    ``await checkpoint()`` on every checkpoint the rule asks for.
-    """
+    # Awaited directly by take_checkpoint(): one coroutine less per checkpoint.
     trio: Any = sys.modules.get("trio")
     if trio is not None and trio.lowlevel.in_trio_task():
         return trio.lowlevel.checkpoint()  # type: ignore[no-any-return]
@@ -74,13 +55,9 @@ def _backend_checkpoint() -> Awaitable[None]:
 
 
 class _PerThread(threading.local):
-    """Each thread's budget: a cycle of answers, the last of every N ``True``.
-
-    ``next()`` on the cycle (a builtin on a C iterator) is the cheapest count
-    there is, cheaper than any call of a function or a bound method;
-    :func:`checkpoint_rule` hands the cycle out, so that an object pays no
-    thread lookup per call either.
-    """
+    # Each thread's budget: a cycle of answers, the last of every N True.
+    # next() on a C iterator is cheaper than any call of a function; handed
+    # out by checkpoint_rule(), it spares an object a thread lookup per call.
 
     def __init__(self) -> None:
         answers = (False,) * (CHECKPOINT_INTERVAL - 1) + (True,)
@@ -96,12 +73,10 @@ _NEVER: Rule = itertools.repeat(False)
 def checkpoint_due() -> bool:
     """Spend one unit of the running thread's budget; say whether to checkpoint now.
 
-    Call it once at the start of every async operation that follows cc's
-    default rule, before the operation takes anything; when it returns
-    ``True`` the caller must ``await checkpoint()`` before going on. Every
-    :data:`CHECKPOINT_INTERVAL`-th call on a thread returns ``True``. It never
-    awaits, so a fast path pays one cheap call when no checkpoint is due. An
-    object that makes many calls is cheaper with a rule from
+    Call it at the start of every async operation that follows cc's default
+    rule, before the operation takes anything; when it returns ``True`` (every
+    :data:`CHECKPOINT_INTERVAL`-th call on a thread), ``await checkpoint()``
+    before going on. An object is cheaper with a rule from
     :func:`checkpoint_rule`, which counts on the same budget.
 
     >>> from cc.primitives.lowlevel import CHECKPOINT_INTERVAL, checkpoint_due
@@ -129,10 +104,9 @@ def checkpoint_rule(fast_acquire: bool | None) -> Rule:
     ``True``                always ``False``: never yields (anyio's opt-in)
     ======================  ====================================================
 
-    For ``None`` the rule is the calling thread's budget itself, which saves
-    a thread lookup per call; :func:`take_checkpoint` re-binds it to the
-    thread that runs the object. Store the result at construction and start
-    each async operation with::
+    For ``None`` the rule is the calling thread's budget itself;
+    :func:`take_checkpoint` re-binds it to the thread that runs the object.
+    Store the result at construction and start each async operation with::
 
         if next(self._due):
             self._due = await take_checkpoint(self._due)

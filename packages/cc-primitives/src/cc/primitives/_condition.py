@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Generator
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any, TypeVar
 
 import anyio
@@ -12,7 +11,7 @@ from anyio.lowlevel import checkpoint_if_cancelled
 
 from cc.primitives._checkpoints import checkpoint, checkpoint_due, take_checkpoint
 from cc.primitives._lock import Lock, LockStatistics
-from cc.primitives._parking import ParkingLot
+from cc.primitives._parking import ParkingLot, Primitive
 from cc.primitives._validation import check_int
 
 __all__ = ["Condition", "ConditionStatistics"]
@@ -50,7 +49,7 @@ class _Notified:
 _NOTIFIED = _Notified()
 
 
-class Condition:
+class Condition(Primitive):
     """A condition variable: wait until another task notifies you.
 
     The condition wraps a reentrant :class:`Lock` (a new one unless given).
@@ -88,7 +87,7 @@ class Condition:
     [1]
     """
 
-    __slots__ = ("__weakref__", "_lock", "_waiters")
+    __slots__ = ("_lock",)
 
     def __init__(self, lock: Lock | None = None) -> None:
         if lock is None:
@@ -98,21 +97,14 @@ class Condition:
                 f"lock must be a cc.primitives.Lock, not {type(lock).__name__}"
             )
         self._lock = lock
+        # No checkpoint rule of its own: wait_for() follows the lock's.
         self._waiters = ParkingLot()
 
-    def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self._lock!r} waiting={self._waiters.parked}>"
+    def _state(self) -> str:
+        return repr(self._lock)
 
     async def __aenter__(self) -> None:
         await self._lock.__aenter__()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._lock.release()
 
     @property
     def lock(self) -> Lock:

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from types import TracebackType
 
 import anyio
 
-from cc.primitives._checkpoints import checkpoint_rule, take_checkpoint
-from cc.primitives._parking import ParkingLot
-from cc.primitives._tasks import current_task_key, task_name
+from cc.primitives._backend import current_task_key, task_name
+from cc.primitives._checkpoints import take_checkpoint
+from cc.primitives._parking import Primitive
 from cc.primitives._validation import check_total_tokens
 
 __all__ = ["CapacityLimiter", "CapacityLimiterStatistics"]
@@ -36,7 +35,14 @@ def _borrower_name(borrower: object) -> str:
     return borrower if isinstance(borrower, str) else task_name(borrower)
 
 
-class CapacityLimiter:
+def _unhashable(borrower: object) -> TypeError:
+    return TypeError(
+        "borrower must be hashable (a task, a name, an id), not "
+        f"{type(borrower).__name__}"
+    )
+
+
+class CapacityLimiter(Primitive):
     """Limit how many borrowers may use a resource at once.
 
     Each borrower (by default the calling task) holds at most one token; a
@@ -70,23 +76,19 @@ class CapacityLimiter:
     (1, 2)
     """
 
-    __slots__ = ("__weakref__", "_borrowers", "_due", "_total_tokens", "_waiters")
+    __slots__ = ("_borrowers", "_total_tokens")
 
     def __init__(
         self, total_tokens: float, *, fast_acquire: bool | None = None
     ) -> None:
         self._total_tokens = check_total_tokens(total_tokens)
-        self._due = checkpoint_rule(fast_acquire)
+        # Waiters are keyed by borrower. Tokens are handed straight to them
+        # as they free up, so nobody waits while a token is free.
+        super().__init__(fast_acquire)
         self._borrowers: set[object] = set()
-        # Borrowers waiting, keyed by borrower. Tokens are handed straight to
-        # them as they free up, so nobody waits while a token is free.
-        self._waiters = ParkingLot()
 
-    def __repr__(self) -> str:
-        return (
-            f"<{type(self).__name__} borrowed={len(self._borrowers)}/"
-            f"{self._total_tokens} waiting={self._waiters.parked}>"
-        )
+    def _state(self) -> str:
+        return f"borrowed={len(self._borrowers)}/{self._total_tokens}"
 
     async def __aenter__(self) -> None:
         if next(self._due):
@@ -97,14 +99,6 @@ class CapacityLimiter:
             borrowers.add(task)
         elif not self._borrow(task):
             await self._wait_for_token(task)
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.release()
 
     @property
     def total_tokens(self) -> float:
@@ -167,10 +161,7 @@ class CapacityLimiter:
         try:
             holding = borrower in self._borrowers
         except TypeError:
-            raise TypeError(
-                "borrower must be hashable (a task, a name, an id), not "
-                f"{type(borrower).__name__}"
-            ) from None
+            raise _unhashable(borrower) from None
         if holding or borrower in self._waiters:
             state = "holding" if holding else "waiting for"
             raise RuntimeError(
@@ -210,10 +201,7 @@ class CapacityLimiter:
                 "of this CapacityLimiter's tokens"
             ) from None
         except TypeError:
-            raise TypeError(
-                "borrower must be hashable (a task, a name, an id), not "
-                f"{type(borrower).__name__}"
-            ) from None
+            raise _unhashable(borrower) from None
         if self._waiters.parked:
             self._wake_waiters()
 

@@ -7,9 +7,9 @@ from types import TracebackType
 
 import anyio
 
-from cc.primitives._checkpoints import checkpoint_rule, take_checkpoint
-from cc.primitives._parking import ParkingLot
-from cc.primitives._tasks import current_task_key, task_info, task_name
+from cc.primitives._backend import current_task_key, task_info, task_name
+from cc.primitives._checkpoints import take_checkpoint
+from cc.primitives._parking import Primitive
 
 __all__ = ["Lock", "LockStatistics"]
 
@@ -29,7 +29,7 @@ class LockStatistics(anyio.LockStatistics):
     depth: int
 
 
-class Lock:
+class Lock(Primitive):
     """A reentrant mutual-exclusion lock owned by the task that acquired it.
 
     The owning task may acquire the lock again; it must then release it as
@@ -66,22 +66,19 @@ class Lock:
     2
     """
 
-    __slots__ = ("__weakref__", "_depth", "_due", "_owner", "_waiters")
+    __slots__ = ("_depth", "_owner")
 
     def __init__(self, *, fast_acquire: bool | None = None) -> None:
-        self._due = checkpoint_rule(fast_acquire)
+        # Waiters are keyed by task. The lock is handed straight to the first
+        # of them on release, so it is never free while one waits.
+        super().__init__(fast_acquire)
         self._owner: object | None = None
         self._depth = 0
-        # Tasks waiting, keyed by task. The lock is handed straight to the
-        # first of them on release, so it is never free while one waits.
-        self._waiters = ParkingLot()
 
-    def __repr__(self) -> str:
+    def _state(self) -> str:
         if self._owner is None:
-            state = "unlocked"
-        else:
-            state = f"locked by {task_name(self._owner)!r} depth={self._depth}"
-        return f"<{type(self).__name__} {state} waiting={self._waiters.parked}>"
+            return "unlocked"
+        return f"locked by {task_name(self._owner)!r} depth={self._depth}"
 
     async def __aenter__(self) -> None:
         if next(self._due):

@@ -1,25 +1,17 @@
-"""The one first-in first-out waiting primitive under every cc primitive.
-
-A :class:`ParkingLot` holds tasks that wait for something another task will
-give them: ownership of a lock, a token, a notification, a queue item. The
-waker decides what to give and hands it over *directly* when it wakes the
-task (no barging: a task that runs in between cannot take it first). The hard
-part, what happens when a task is woken with something just as it is
-cancelled, is written here once: the task passes what it was given to the
-``hand_back`` callback of its :meth:`ParkingLot.park` call before the
-cancellation propagates, so nothing is stranded.
-"""
+"""The first-in first-out waiting primitive under every cc primitive, and their base."""
 
 from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
+from types import TracebackType
 
 import anyio
 
-from cc.primitives._clock import new_event
+from cc.primitives._backend import new_event
+from cc.primitives._checkpoints import checkpoint_rule
 
-__all__ = ["ParkingLot"]
+__all__ = ["ParkingLot", "Primitive"]
 
 
 class ParkingLot:
@@ -45,11 +37,10 @@ class ParkingLot:
       next parked task, or back to the structure it came from); it runs in
       the cancelled task, synchronously, before anything else runs.
 
-    The lot allocates its waiting structure when a task first parks and
-    drops it when the last one leaves, so an idle lot costs one small object.
-    Test ``lot.parked`` (the number of parked tasks, an attribute) on a hot
-    path: it is much cheaper than ``len(lot)`` or ``bool(lot)``.
-    It belongs to the event loop of its tasks and is not thread safe.
+    An idle lot costs one small object. Test ``lot.parked`` (the number of
+    parked tasks) on a hot path: it is much cheaper than ``len(lot)`` or
+    ``bool(lot)``. It belongs to the event loop of its tasks and is not
+    thread safe.
 
     >>> import anyio
     >>> from cc.primitives.lowlevel import ParkingLot
@@ -200,3 +191,33 @@ class ParkingLot:
         if line is None:
             raise LookupError("no task is parked in this ParkingLot")
         return next(iter(line))
+
+
+class Primitive:
+    """The base of cc's primitives: a line of waiting tasks and a checkpoint rule.
+
+    ``async with`` ends with ``release()``; ``repr()`` shows :meth:`_state`
+    and how many tasks wait.
+    """
+
+    __slots__ = ("__weakref__", "_due", "_waiters")
+
+    release: Callable[[], None]
+
+    def __init__(self, fast_acquire: bool | None = None) -> None:
+        self._due = checkpoint_rule(fast_acquire)
+        self._waiters = ParkingLot()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self._state()} waiting={self._waiters.parked}>"
+
+    def _state(self) -> str:
+        raise NotImplementedError
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.release()

@@ -8,8 +8,8 @@ from types import TracebackType
 
 import anyio
 
+from cc.primitives._backend import current_time
 from cc.primitives._checkpoints import checkpoint_rule, take_checkpoint
-from cc.primitives._clock import current_time
 from cc.primitives._parking import ParkingLot
 from cc.primitives._validation import check_positive_number
 
@@ -42,15 +42,13 @@ class RateLimiter:
     ``period`` seconds, wherever it starts, ever holds more than ``rate``. An
     idle limiter lets a burst of up to ``rate`` through at once; after that,
     a slot frees up ``period`` seconds after the acquisition that used it.
-    (A leaky bucket or GCRA with the same burst allowance would let nearly
-    twice ``rate`` through in some windows; API quotas such as "100 calls a
-    minute" are windows.) Memory is one small entry (a clock reading and an
-    amount: two slots of a deque and a float) per acquisition made within the
-    last ``period``; acquisitions at the same clock reading share one.
+    (A leaky bucket or GCRA with the same burst would let nearly twice
+    ``rate`` through in some windows.) Memory is one small entry per clock
+    reading at which acquisitions were made within the last ``period``.
 
     Waiters are served first in, first out: only the task at the head of the
-    queue sleeps until its turn, and a task that is cancelled while queued
-    leaves without consuming capacity.
+    queue sleeps until its turn, and a task cancelled while queued leaves
+    without consuming capacity.
 
     :param rate: acquisitions per period (a positive finite number)
     :param period: the period in seconds (a positive finite number)
@@ -92,8 +90,6 @@ class RateLimiter:
         self._rate = check_positive_number("rate", rate, allow_inf=False)
         self._period = check_positive_number("period", period, allow_inf=False)
         self._due = checkpoint_rule(fast_acquire)
-        # [time, amount] of every acquisition still inside the window, oldest
-        # first, and their sum.
         # Every acquisition still inside the window, oldest first, as a clock
         # reading followed by its amount (flat: no object per entry), and
         # the sum of those amounts.

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from types import TracebackType
 from typing import TypeVar
 
 import anyio
 
-from cc.primitives._checkpoints import checkpoint_rule, take_checkpoint
-from cc.primitives._parking import ParkingLot
+from cc.primitives._checkpoints import take_checkpoint
+from cc.primitives._parking import Primitive
 from cc.primitives._validation import check_int
 
 __all__ = ["Semaphore", "SemaphoreStatistics"]
@@ -32,7 +31,7 @@ class SemaphoreStatistics(anyio.SemaphoreStatistics):
     max_value: int | None
 
 
-class Semaphore:
+class Semaphore(Primitive):
     """A counting semaphore: at most ``initial_value`` holders at once.
 
     :meth:`acquire` takes a token, waiting in first-in first-out order when
@@ -48,11 +47,7 @@ class Semaphore:
     :param initial_value: tokens available at first (``>= 0``)
     :param max_value: optional upper bound on the value (``>= initial_value``)
     :param fast_acquire: the checkpoint rule of an acquisition that does not
-        have to wait, as for :class:`Lock`: ``None`` (cc's default, a
-        checkpoint every
-        :data:`~cc.primitives.lowlevel.CHECKPOINT_INTERVAL`-th such call on a
-        thread), ``False`` (every call),
-        ``True`` (never)
+        have to wait, as for :class:`Lock` (``None``: cc's default)
     :raises TypeError: for a value that is not an integer, or a
         ``fast_acquire`` that is not a bool or ``None``
     :raises ValueError: for a negative ``initial_value`` or a ``max_value``
@@ -69,7 +64,7 @@ class Semaphore:
     (1, 2)
     """
 
-    __slots__ = ("__weakref__", "_due", "_max_value", "_value", "_waiters")
+    __slots__ = ("_max_value", "_value")
 
     def __init__(
         self,
@@ -85,19 +80,15 @@ class Semaphore:
                 "max_value must be equal to or higher than initial_value "
                 f"(max_value={max_value}, initial_value={initial_value})"
             )
-        self._due = checkpoint_rule(fast_acquire)
-        self._value = initial_value
-        self._max_value = max_value
         # A release hands its token straight to the first waiter, so the
         # value stays 0 while anyone waits.
-        self._waiters = ParkingLot()
+        super().__init__(fast_acquire)
+        self._value = initial_value
+        self._max_value = max_value
 
-    def __repr__(self) -> str:
+    def _state(self) -> str:
         bound = "" if self._max_value is None else f"/{self._max_value}"
-        return (
-            f"<{type(self).__name__} value={self._value}{bound} "
-            f"waiting={self._waiters.parked}>"
-        )
+        return f"value={self._value}{bound}"
 
     async def __aenter__(self: _S) -> _S:
         if next(self._due):
@@ -108,14 +99,6 @@ class Semaphore:
             # Woken with the token a release handed over.
             await self._waiters.park(hand_back=self._pass_on)
         return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.release()
 
     @property
     def value(self) -> int:

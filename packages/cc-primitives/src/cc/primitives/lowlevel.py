@@ -6,11 +6,9 @@ module is public and stable for that purpose (and for anyone building their
 own primitive); application code normally needs only :mod:`cc.primitives`.
 
 **Waiting in line**: :class:`ParkingLot`. A task parks (first in, first
-out) until another task wakes it with a value (the ownership, token, item or
-notification it waited for). The waker hands the value over directly, so no
-task that runs in between can take it. When a woken task is cancelled before
-it resumes, the lot calls the ``hand_back`` it was given, so the value is
-passed on instead of lost. A typical "try without waiting, else park"::
+out) until another task wakes it with a value, handed over directly; a value
+given to a task cancelled before it resumes goes to its ``hand_back``. A
+typical "try without waiting, else park"::
 
     async def get(self) -> Item:
         if next(self._due):  # the checkpoint rule, below
@@ -25,18 +23,13 @@ passed on instead of lost. A typical "try without waiting, else park"::
         else:
             self._items.append(item)
 
-**The checkpoint rule** (written once, in the primitives guide): every async
-operation spends a unit of its thread's budget at its start, before it takes
-anything, and takes a full checkpoint (cancellation check + yield) when told
-to: every :data:`CHECKPOINT_INTERVAL`-th operation on a thread that does not
-wait is one, so no loop of cc calls starves the event loop or outlives its
-deadline by more than two checkpoints (twice that many calls). A function
-spends with :func:`checkpoint_due` and then ``await checkpoint()``; an object
-resolves its ``fast_acquire`` once with :func:`checkpoint_rule` into a rule
-in bound form, an iterator that ``next()`` spends (cheaper per call than any
-function), and uses :func:`take_checkpoint`. Neither awaits anything when no
-checkpoint is due.
-Operations that park need nothing more: parking is a checkpoint.
+**The checkpoint rule** (stated in the primitives guide): every
+:data:`CHECKPOINT_INTERVAL`-th async operation on a thread that does not
+wait starts with a full checkpoint, before it takes anything. A function
+spends its thread's budget with :func:`checkpoint_due` and then ``await
+checkpoint()``; an object resolves its ``fast_acquire`` once with
+:func:`checkpoint_rule` and uses :func:`take_checkpoint`. Neither awaits
+anything when no checkpoint is due; operations that park need nothing more.
 
 **Task identity**: :func:`current_task_key` (the backend's own task object,
 cheap) and :func:`task_name`, for whatever is owned by a task.
@@ -54,6 +47,7 @@ cheap) and :func:`task_name`, for whatever is owned by a task.
 True
 """
 
+from cc.primitives._backend import current_task_key, task_name
 from cc.primitives._checkpoints import (
     CHECKPOINT_INTERVAL,
     checkpoint,
@@ -62,7 +56,6 @@ from cc.primitives._checkpoints import (
     take_checkpoint,
 )
 from cc.primitives._parking import ParkingLot
-from cc.primitives._tasks import current_task_key, task_name
 
 __all__ = [
     "CHECKPOINT_INTERVAL",
