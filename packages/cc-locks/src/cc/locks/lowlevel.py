@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from time import monotonic
 from typing import Any, Protocol, runtime_checkable
 
-from cc.locks._errors import LockTimeoutError, lost_error
+from cc.locks import _errors
 from cc.locks._records import format_site
 from cc.locks._steps import (
     AWAIT,
@@ -142,7 +142,7 @@ class Lease:
         fencing token still protects the time between the check and the action.
         """
         if self._lost is not None:
-            raise lost_error([(self.name, self._lost)])
+            raise _errors.lost_error([(self.name, self._lost)])
 
     def confirm(self, valid_until: float) -> None:
         """Note a renewal until ``valid_until`` (monotonic); for stores."""
@@ -165,7 +165,7 @@ class Reporter(Protocol):
     def remote_unavailable(
         self, record: Any, holder: RemoteHolder | None, queued: bool,
         timeout: float | None, blocking: bool,
-    ) -> LockTimeoutError:  # fmt: skip
+    ) -> _errors.LockTimeoutError:  # fmt: skip
         """Return the timeout error for a lock held in the store (or queued for)."""
 
     def wait_begins(self, holder: Any, record: Any) -> None:
