@@ -24,7 +24,7 @@ MAX_CLASS_LINES = 400
 BUDGETS = {
     "cc-concurrency": 501,
     "cc-core-helpers": 1253,
-    "cc-locks": 3782,
+    "cc-locks": 3798,  # +16: take_free takes nested sets too (a speed fix)
     "cc-primitives": 1905,
     "cc-queues": 2423,
     "cc-redis": 2843,

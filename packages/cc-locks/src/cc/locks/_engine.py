@@ -126,7 +126,8 @@ class LockEngine(OrderChecks[RecordT]):
                 raise ValueError("acquire() needs the name of at least one lock")
             records = {name: self.lookup(name) for name in names}
             ordered = tuple(sorted(records.values(), key=LockRecord.sort_key))
-            plan = Plan(ordered, learned=not self.checking or self._decided(ordered))
+            learned = not self.checking or self._decided(ordered)
+            plan = Plan(ordered, learned=learned, checked=self.checking)
             if len(self.plans) >= _MAX_PLANS:
                 self.plans.clear()
             self.plans[names] = plan

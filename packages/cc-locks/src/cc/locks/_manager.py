@@ -37,7 +37,7 @@ class ManagedLockBase(Generic[RecordT]):
 
     def __init__(self, manager: Any, record: RecordT) -> None:
         self._manager, self._record = manager, record
-        self._plan = Plan((record,), learned=True)
+        self._plan = Plan((record,), learned=True, checked=manager._engine.checking)
 
     @property
     def name(self) -> str:

@@ -316,26 +316,41 @@ class Plan(Generic[RecordT]):
 
     ``learned``: taking it from an empty hand needs no order check (its
     records ascend, and each pair is declared, learned, or nothing is checked).
+    ``checked``: whether its manager checks orders at all (policy not "off").
     """
 
-    __slots__ = ("__weakref__", "learned", "records", "release_order", "size")
+    __slots__ = ("__weakref__", "checked", "learned", "records", "release_order",
+                 "size")  # fmt: skip
 
-    def __init__(self, records: tuple[RecordT, ...], *, learned: bool) -> None:
-        self.records = records
+    def __init__(
+        self, records: tuple[RecordT, ...], *, learned: bool, checked: bool
+    ) -> None:
+        self.records, self.checked = records, checked
         self.release_order = records[::-1] if len(records) > 1 else records
         self.size, self.learned = len(records), learned
 
 
 def take_free(plan: Plan[Any], holder: Holder, now: float, site: Site) -> int:
-    """Take a learned plan for a holder that holds nothing, while locks are free.
+    """Take a learned plan while its locks are free, if it needs no check.
 
-    The common case, kept lean: no check is needed (see :class:`Plan`).
+    The common case, kept lean: an empty hand (see :class:`Plan`), or a hand
+    whose top and ceiling are declared orders below the plan's first (or no
+    checks). It stops at a re-entry or a busy lock: the checked path goes on.
 
     :return: how many records it took (0 if the case does not apply)
     """
     stack = holder.stack
-    if stack or not plan.learned:
+    if not plan.learned:
         return 0
+    held = len(stack)
+    if held:
+        if plan.checked:
+            first = plan.records[0]._order
+            if first is None or stack[-1]._order is None or first < holder.ceiling():
+                return 0
+        for record in plan.records:
+            if record._owner is holder:
+                return 0
     threaded = holder.thread
     for record in plan.records:
         if threaded:
@@ -352,7 +367,7 @@ def take_free(plan: Plan[Any], holder: Holder, now: float, site: Site) -> int:
         record._site = site
         record._acquisitions += 1
         stack.append(record)
-    return len(stack)
+    return len(stack) - held
 
 
 def release_levels(
