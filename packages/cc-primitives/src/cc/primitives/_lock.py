@@ -84,11 +84,12 @@ class Lock(Primitive):
         if next(self._due):
             self._due = await take_checkpoint(self._due)
         task = current_task_key()
-        if self._owner is None:  # the common case, without a call
-            self._owner = task
-            self._depth = 1
-        elif not self._take(task):
-            # Woken as the new owner (at depth 1) by _hand_off().
+        owner = self._owner
+        if owner is None:  # the common cases, without a call
+            self._owner, self._depth = task, 1
+        elif owner is task:
+            self._depth += 1
+        else:  # woken as the new owner (at depth 1) by _hand_off()
             await self._waiters.park(task, self._pass_on)
 
     async def __aexit__(
@@ -97,15 +98,14 @@ class Lock(Primitive):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if (
-            self._depth == 1
-            and not self._waiters.parked
-            and self._owner is current_task_key()
-        ):
-            self._owner = None  # the common case, without a call
-            self._depth = 0
-        else:
-            self.release()  # checks the owner, names it if it is not us
+        if self._owner is current_task_key():  # the common cases, without a call
+            if self._depth > 1:
+                self._depth -= 1
+                return
+            if not self._waiters.parked:
+                self._owner, self._depth = None, 0
+                return
+        self.release()  # hands the lock on, or names its owner if it is not us
 
     async def acquire(self) -> bool:
         """Acquire the lock, waiting until it is free; re-enter if already owned.
