@@ -282,6 +282,21 @@ def bench(session: nox.Session) -> None:
     )
 
 
+@nox.session(python=DEFAULT_PYTHON)
+def instructions(session: nox.Session) -> None:
+    """Count instructions per operation on the hot paths (callgrind).
+
+    ``nox -s instructions -- --rev 7690ba1`` compares that commit with the
+    working tree; ``--only trio`` keeps the cases whose group or name has
+    that word. For changes smaller than the noise of ``nox -s bench``.
+    """
+    _install_everything(
+        session, *_requirements(ROOT / "benchmarks" / "requirements.txt")
+    )
+    session.run("python", str(ROOT / "benchmarks" / "instructions.py"),
+                *session.posargs)  # fmt: skip
+
+
 # -- release (see docs/release.md) -----------------------------------------
 
 

@@ -1,0 +1,311 @@
+"""Instructions per operation on the hot paths, for changes smaller than timing noise.
+
+Usage: ``python benchmarks/instructions.py [--rev REV ...] [--only WORD ...]``
+(through ``nox -s instructions -- ...``).
+
+On a shared two-core machine the wall-clock figures of ``nox -s bench`` move
+by 20% or more between runs of the same code, so a 10% budget cannot be
+judged from them. Valgrind's callgrind counts the instructions a program
+executes, the same for the same code to within about 2%, whatever else the
+machine does. Each case performs its operation ``N`` and ``6 N`` times in a
+fresh interpreter under callgrind; the difference over ``5 N`` is the cost of
+one operation, without the start-up. Each case is counted on the working tree
+and on each ``--rev`` (checked out in a temporary git worktree, with its own
+``packages/*/src`` first on the path), and shown as a ratio to its group's
+yardstick (a native lock) in each tree, with the change of that ratio against
+the first tree: ``--rev 7690ba1`` puts that commit first, as the base.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+OPS = 2_000  # N: the case runs N and 6 N times
+_COLLECTED = re.compile(r"Collected\s*:\s*(\d+)")
+
+
+@dataclass(frozen=True)
+class Case:
+    """One operation: ``make(backend)`` returns ``run(n)`` (async for a loop)."""
+
+    group: str
+    name: str
+    backend: str  # "threads", "asyncio" or "trio"
+    make: Callable[[str], Any]
+    yardstick: bool = False
+
+
+def _native_pair(backend: str) -> Any:
+    if backend == "threads":
+        a, b = threading.RLock(), threading.RLock()
+
+        def run(n: int) -> None:
+            for _ in range(n):
+                with a, b:
+                    pass
+
+        return run
+    if backend == "trio":
+        import trio
+
+        x: Any = trio.Lock()
+        y: Any = trio.Lock()
+    else:
+        x, y = asyncio.Lock(), asyncio.Lock()
+
+    async def arun(n: int) -> None:
+        for _ in range(n):
+            async with x, y:
+                pass
+
+    return arun
+
+
+def _manager(nested: bool, checks: bool) -> Callable[[str], Any]:
+    options: dict[str, Any] = {} if checks else {"policy": "off"}
+    if not checks:
+        options["detect_deadlocks"] = False
+
+    def make(backend: str) -> Any:
+        if backend == "threads":
+            from cc.locks import LockManager
+
+            acquire = LockManager({"a": 1, "b": 2}, **options).acquire
+
+            def run(n: int) -> None:
+                for _ in range(n):
+                    if nested:
+                        with acquire("a"), acquire("b"):
+                            pass
+                    else:
+                        with acquire("a", "b"):
+                            pass
+
+            return run
+        from cc.locks import AsyncLockManager
+
+        aacquire = AsyncLockManager({"a": 1, "b": 2}, **options).acquire
+
+        async def arun(n: int) -> None:
+            for _ in range(n):
+                if nested:
+                    async with aacquire("a"), aacquire("b"):
+                        pass
+                else:
+                    async with aacquire("a", "b"):
+                        pass
+
+        return arun
+
+    return make
+
+
+def _native_lock(backend: str) -> Any:
+    if backend == "trio":
+        import trio
+
+        lock: Any = trio.Lock()
+    else:
+        lock = asyncio.Lock()
+
+    async def arun(n: int) -> None:
+        for _ in range(n):
+            async with lock:
+                pass
+
+    return arun
+
+
+def _primitive(kind: str) -> Callable[[str], Any]:
+    def make(backend: str) -> Any:
+        import cc.primitives as p
+
+        made = {
+            "Lock": p.Lock,
+            "Lock re-entry": p.Lock,
+            "Semaphore": lambda: p.Semaphore(1),
+            "CapacityLimiter": lambda: p.CapacityLimiter(1),
+        }[kind]()
+
+        async def arun(n: int) -> None:
+            if kind == "Lock re-entry":
+                async with made:
+                    for _ in range(n):
+                        async with made:
+                            pass
+            else:
+                for _ in range(n):
+                    async with made:
+                        pass
+
+        return arun
+
+    return make
+
+
+def _cases() -> list[Case]:
+    cases = []
+    for backend in ("threads", "asyncio", "trio"):
+        group = f"lock pair [{backend}]"
+        native = "threading.RLock" if backend == "threads" else f"{backend}.Lock"
+        manager = "LockManager" if backend == "threads" else "AsyncLockManager"
+        cases.append(Case(group, f"nested {native}", backend, _native_pair, True))
+        for nested in (False, True):
+            for checks in (True, False):
+                name = f"{manager} {'nested' if nested else 'pair'}, " + (
+                    "all checks" if checks else "checks off"
+                )
+                cases.append(Case(group, name, backend, _manager(nested, checks)))
+    for backend in ("asyncio", "trio"):
+        group = f"primitives [{backend}]"
+        cases.append(Case(group, f"{backend}.Lock", backend, _native_lock, True))
+        for kind in ("Lock", "Lock re-entry", "Semaphore", "CapacityLimiter"):
+            cases.append(Case(group, f"cc {kind}", backend, _primitive(kind)))
+    return cases
+
+
+CASES = _cases()
+
+
+def perform(case: Case, n: int) -> None:
+    """Perform ``case``'s operation ``n`` times (in the counted interpreter)."""
+    run = case.make(case.backend)
+    if case.backend == "threads":
+        run(n)
+        return
+    import anyio
+
+    anyio.run(run, n, backend=case.backend)
+
+
+def count(tree: Path, case: Case, n: int) -> int:
+    """Return the instructions of a fresh interpreter performing ``case`` ``n`` times.
+
+    :raises RuntimeError: if valgrind is missing or the run fails
+    """
+    valgrind = shutil.which("valgrind")
+    if valgrind is None:
+        raise RuntimeError("valgrind is not installed (Debian's package valgrind)")
+    paths = [str(p) for p in sorted((tree / "packages").glob("*/src"))]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
+    index = CASES.index(case)
+    done = subprocess.run(
+        [valgrind, "--tool=callgrind", "--callgrind-out-file=/dev/null",
+         sys.executable, str(Path(__file__).resolve()), "--perform", str(index),
+         str(n)],
+        env=env, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    found = _COLLECTED.search(done.stderr)
+    if done.returncode != 0 or found is None:
+        raise RuntimeError(
+            f"{case.name} on {tree}: exit {done.returncode}\n{done.stderr[-2000:]}"
+        )
+    return int(found.group(1))
+
+
+def per_operation(tree: Path, case: Case, ops: int = OPS) -> float:
+    """Instructions of one operation: (count at 6 ``ops`` - at ``ops``) / 5 ``ops``."""
+    return (count(tree, case, 6 * ops) - count(tree, case, ops)) / (5 * ops)
+
+
+@contextmanager
+def checkout(rev: str) -> Iterator[Path]:
+    """Check ``rev`` out in a temporary git worktree (removed afterwards)."""
+    folder = Path(tempfile.mkdtemp(prefix="cc-instructions-"))
+    tree = folder / "tree"
+    subprocess.run(
+        ["git", "-C", str(ROOT), "worktree", "add", "--detach", "-q", str(tree), rev],
+        check=True,
+    )
+    try:
+        yield tree
+    finally:
+        subprocess.run(
+            ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)],
+            check=False,
+        )
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def table(trees: list[str], cases: list[Case], counts: dict[Any, float]) -> str:
+    """Render instructions per operation and ratios, one column per tree."""
+    lines = ["instructions per operation; ratio to the group's yardstick (*)"]
+    head = "".join(f"{t[:22]:>24}" for t in trees)
+    for group in dict.fromkeys(c.group for c in cases):
+        members = [c for c in cases if c.group == group]
+        yard = next((c for c in members if c.yardstick), None)
+        lines += ["", f"{group:<44}{head}"]
+        for case in members:
+            cells, ratios = [], []
+            for tree in trees:
+                mine = counts[tree, case]
+                ratio = mine / counts[tree, yard] if yard else None
+                ratios.append(ratio)
+                text = f"{mine:,.0f}" + (f" {ratio:5.2f}x" if ratio else "")
+                cells.append(f"{text:>24}")
+            change = ""
+            if len(trees) > 1 and ratios[0] and not case.yardstick:
+                delta = ratios[-1] / ratios[0] - 1
+                change = f"  {delta:+.0%}" + (" (over 10%)" if delta > 0.10 else "")
+            mark = "*" if case.yardstick else " "
+            lines.append(f"{mark} {case.name:<42}" + "".join(cells) + change)
+    lines += ["", "change: the last tree's ratio against the first tree's"]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Count every case (or those named by ``--only``) on each tree; print the table."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rev", nargs="*", default=[], help="commits to compare")
+    parser.add_argument(
+        "--only", nargs="*", default=[], help="words a case's group or name contains"
+    )
+    parser.add_argument("--ops", type=int, default=OPS, help="N (6 N is the other)")
+    parser.add_argument("--perform", nargs=2, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.perform:
+        perform(CASES[int(args.perform[0])], int(args.perform[1]))
+        return 0
+    cases = [
+        c for c in CASES
+        if not args.only or any(w in f"{c.group} {c.name}" for w in args.only)
+    ]  # fmt: skip
+    names = [*args.rev, "working tree"]
+    with _trees(args.rev) as paths:
+        jobs = [(name, case) for name in names for case in cases]
+        with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+            results = pool.map(
+                lambda job: per_operation(paths[job[0]], job[1], args.ops), jobs
+            )
+            counts = dict(zip(jobs, results, strict=True))
+    print(table(names, cases, counts))
+    return 0
+
+
+@contextmanager
+def _trees(revs: list[str]) -> Iterator[dict[str, Path]]:
+    if not revs:
+        yield {"working tree": ROOT}
+        return
+    with checkout(revs[0]) as first, _trees(revs[1:]) as rest:
+        yield {revs[0]: first, **rest}
+
+
+if __name__ == "__main__":
+    sys.exit(main())
