@@ -335,7 +335,7 @@ def take_free(plan: Plan[Any], holder: Holder, now: float, site: Site) -> int:
 
     The common case, kept lean: an empty hand (see :class:`Plan`), or a hand
     whose top and ceiling are declared orders below the plan's first (or no
-    checks). It stops at a re-entry or a busy lock: the checked path goes on.
+    checks), holding none of them. At a busy lock the checked path goes on.
 
     :return: how many records it took (0 if the case does not apply)
     """
