@@ -7,7 +7,8 @@ On a shared two-core machine the wall-clock figures of ``nox -s bench`` move
 by 20% or more between runs of the same code, so a 10% budget cannot be
 judged from them. Valgrind's callgrind counts the instructions a program
 executes, the same for the same code to within about 2%, whatever else the
-machine does. Each case performs its operation ``N`` and ``6 N`` times in a
+machine does. The cases are rows of ``bench_locks`` and ``bench_primitives``
+(their own functions). Each performs its operation ``N`` and ``6 N`` times in a
 fresh interpreter under callgrind; the difference over ``5 N`` is the cost of
 one operation, without the start-up. Each case is counted on the working tree
 and on each ``--rev`` (checked out in a temporary git worktree, with its own
@@ -19,14 +20,13 @@ the first tree: ``--rev 7690ba1`` puts that commit first, as the base.
 from __future__ import annotations
 
 import argparse
-import asyncio
+import importlib
 import os
 import re
 import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -51,115 +51,47 @@ class Case:
     yardstick: bool = False
 
 
-def _native_pair(backend: str) -> Any:
-    if backend == "threads":
-        a, b = threading.RLock(), threading.RLock()
-
-        def run(n: int) -> None:
-            for _ in range(n):
-                with a, b:
-                    pass
-
-        return run
-    if backend == "trio":
-        import trio
-
-        x: Any = trio.Lock()
-        y: Any = trio.Lock()
-    else:
-        x, y = asyncio.Lock(), asyncio.Lock()
-
-    async def arun(n: int) -> None:
-        for _ in range(n):
-            async with x, y:
-                pass
-
-    return arun
+def _bench(module: str) -> Any:
+    """Import a bench module (in the counted interpreter, on that tree's cc)."""
+    return importlib.import_module(f"bench_{module}")
 
 
-def _manager(nested: bool, checks: bool) -> Callable[[str], Any]:
-    options: dict[str, Any] = {} if checks else {"policy": "off"}
-    if not checks:
-        options["detect_deadlocks"] = False
+def _manager(checks: str, nested: bool) -> Callable[[str], Any]:
+    """Make the lock manager rows of ``bench_locks``, for ``backend``."""
 
     def make(backend: str) -> Any:
-        if backend == "threads":
-            from cc.locks import LockManager
-
-            acquire = LockManager({"a": 1, "b": 2}, **options).acquire
-
-            def run(n: int) -> None:
-                for _ in range(n):
-                    if nested:
-                        with acquire("a"), acquire("b"):
-                            pass
-                    else:
-                        with acquire("a", "b"):
-                            pass
-
-            return run
-        from cc.locks import AsyncLockManager
-
-        aacquire = AsyncLockManager({"a": 1, "b": 2}, **options).acquire
-
-        async def arun(n: int) -> None:
-            for _ in range(n):
-                if nested:
-                    async with aacquire("a"), aacquire("b"):
-                        pass
-                else:
-                    async with aacquire("a", "b"):
-                        pass
-
-        return arun
+        locks = _bench("locks")
+        if backend != "threads":
+            return locks._async_manager(checks, nested)()
+        return (locks._manager_nested if nested else locks._manager_pair)(checks)
 
     return make
-
-
-def _native_lock(backend: str) -> Any:
-    if backend == "trio":
-        import trio
-
-        lock: Any = trio.Lock()
-    else:
-        lock = asyncio.Lock()
-
-    async def arun(n: int) -> None:
-        for _ in range(n):
-            async with lock:
-                pass
-
-    return arun
 
 
 def _primitive(kind: str) -> Callable[[str], Any]:
+    """Make the ``async with`` rows of ``bench_primitives`` (``kind``: a cc class)."""
+
     def make(backend: str) -> Any:
-        import cc.primitives as p
-
-        made = {
-            "Lock": p.Lock,
-            "Lock re-entry": p.Lock,
-            "Semaphore": lambda: p.Semaphore(1),
-            "CapacityLimiter": lambda: p.CapacityLimiter(1),
-        }[kind]()
-
-        async def arun(n: int) -> None:
-            if kind == "Lock re-entry":
-                async with made:
-                    for _ in range(n):
-                        async with made:
-                            pass
-            else:
-                for _ in range(n):
-                    async with made:
-                        pass
-
-        return arun
+        primitives = _bench("primitives")
+        if kind == "Lock re-entry":
+            return primitives._reentry()
+        if kind == "native":
+            factory = primitives._native(backend, "Lock")[1]
+        else:
+            made = getattr(importlib.import_module("cc.primitives"), kind)
+            factory = made if kind == "Lock" else lambda: made(10)
+        return primitives._async_with(factory)()
 
     return make
 
 
+def _native_pair(backend: str) -> Any:
+    locks = _bench("locks")
+    return locks._rlock_pair if backend == "threads" else locks._native_pair(backend)()
+
+
 def _cases() -> list[Case]:
+    """Return the cases: the bench's own rows (its functions), counted, not timed."""
     cases = []
     for backend in ("threads", "asyncio", "trio"):
         group = f"lock pair [{backend}]"
@@ -167,14 +99,13 @@ def _cases() -> list[Case]:
         manager = "LockManager" if backend == "threads" else "AsyncLockManager"
         cases.append(Case(group, f"nested {native}", backend, _native_pair, True))
         for nested in (False, True):
-            for checks in (True, False):
-                name = f"{manager} {'nested' if nested else 'pair'}, " + (
-                    "all checks" if checks else "checks off"
-                )
-                cases.append(Case(group, name, backend, _manager(nested, checks)))
+            for checks in ("all checks", "checks off"):
+                name = f"{manager} {'nested' if nested else 'pair'}, {checks}"
+                cases.append(Case(group, name, backend, _manager(checks, nested)))
     for backend in ("asyncio", "trio"):
         group = f"primitives [{backend}]"
-        cases.append(Case(group, f"{backend}.Lock", backend, _native_lock, True))
+        native = _primitive("native")
+        cases.append(Case(group, f"{backend}.Lock", backend, native, True))
         for kind in ("Lock", "Lock re-entry", "Semaphore", "CapacityLimiter"):
             cases.append(Case(group, f"cc {kind}", backend, _primitive(kind)))
     return cases
