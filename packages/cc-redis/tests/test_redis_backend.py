@@ -124,6 +124,60 @@ def test_sync_managers_need_a_blocking_client(redis_server: Any) -> None:
         manager.__enter__()
 
 
+def test_keys_and_arguments_follow_the_clients_encoding(
+    redis_server: Any, namespace: str
+) -> None:
+    # The lock scripts send keys and arguments encoded once by the client's
+    # own encoder: a latin-1 client takes, shows and releases the same keys
+    # as the commands that encode as they go (inspection, the raw client).
+    name = "café"
+    client = redis.Redis.from_url(redis_server.url, encoding="latin-1")
+    backend = RedisLockBackend(client, namespace=namespace)
+    key = backend.lock_key(name).encode("latin-1")
+    with LockManager({name: 1}, backend=backend) as manager:
+        with LockManager({name: 1}, backend=backend) as rival:
+            with manager.acquire(name):
+                assert client.exists(key) == 1
+                first = manager.lease(name).fencing_token
+                status = manager.get_lock_status()[name]
+                assert status["held_here"] and status["fencing_token"] is not None
+                assert str(status["acquisition_site"]).endswith(
+                    "in test_keys_and_arguments_follow_the_clients_encoding"
+                )
+                with pytest.raises(LockTimeoutError, match="pid"):
+                    with rival.acquire(name, blocking=False):
+                        pass  # pragma: no cover
+            assert client.exists(key) == 0
+            with rival.acquire(name):
+                assert rival.lease(name).fencing_token > first
+
+
+async def test_tasks_keys_and_arguments_follow_the_clients_encoding(
+    redis_server: Any, namespace: str, anyio_backend_name: str
+) -> None:
+    import redis.asyncio
+
+    # asyncio awaits an asyncio client; trio drives a blocking one in threads.
+    name, raw = "café", redis.Redis.from_url(redis_server.url)
+    kind = redis.Redis if anyio_backend_name == "trio" else redis.asyncio.Redis
+    client = kind.from_url(redis_server.url, encoding="latin-1")
+    backend = RedisLockBackend(client, namespace=namespace)
+    key = backend.lock_key(name).encode("latin-1")
+    try:
+        async with AsyncLockManager({name: 1}, backend=backend) as manager:
+            async with manager.acquire(name):
+                assert raw.exists(key) == 1
+                status = (await manager.get_lock_status())[name]
+                assert status["held_here"] and status["fencing_token"] is not None
+            assert raw.exists(key) == 0
+    finally:
+        raw.close()
+        if isinstance(client, redis.asyncio.Redis):
+            await client.aclose()
+        else:
+            client.close()
+
+
 def test_thread_manager_corners(redis_server: Any, namespace: str) -> None:
     backend = RedisLockBackend(redis_server.url, namespace=namespace)
     with LockManager(HIERARCHY, backend=backend) as manager:

@@ -43,6 +43,8 @@ from cc.redis._scripts import (
 
 __all__ = ["Endpoint", "Protected", "RedisLink", "Taken"]
 
+_MAX_NAMED = 4096  # locks whose encoded keys a link keeps
+
 
 class Endpoint:
     """Where the server is, printable without its credentials.
@@ -218,6 +220,16 @@ class RedisLink:
         # not take one of the default limiter's threads from the program.
         self._listening = anyio.CapacityLimiter(1) if mode == IN_THREAD else None
         self._close_name = "aclose" if mode == AWAIT else "close"
+        # The lock scripts' keys and fixed arguments, encoded once by the
+        # client's own encoder (redis-py sends bytes as they are).
+        self._encode: Callable[[Any], bytes] = client.get_encoder().encode
+        self._named: dict[str, tuple[bytes, ...]] = {}
+        self._shared = tuple(map(self._encode, (keys.waits, keys.wait_times)))
+        self._prefix = self._encode(keys.prefix)
+        self._wake_prefix = self._encode(keys.wake_prefix)
+        # The arguments a session sends with every take, as given and encoded
+        # (one attribute: threads share the link).
+        self._fixed: tuple[tuple[Any, ...], tuple[bytes, ...]] = ((), ())
 
     def _call(self, fn: Callable[..., Any], *args: Any, listen: bool = False) -> Call:
         return Call(
@@ -229,7 +241,7 @@ class RedisLink:
         return LockBackendError(f"Redis at {self.where} failed: {text}")
 
     def script(
-        self, script: Script | str, keys: Sequence[str], args: Sequence[Any]
+        self, script: Script | str, keys: Sequence[str | bytes], args: Sequence[Any]
     ) -> Steps[Any]:
         """Run ``script`` on ``keys`` and ``args``; return the reply.
 
@@ -260,6 +272,18 @@ class RedisLink:
                 raise self._error(exc) from exc
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def _keys_of(self, name: str) -> tuple[bytes, ...]:
+        """Return lock ``name``'s keys (lock, fence, queue, queued), and name: bytes."""
+        named = self._named.get(name)
+        if named is None:
+            if len(self._named) >= _MAX_NAMED:
+                self._named.clear()
+            lock, queue, queued = self._keys.queue(name)
+            named = self._named[name] = tuple(
+                map(self._encode, (lock, f"{lock}:fence", queue, queued, name))
+            )
+        return named
+
     def take(
         self, name: str, token: str, lease_ms: int, holder: str, host: str,
         pid: int, site: str, queue_ms: int, node: str, detect: int, wait_ms: int,
@@ -270,13 +294,18 @@ class RedisLink:
         publishes its wait for ``wait_ms`` and gets the cycle through it, if
         any; with 2 also, and a caller that takes the lock drops its wait.
         """
-        keys = self._keys
-        lock, queue, queued = keys.queue(name)
+        lock, fence, queue, queued, encoded = self._keys_of(name)
+        given, wire = self._fixed
+        if given != (lease_ms, host, pid, wait_ms):
+            given = (lease_ms, host, pid, wait_ms)
+            wire = tuple(map(self._encode, given))
+            self._fixed = given, wire
+        lease_ms_, host_, pid_, wait_ms_ = wire
         reply = yield from self.script(
             TAKE,
-            (lock, f"{lock}:fence", queue, queued, keys.waits, keys.wait_times),
-            (token, lease_ms, holder, host, pid, site, queue_ms, node, detect, name,
-             keys.prefix, wait_ms),
+            (lock, fence, queue, queued, *self._shared),
+            (token, lease_ms_, holder, host_, pid_, site, queue_ms, node, detect,
+             encoded, self._prefix, wait_ms_),
         )  # fmt: skip
         return parse_taken(reply)
 
@@ -287,11 +316,12 @@ class RedisLink:
 
         ``node``: a waiter whose published wait is dropped too.
         """
-        keys = [self._keys.waits, self._keys.wait_times]
-        args = [self._keys.wake_prefix, node]
+        keys: list[bytes] = [*self._shared]
+        args: list[Any] = [self._wake_prefix, node]
         for name, token in zip(names, tokens, strict=True):
-            keys += self._keys.queue(name)
-            args += (token, name)
+            lock, _, queue, queued, encoded = self._keys_of(name)
+            keys += (lock, queue, queued)
+            args += (token, encoded)
         return [int(r) for r in (yield from self.script(RELEASE, keys, args))]
 
     def wait_graph(self) -> Steps[list[tuple[RemoteWait, str | None]]]:
