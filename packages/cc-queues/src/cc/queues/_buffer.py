@@ -67,8 +67,8 @@ NO_HOST: Any = _StandIn(True)
 # What a waiter is woken with: a reservation (an item for a consumer, a slot
 # for a producer), or news that carries none.
 _RESERVED: Any = object()
-STOP: Any = object()
-"""The queue stopped: no reservation."""
+STOP: Any = None
+"""The queue stopped: no reservation (no value, which a lot wakes cheapest)."""
 RETIRE: Any = object()
 """An idle worker may exit: no reservation."""
 _TIMED_OUT: Any = object()
@@ -309,10 +309,11 @@ class Buffer(Generic[T]):
     def _release_waiters(self, *, putters: bool = True, getters: bool = True) -> None:
         """Wake waiting producers and consumers; they see the queue stop."""
         if getters:
-            self._getters.unpark_all(STOP)
-            self._idle.unpark_all(STOP)
             self._idle_low = 0
-        if putters:
+            for lot in (self._getters, self._idle):
+                if lot.parked:  # (an empty lot needs no call)
+                    lot.unpark_all(STOP)
+        if putters and self._putters.parked:
             self._putters.unpark_all(STOP)
 
     # -- the ledger ----------------------------------------------------------

@@ -163,12 +163,48 @@ class Pool(Buffer[T]):
 
     async def _work(self, crew: Crew) -> None:
         """One worker: take items and process them until told to stop."""
+        # One frame, no helper coroutine: each wake-up resumes every frame.
         self._starting -= 1
         self._live += 1
+        items = self._items
+        idle = self._idle
+        worker_func = crew.worker_func
+        error_handler = crew.error_handler
         try:
             with anyio.CancelScope(deadline=self._worker_deadline) as scope:
                 self._worker_scopes.add(scope)
-                await self._work_loop(crew)
+                while True:
+                    if next(self._due):  # the toolkit's one checkpoint rule
+                        self._due = await take_checkpoint(self._due)
+                    if self._serving.cr_frame is None:  # stopped, or host ended
+                        return
+                    if len(items) <= self._woken_getters and not (
+                        await self._wait_for_item(idle)
+                    ):
+                        return  # stopped, or retired
+                    item = self._take()
+                    try:
+                        await worker_func(item)
+                    except NotStartedError:
+                        # Another worker's misuse stopped the work while this
+                        # item waited for its start-rate turn: handed back.
+                        self._interrupted.append(item)
+                        return
+                    except Exception as exc:
+                        self._errors += 1
+                        try:
+                            if isinstance(exc, NotAwaitableError):
+                                raise
+                            await report_error(self._logger, exc, item, error_handler)
+                        finally:
+                            self._finish()
+                    except BaseException:
+                        # Cancelled by stop(timeout) (or a crash): hand it back.
+                        self._interrupted.append(item)
+                        raise
+                    else:
+                        self._processed += 1
+                        self._finish()
         except NotAwaitableError as misuse:
             raise self._fail(misuse) from None
         finally:
@@ -201,44 +237,6 @@ class Pool(Buffer[T]):
         if self._status is _PROCESSING:
             self._status = _STOPPING
         return failure
-
-    async def _work_loop(self, crew: Crew) -> None:
-        items = self._items
-        idle = self._idle
-        worker_func = crew.worker_func
-        error_handler = crew.error_handler
-        while True:
-            if next(self._due):  # the toolkit's one checkpoint rule
-                self._due = await take_checkpoint(self._due)
-            if self._serving.cr_frame is None:  # stopped, or its host has ended
-                return
-            if len(items) <= self._woken_getters and not await self._wait_for_item(
-                idle
-            ):
-                return  # stopped, or retired
-            item = self._take()
-            try:
-                await worker_func(item)
-            except NotStartedError:
-                # Another worker's misuse stopped the work while this item
-                # waited for its start-rate turn: handed back, untouched.
-                self._interrupted.append(item)
-                return
-            except Exception as exc:
-                self._errors += 1
-                try:
-                    if isinstance(exc, NotAwaitableError):
-                        raise
-                    await report_error(self._logger, exc, item, error_handler)
-                finally:
-                    self._finish()
-            except BaseException:
-                # Cancelled by stop(timeout) (or a crash): hand it back.
-                self._interrupted.append(item)
-                raise
-            else:
-                self._processed += 1
-                self._finish()
 
 
 async def report_error(
