@@ -28,6 +28,9 @@ Steps = Generator[Any, Any, T]
 DIRECT, AWAIT, IN_THREAD = 0, 1, 2
 
 
+_DONE: Any = object()  # the steps ended (iter(advance, _DONE) stops, raising nothing)
+
+
 class _Driving:
     """Where a driver is in its steps: what to send or throw in next."""
 
@@ -39,22 +42,19 @@ class _Driving:
         self.error: BaseException | None = None
         self.result: Any = None
 
-    def __iter__(self) -> _Driving:
-        return self
-
-    def __next__(self) -> Any:
+    def advance(self) -> Any:  # the next step, or _DONE (then see result)
         value, error, self.value, self.error = self.value, self.error, None, None
         try:
             return self.steps.send(value) if error is None else self.steps.throw(error)
         except StopIteration as stop:
             self.result = stop.value
-            raise StopIteration from None
+            return _DONE
 
 
 def run(steps: Steps[T]) -> T:
     """Perform ``steps`` in the calling thread, blocking where they wait."""
     driving = _Driving(steps)
-    for step in driving:
+    for step in iter(driving.advance, _DONE):
         try:
             driving.value = step.block()
         except BaseException as exc:  # thrown into the steps, which decide
@@ -66,7 +66,7 @@ def run(steps: Steps[T]) -> T:
 async def arun(steps: Steps[T]) -> T:
     """Perform ``steps`` in the calling task, awaiting where they wait."""
     driving = _Driving(steps)
-    for step in driving:
+    for step in iter(driving.advance, _DONE):
         try:
             driving.value = await step.wait()
         except BaseException as exc:  # thrown into the steps, which decide
