@@ -43,8 +43,6 @@ from cc.redis._scripts import (
 
 __all__ = ["Endpoint", "Protected", "RedisLink", "Taken"]
 
-_MAX_NAMED = 4096  # locks whose encoded keys a link keeps
-
 
 class Endpoint:
     """Where the server is, printable without its credentials.
@@ -96,7 +94,7 @@ def text(value: object) -> str | None:
     return str(value)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # (not frozen: one is made per try, and that is slow)
 class Taken:
     """The reply of one attempt to take a lock."""
 
@@ -121,32 +119,21 @@ def parse_holder(pttl: object, fields: object) -> RemoteHolder | None:
         return None
     holder, host, pid, since, site, fence = (text(v) for v in fields)
     return RemoteHolder(
-        holder=holder or "an unknown holder",
-        host=host or "an unknown host",
-        pid=int(pid) if pid else None,
-        since=int(since) / 1e6 if since else None,
-        site=site or None,
-        fencing_token=int(fence) if fence else None,
-        expires_in=ttl / 1000 if ttl >= 0 else None,
-    )
+        holder or "an unknown holder", host or "an unknown host",
+        int(pid) if pid else None, int(since) / 1e6 if since else None,
+        site or None, int(fence) if fence else None,
+        ttl / 1000 if ttl >= 0 else None,
+    )  # fmt: skip
 
 
 def parse_wait(node: object, wait: object) -> RemoteWait:
     """Build a :class:`RemoteWait` from a node and its wait, as the scripts keep it."""
     lock, since, holder, host, pid, site = json.loads(text(wait) or "")
-    return RemoteWait(
-        node=text(node) or "",
-        lock=lock,
-        waiter=RemoteHolder(
-            holder=holder,
-            host=host,
-            pid=int(pid) if pid else None,
-            since=int(since) / 1e6,
-            site=site or None,
-            fencing_token=None,
-            expires_in=None,
-        ),
-    )
+    waiter = RemoteHolder(
+        holder, host, int(pid) if pid else None, int(since) / 1e6, site or None,
+        None, None,
+    )  # fmt: skip
+    return RemoteWait(text(node) or "", lock, waiter)
 
 
 def parse_taken(reply: Any) -> Taken:
@@ -220,15 +207,14 @@ class RedisLink:
         # not take one of the default limiter's threads from the program.
         self._listening = anyio.CapacityLimiter(1) if mode == IN_THREAD else None
         self._close_name = "aclose" if mode == AWAIT else "close"
-        # The lock scripts' keys and fixed arguments, encoded once by the
-        # client's own encoder (redis-py sends bytes as they are).
+        # What the lock scripts send every time, encoded once by the client's
+        # own encoder (redis-py sends bytes as they are): keys by lock name,
+        # the namespace's, a session's fixed arguments (as given, encoded).
         self._encode: Callable[[Any], bytes] = client.get_encoder().encode
         self._named: dict[str, tuple[bytes, ...]] = {}
-        self._shared = tuple(map(self._encode, (keys.waits, keys.wait_times)))
-        self._prefix = self._encode(keys.prefix)
-        self._wake_prefix = self._encode(keys.wake_prefix)
-        # The arguments a session sends with every take, as given and encoded
-        # (one attribute: threads share the link).
+        *self._shared, self._prefix, self._wake_prefix = map(
+            self._encode, (keys.waits, keys.wait_times, keys.prefix, keys.wake_prefix)
+        )
         self._fixed: tuple[tuple[Any, ...], tuple[bytes, ...]] = ((), ())
 
     def _call(self, fn: Callable[..., Any], *args: Any, listen: bool = False) -> Call:
@@ -276,12 +262,11 @@ class RedisLink:
         """Return lock ``name``'s keys (lock, fence, queue, queued), and name: bytes."""
         named = self._named.get(name)
         if named is None:
-            if len(self._named) >= _MAX_NAMED:
+            if len(self._named) >= 4096:  # a bound for names used once
                 self._named.clear()
             lock, queue, queued = self._keys.queue(name)
-            named = self._named[name] = tuple(
-                map(self._encode, (lock, f"{lock}:fence", queue, queued, name))
-            )
+            given = (lock, f"{lock}:fence", queue, queued, name)
+            named = self._named[name] = tuple(map(self._encode, given))
         return named
 
     def take(
@@ -295,12 +280,10 @@ class RedisLink:
         any; with 2 also, and a caller that takes the lock drops its wait.
         """
         lock, fence, queue, queued, encoded = self._keys_of(name)
-        given, wire = self._fixed
-        if given != (lease_ms, host, pid, wait_ms):
-            given = (lease_ms, host, pid, wait_ms)
-            wire = tuple(map(self._encode, given))
-            self._fixed = given, wire
-        lease_ms_, host_, pid_, wait_ms_ = wire
+        given = (lease_ms, host, pid, wait_ms)
+        if given != self._fixed[0]:  # (one attribute: threads share the link)
+            self._fixed = given, tuple(map(self._encode, given))
+        lease_ms_, host_, pid_, wait_ms_ = self._fixed[1]
         reply = yield from self.script(
             TAKE,
             (lock, fence, queue, queued, *self._shared),
