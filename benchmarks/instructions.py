@@ -7,19 +7,22 @@ On a shared two-core machine the wall-clock figures of ``nox -s bench`` move
 by 20% or more between runs of the same code, so a 10% budget cannot be
 judged from them. Valgrind's callgrind counts the instructions a program
 executes, the same for the same code to within about 2%, whatever else the
-machine does. The cases are rows of ``bench_locks`` and ``bench_primitives``
-(their own functions). Each performs its operation ``N`` and ``6 N`` times in a
-fresh interpreter under callgrind; the difference over ``5 N`` is the cost of
-one operation, without the start-up. Each case is counted on the working tree
-and on each ``--rev`` (checked out in a temporary git worktree, with its own
-``packages/*/src`` first on the path), and shown as a ratio to its group's
-yardstick (a native lock) in each tree, with the change of that ratio against
-the first tree: ``--rev 7690ba1`` puts that commit first, as the base.
+machine does. The cases are rows of ``bench_locks``, ``bench_primitives``
+and ``bench_locks_redis`` (their own functions; the last against a
+redis-server started for the run, counting the client only). Each performs
+its operation ``N`` and ``6 N`` times in a fresh interpreter under callgrind;
+the difference over ``5 N`` is the cost of one operation, without the
+start-up. Each case is counted on the working tree and on each ``--rev``
+(checked out in a temporary git worktree, with its own ``packages/*/src``
+first on the path), and shown as a ratio to its group's yardstick (a native
+lock) in each tree, with the change of that ratio against the first tree:
+``--rev 7690ba1`` puts that commit first, as the base.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
 import os
 import re
@@ -37,6 +40,8 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 OPS = 2_000  # N: the case runs N and 6 N times
+REDIS_OPS = 200  # N of the cases on Redis (each a round trip or two)
+REDIS_URL = "CC_INSTRUCTIONS_REDIS_URL"  # where the counted Redis cases connect
 _COLLECTED = re.compile(r"Collected\s*:\s*(\d+)")
 
 
@@ -49,6 +54,7 @@ class Case:
     backend: str  # "threads", "asyncio" or "trio"
     make: Callable[[str], Any]
     yardstick: bool = False
+    ops: int = OPS  # its N at the default --ops (scaled with it)
 
 
 def _bench(module: str) -> Any:
@@ -85,6 +91,22 @@ def _primitive(kind: str) -> Callable[[str], Any]:
     return make
 
 
+def _redis(kind: str) -> Callable[[str], Any]:
+    """Make the uncontended rows of ``bench_locks_redis`` (``kind``: cc or redis-py).
+
+    Against the redis-server of :func:`main` (its URL in :data:`REDIS_URL`);
+    only the client's instructions are counted, not the server's.
+    """
+
+    def make(backend: str) -> Any:
+        redis = _bench("locks_redis")
+        mode = "threads" if backend == "threads" else "async"
+        run = getattr(redis, f"_{'cc' if kind == 'cc' else 'redis_py'}_{mode}")
+        return functools.partial(run, os.environ[REDIS_URL])
+
+    return make
+
+
 def _native_pair(backend: str) -> Any:
     locks = _bench("locks")
     return locks._rlock_pair if backend == "threads" else locks._native_pair(backend)()
@@ -102,6 +124,14 @@ def _cases() -> list[Case]:
             for checks in ("all checks", "checks off"):
                 name = f"{manager} {'nested' if nested else 'pair'}, {checks}"
                 cases.append(Case(group, name, backend, _manager(checks, nested)))
+    for backend in ("asyncio", "threads"):
+        group = f"lock on redis [{backend}]"
+        native = "redis" if backend == "threads" else "redis.asyncio"
+        manager = "LockManager" if backend == "threads" else "AsyncLockManager"
+        cases.append(Case(group, f"{native}.lock.Lock", backend, _redis("redis-py"),
+                          True, REDIS_OPS))  # fmt: skip
+        cases.append(Case(group, f"{manager} + RedisLockBackend", backend,
+                          _redis("cc"), ops=REDIS_OPS))  # fmt: skip
     for backend in ("asyncio", "trio"):
         group = f"primitives [{backend}]"
         native = _primitive("native")
@@ -218,15 +248,42 @@ def main(argv: list[str] | None = None) -> int:
         if not args.only or any(w in f"{c.group} {c.name}" for w in args.only)
     ]  # fmt: skip
     names = [*args.rev, "working tree"]
-    with _trees(args.rev) as paths:
+    with _trees(args.rev) as paths, _redis_server(cases) as cases:
         jobs = [(name, case) for name in names for case in cases]
         with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
             results = pool.map(
-                lambda job: per_operation(paths[job[0]], job[1], args.ops), jobs
+                lambda job: per_operation(
+                    paths[job[0]], job[1], max(1, job[1].ops * args.ops // OPS)
+                ),
+                jobs,
             )
             counts = dict(zip(jobs, results, strict=True))
     print(table(names, cases, counts))
     return 0
+
+
+@contextmanager
+def _redis_server(cases: list[Case]) -> Iterator[list[Case]]:
+    """Start a redis-server for the cases on Redis (or leave them out, saying why)."""
+    if not any(c.ops == REDIS_OPS for c in cases):
+        yield cases
+        return
+    if str(HERE) not in sys.path:  # imported, not run (the tools tests)
+        sys.path.insert(0, str(HERE))
+    redis = _bench("locks_redis")
+    with tempfile.TemporaryDirectory(prefix="cc-instructions-redis-") as directory:
+        started = redis._start_server(directory)
+        if started is None:
+            print("(the cases on Redis are left out: no redis-server; set "
+                  "CC_REDIS_SERVER or install Debian's redis-server)")  # fmt: skip
+            yield [c for c in cases if c.ops != REDIS_OPS]
+            return
+        process, os.environ[REDIS_URL] = started
+        try:
+            yield cases
+        finally:
+            process.terminate()
+            process.wait(10)
 
 
 @contextmanager

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import importlib.util
+import socket
 import sys
 from pathlib import Path
 from types import ModuleType
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -63,3 +65,37 @@ def test_the_table_shows_ratios_and_flags_a_change_over_ten_percent() -> None:
     assert "+17% (over 10%)" in lines[pair.name]
     assert "+2%" in lines[nested.name] and "over" not in lines[nested.name]
     assert "1.00x" in lines[yard.name] and "%" not in lines[yard.name]
+
+
+def _on_redis(cases: list[object]) -> list[object]:
+    return [c for c in cases if "on redis" in c.group]  # type: ignore[attr-defined]
+
+
+def test_the_cases_on_redis_get_a_server_of_their_own(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv(instructions.REDIS_URL, raising=False)
+    cases = _on_redis(instructions.CASES)
+    assert len(cases) == 4  # redis-py's Lock and a manager, threads and asyncio
+    with instructions._redis_server(cases) as kept:
+        assert kept == cases
+        where = urlsplit(instructions.os.environ[instructions.REDIS_URL])
+        address = (where.hostname, where.port)
+        with socket.create_connection(address, 5) as sock:
+            sock.sendall(b"PING\r\n")
+            assert sock.recv(16).startswith(b"+PONG")
+    with pytest.raises(ConnectionRefusedError):  # stopped with the counts
+        socket.create_connection(address, 5).close()
+
+
+def test_without_redis_server_the_cases_on_redis_are_left_out(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    redis = instructions._bench("locks_redis")
+    monkeypatch.setattr(redis, "_start_server", lambda directory: None)
+    with instructions._redis_server(list(instructions.CASES)) as kept:
+        assert not _on_redis(kept) and _rlock_case() in kept
+    assert "no redis-server" in capsys.readouterr().out
+    plain = [_rlock_case()]  # nothing on Redis: no server started
+    with instructions._redis_server(plain) as kept:
+        assert kept is plain
