@@ -28,7 +28,7 @@ Steps = Generator[Any, Any, T]
 DIRECT, AWAIT, IN_THREAD = 0, 1, 2
 
 
-_DONE: Any = object()  # the steps ended (iter(advance, _DONE) stops, raising nothing)
+_DONE: Any = object()  # advance(): the steps ended (a loop ends without raising)
 
 
 class _Driving:
@@ -54,7 +54,7 @@ class _Driving:
 def run(steps: Steps[T]) -> T:
     """Perform ``steps`` in the calling thread, blocking where they wait."""
     driving = _Driving(steps)
-    for step in iter(driving.advance, _DONE):
+    while (step := driving.advance()) is not _DONE:
         try:
             driving.value = step.block()
         except BaseException as exc:  # thrown into the steps, which decide
@@ -66,7 +66,7 @@ def run(steps: Steps[T]) -> T:
 async def arun(steps: Steps[T]) -> T:
     """Perform ``steps`` in the calling task, awaiting where they wait."""
     driving = _Driving(steps)
-    for step in iter(driving.advance, _DONE):
+    while (step := driving.advance()) is not _DONE:
         try:
             driving.value = await step.wait()
         except BaseException as exc:  # thrown into the steps, which decide
