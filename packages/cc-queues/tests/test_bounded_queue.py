@@ -12,13 +12,9 @@ from anyio.lowlevel import checkpoint
 from cc.primitives.lowlevel import CHECKPOINT_INTERVAL
 from cc.queues import BoundedQueue, QueueStateError, QueueStatus
 
+from ._helpers import settle
+
 pytestmark = pytest.mark.anyio
-
-
-async def settle(rounds: int = 20) -> None:
-    """Let every task that is ready run until it blocks again."""
-    for _ in range(rounds):
-        await checkpoint()
 
 
 async def test_put_and_get_in_fifo_order() -> None:

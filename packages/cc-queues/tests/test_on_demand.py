@@ -17,17 +17,14 @@ from anyio.lowlevel import checkpoint
 
 from cc.queues import BoundedQueue, WorkQueue
 
+from ._helpers import settle
+
 pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture
 def anyio_backend(virtual_time_backend: Any) -> Any:
     return virtual_time_backend
-
-
-async def settle(rounds: int = 20) -> None:
-    for _ in range(rounds):
-        await checkpoint()
 
 
 async def until(condition: Any, seconds: float = 5.0) -> None:

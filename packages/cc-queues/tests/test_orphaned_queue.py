@@ -12,18 +12,14 @@ import sys
 
 import anyio
 import pytest
-from anyio.lowlevel import checkpoint
 
 from cc.queues import BoundedQueue, QueueStateError, QueueStatus, WorkQueue
+
+from ._helpers import settle
 
 pytestmark = pytest.mark.anyio
 
 ORPHANED = "the task that started this queue has ended without stopping it"
-
-
-async def settle(rounds: int = 20) -> None:
-    for _ in range(rounds):
-        await checkpoint()
 
 
 def quiet() -> logging.Logger:

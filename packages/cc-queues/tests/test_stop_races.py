@@ -14,22 +14,12 @@ from anyio.lowlevel import checkpoint
 
 from cc.queues import BoundedQueue, QueueStateError, QueueStatus, WorkQueue
 
+from ._helpers import accounted, settle
+
 if sys.version_info < (3, 11):  # pragma: no cover - depends on the Python
     from exceptiongroup import BaseExceptionGroup
 
 pytestmark = pytest.mark.anyio
-
-
-async def settle(rounds: int = 20) -> None:
-    for _ in range(rounds):
-        await checkpoint()
-
-
-def accounted(queue: BoundedQueue[int] | WorkQueue[int]) -> bool:
-    metrics = queue.metrics
-    return metrics["enqueued"] == (
-        metrics["processed"] + metrics["errors"] + metrics["handed_back"]
-    )
 
 
 def quiet(name: str) -> logging.Logger:

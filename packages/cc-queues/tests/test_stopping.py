@@ -15,19 +15,9 @@ from anyio.lowlevel import checkpoint
 
 from cc.queues import BoundedQueue, QueueStateError, QueueStatus, WorkQueue
 
+from ._helpers import accounted, settle
+
 pytestmark = pytest.mark.anyio
-
-
-async def settle(rounds: int = 20) -> None:
-    for _ in range(rounds):
-        await checkpoint()
-
-
-def accounted(queue: BoundedQueue[int] | WorkQueue[int]) -> bool:
-    metrics = queue.metrics
-    return metrics["enqueued"] == (
-        metrics["processed"] + metrics["errors"] + metrics["handed_back"]
-    )
 
 
 class Slow:

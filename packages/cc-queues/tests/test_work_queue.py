@@ -14,20 +14,9 @@ from anyio.lowlevel import checkpoint
 
 from cc.queues import QueueConfig, QueueStateError, QueueStatus, WorkQueue
 
+from ._helpers import accounted, settle
+
 pytestmark = pytest.mark.anyio
-
-
-async def settle(rounds: int = 20) -> None:
-    """Let every task that is ready run until it blocks again."""
-    for _ in range(rounds):
-        await checkpoint()
-
-
-def accounted(queue: WorkQueue[int]) -> bool:
-    metrics = queue.metrics
-    return metrics["enqueued"] == (
-        metrics["processed"] + metrics["errors"] + metrics["handed_back"]
-    )
 
 
 class InFlight:

@@ -15,23 +15,12 @@ from anyio.lowlevel import checkpoint
 from cc.primitives.lowlevel import CHECKPOINT_INTERVAL
 from cc.queues import BoundedQueue, QueueStateError, QueueStatus, WorkQueue
 
+from ._helpers import accounted, settle
+
 if sys.version_info < (3, 11):  # pragma: no cover - depends on the Python
     from exceptiongroup import BaseExceptionGroup
 
 pytestmark = pytest.mark.anyio
-
-
-async def settle(rounds: int = 20) -> None:
-    """Let every task that is ready run until it blocks again."""
-    for _ in range(rounds):
-        await checkpoint()
-
-
-def accounted(queue: BoundedQueue[object] | BoundedQueue[int]) -> bool:
-    metrics = queue.metrics
-    return metrics["enqueued"] == (
-        metrics["processed"] + metrics["errors"] + metrics["handed_back"]
-    )
 
 
 async def test_each_item_is_processed_exactly_once() -> None:
